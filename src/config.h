@@ -1,0 +1,65 @@
+/* Configuration of a model and of a training run, with the defaults a user gets and the checks
+ * that turn a bad combination into one clear error line. Names follow ../docs/model-spec.md and
+ * the root attributes of a debug state. */
+#ifndef NS_CONFIG_H
+#define NS_CONFIG_H
+
+#include <stdint.h>
+
+typedef enum {
+    NS_NORM_LAYER = 0,
+    NS_NORM_BATCH,
+    NS_NORM_POWER_V,
+    NS_NORM_POWER,
+    NS_NORM_POWER_OFFICIAL,
+    NS_NORM_RMS,
+    NS_NORM_NONE,
+    NS_NORM_COUNT
+} NsNormKind;
+
+typedef enum { NS_POS_POST = 0, NS_POS_PRE = 1 } NsNormPosition;
+
+/* Everything that fixes the shape and arithmetic of the model: two runs with equal ModelConfig
+ * have interchangeable checkpoints. */
+typedef struct {
+    int vocab_size; /* V */
+    int d_model;    /* d */
+    int n_heads;    /* H */
+    int d_ff;       /* F */
+    int n_layers;   /* L */
+    int seq_len;    /* T */
+    int batch_size; /* B */
+    NsNormKind norm;
+    NsNormPosition norm_position;
+    float eps;         /* 1e-5 everywhere */
+    float bn_momentum; /* 0.1 */
+    float pn_alpha;    /* 0.9 */
+    int pn_warmup;     /* W, PN schemes only */
+    int pn_groups;     /* G, PN schemes only; 0 = no group scaling */
+    float dropout;
+} NsModelConfig;
+
+typedef struct {
+    float lr, weight_decay, adam_beta1, adam_beta2, adam_eps;
+    int warmup;     /* learning-rate warm-up steps */
+    float clip;     /* global gradient-norm clip, 0 = off */
+} NsOptimConfig;
+
+const char *ns_norm_name(NsNormKind kind);
+int ns_norm_from_name(const char *name, NsNormKind *kind); /* 0 ok, -1 unknown */
+const char *ns_norm_names_list(void);                     /* "layer, batch, ..." for messages */
+const char *ns_position_name(NsNormPosition pos);
+int ns_position_from_name(const char *name, NsNormPosition *pos);
+
+void ns_model_config_default(NsModelConfig *c);
+void ns_optim_config_default(NsOptimConfig *c);
+
+/* Checks sizes and combinations; on failure writes one line naming the offending flag. */
+int ns_model_config_validate(const NsModelConfig *c, char *err);
+int ns_optim_config_validate(const NsOptimConfig *c, char *err);
+
+/* Whether this scheme keeps running statistics / the PN state (nu, step). */
+int ns_norm_is_batch_type(NsNormKind kind);
+int ns_norm_has_affine(NsNormKind kind);
+
+#endif

@@ -1,0 +1,72 @@
+#include "debug_state.h"
+
+#include <stdio.h>
+
+#include "h5util.h"
+#include "model_io.h"
+#include "util.h"
+
+hid_t ns_debug_state_create(const char *path, const NsModelConfig *mc, const NsOptimConfig *oc,
+                            char *err)
+{
+    hid_t f = ns_h5_create(path, err);
+    if (f < 0)
+        return f;
+    NsOptimConfig plain = *oc;
+    plain.clip = 0.0f;
+    if (ns_write_config_attrs(f, mc, &plain) < 0) {
+        H5Fclose(f);
+        ns_fail(err, "cannot write attributes to '%s'", path);
+        return H5I_INVALID_HID;
+    }
+    return f;
+}
+
+static int write_batch(hid_t f, const char *g, const NsModelConfig *c, const int32_t *tokens,
+                       const uint8_t *mask, char *err)
+{
+    char path[64];
+    hsize_t tdims[2] = {(hsize_t)c->batch_size, (hsize_t)c->seq_len + 1};
+    hsize_t mdims[2] = {(hsize_t)c->batch_size, (hsize_t)c->seq_len};
+    snprintf(path, sizeof path, "%s/tokens", g);
+    if (ns_h5_write(f, path, H5T_NATIVE_INT32, tokens, 2, tdims, err) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/mask", g);
+    return ns_h5_write(f, path, H5T_NATIVE_UINT8, mask, 2, mdims, err);
+}
+
+int ns_debug_state_record_step(hid_t f, int k, NsModel *m, NsAdamW *opt, const int32_t *tokens,
+                               const uint8_t *mask, double *loss_out, char *err)
+{
+    char g[32], path[64];
+    snprintf(g, sizeof g, "step_%d", k);
+    if (write_batch(f, g, &m->cfg, tokens, mask, err) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/params", g);
+    if (ns_write_tensors(f, path, &m->layout, m->params, err) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/state_before", g);
+    if (ns_write_norm_state(f, path, m, err) < 0)
+        return -1;
+
+    double loss = ns_model_forward(m, tokens, mask, 1);
+    ns_model_zero_grad(m);
+    ns_model_backward(m);
+    *loss_out = loss;
+
+    snprintf(path, sizeof path, "%s/loss", g);
+    if (ns_h5_write_scalar_f32(f, path, (float)loss, err) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/grads", g);
+    if (ns_write_tensors(f, path, &m->layout, m->grads, err) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/state_after", g);
+    if (ns_write_norm_state(f, path, m, err) < 0)
+        return -1;
+    float lr = ns_lr_at(&opt->cfg, opt->t + 1);
+    snprintf(path, sizeof path, "%s/lr", g);
+    if (ns_h5_write_scalar_f32(f, path, lr, err) < 0)
+        return -1;
+    ns_adamw_step(opt, m->params, m->grads, lr);
+    return 0;
+}

@@ -1,0 +1,208 @@
+#include "h5util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void ns_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+hid_t ns_h5_create(const char *path, char *err)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0)
+        ns_fail(err, "cannot create HDF5 file '%s': check that the directory exists and is "
+                     "writable", path);
+    return f;
+}
+
+hid_t ns_h5_open(const char *path, int writable, char *err)
+{
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        ns_fail(err, "cannot open '%s': no such file or not readable", path);
+        return H5I_INVALID_HID;
+    }
+    fclose(probe);
+    if (H5Fis_hdf5(path) <= 0) {
+        ns_fail(err, "'%s' is not an HDF5 file", path);
+        return H5I_INVALID_HID;
+    }
+    hid_t f = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        ns_fail(err, "cannot open HDF5 file '%s'%s", path,
+                writable ? " for writing (is another process writing it?)" : "");
+    return f;
+}
+
+int ns_h5_exists(hid_t loc, const char *path)
+{
+    /* H5Lexists must be asked one component at a time: it fails on a missing parent. */
+    char partial[512];
+    size_t len = strlen(path);
+    if (len >= sizeof partial)
+        return 0;
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] == '/' || path[i] == '\0') {
+            memcpy(partial, path, i);
+            partial[i] = '\0';
+            if (H5Lexists(loc, partial, H5P_DEFAULT) <= 0)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+int ns_h5_write(hid_t loc, const char *path, hid_t mtype, const void *data, int ndim,
+                const hsize_t *dims, char *err)
+{
+    hid_t space = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t dset = H5Dcreate2(loc, path, mtype, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = -1;
+    if (dset >= 0 && H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0)
+        rc = 0;
+    if (dset >= 0)
+        H5Dclose(dset);
+    H5Pclose(lcpl);
+    H5Sclose(space);
+    if (rc < 0)
+        ns_fail(err, "cannot write dataset '%s' (disk full, or the path exists already?)", path);
+    return rc;
+}
+
+int ns_h5_write_f32(hid_t loc, const char *path, const float *data, int ndim,
+                    const hsize_t *dims, char *err)
+{
+    return ns_h5_write(loc, path, H5T_NATIVE_FLOAT, data, ndim, dims, err);
+}
+
+int ns_h5_write_scalar_f32(hid_t loc, const char *path, float value, char *err)
+{
+    return ns_h5_write(loc, path, H5T_NATIVE_FLOAT, &value, 0, NULL, err);
+}
+
+int ns_h5_write_scalar_i64(hid_t loc, const char *path, int64_t value, char *err)
+{
+    return ns_h5_write(loc, path, H5T_NATIVE_INT64, &value, 0, NULL, err);
+}
+
+long ns_h5_numel(hid_t loc, const char *path)
+{
+    if (!ns_h5_exists(loc, path))
+        return -1;
+    hid_t dset = H5Dopen2(loc, path, H5P_DEFAULT);
+    if (dset < 0)
+        return -1;
+    hid_t space = H5Dget_space(dset);
+    long n = (long)H5Sget_simple_extent_npoints(space);
+    H5Sclose(space);
+    H5Dclose(dset);
+    return n;
+}
+
+int ns_h5_read(hid_t loc, const char *path, hid_t mtype, void *out, size_t count, char *err)
+{
+    long n = ns_h5_numel(loc, path);
+    if (n < 0)
+        return ns_fail(err, "dataset '%s' is missing", path);
+    if ((size_t)n != count)
+        return ns_fail(err, "dataset '%s' has %ld elements, expected %zu (a file written for "
+                            "another configuration?)", path, n, count);
+    hid_t dset = H5Dopen2(loc, path, H5P_DEFAULT);
+    herr_t rc = H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+    H5Dclose(dset);
+    return rc < 0 ? ns_fail(err, "cannot read dataset '%s'", path) : 0;
+}
+
+static int attr_write(hid_t loc, const char *name, hid_t type, const void *value)
+{
+    if (H5Aexists(loc, name) > 0)
+        H5Adelete(loc, name);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = attr >= 0 ? H5Awrite(attr, type, value) : -1;
+    if (attr >= 0)
+        H5Aclose(attr);
+    H5Sclose(space);
+    return rc < 0 ? -1 : 0;
+}
+
+int ns_h5_attr_write_i64(hid_t loc, const char *name, int64_t value)
+{
+    return attr_write(loc, name, H5T_NATIVE_INT64, &value);
+}
+
+int ns_h5_attr_write_f64(hid_t loc, const char *name, double value)
+{
+    return attr_write(loc, name, H5T_NATIVE_DOUBLE, &value);
+}
+
+int ns_h5_attr_write_str(hid_t loc, const char *name, const char *value)
+{
+    /* Variable-length UTF-8, as h5py writes Python strings. */
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    int rc = attr_write(loc, name, type, &value);
+    H5Tclose(type);
+    return rc;
+}
+
+static int attr_read(hid_t loc, const char *name, hid_t type, void *value)
+{
+    if (H5Aexists(loc, name) <= 0)
+        return -1;
+    hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
+    herr_t rc = H5Aread(attr, type, value);
+    H5Aclose(attr);
+    return rc < 0 ? -1 : 0;
+}
+
+int ns_h5_attr_read_i64(hid_t loc, const char *name, int64_t *value)
+{
+    return attr_read(loc, name, H5T_NATIVE_INT64, value);
+}
+
+int ns_h5_attr_read_f64(hid_t loc, const char *name, double *value)
+{
+    return attr_read(loc, name, H5T_NATIVE_DOUBLE, value);
+}
+
+int ns_h5_attr_read_str(hid_t loc, const char *name, char *buf, size_t buflen)
+{
+    if (H5Aexists(loc, name) <= 0)
+        return -1;
+    hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
+    hid_t ftype = H5Aget_type(attr);
+    int rc = -1;
+    if (H5Tget_class(ftype) == H5T_STRING) {
+        if (H5Tis_variable_str(ftype) > 0) {
+            hid_t mtype = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mtype, H5T_VARIABLE);
+            H5Tset_cset(mtype, H5Tget_cset(ftype));
+            char *s = NULL;
+            if (H5Aread(attr, mtype, &s) >= 0 && s) {
+                snprintf(buf, buflen, "%s", s);
+                H5free_memory(s);
+                rc = 0;
+            }
+            H5Tclose(mtype);
+        } else {
+            size_t size = H5Tget_size(ftype);
+            char *tmp = ns_xcalloc(size + 1, 1);
+            hid_t mtype = H5Tcopy(ftype);
+            if (H5Aread(attr, mtype, tmp) >= 0) {
+                snprintf(buf, buflen, "%s", tmp);
+                rc = 0;
+            }
+            H5Tclose(mtype);
+            free(tmp);
+        }
+    }
+    H5Tclose(ftype);
+    H5Aclose(attr);
+    return rc;
+}

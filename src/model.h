@@ -1,0 +1,88 @@
+/* The Transformer language model of model-spec.md: parameters, activations, norm sites, and
+ * the forward and backward passes over one batch. Follow a batch through ns_model_forward:
+ * embedding + positions -> L layers (attention and feed-forward, each with its norm site in post
+ * or pre position) -> [final norm] -> tied output projection -> cross-entropy over real positions.
+ *
+ * Observers (probes) attach through NsModelHooks; hooks see the norm sites' inputs, outputs and
+ * gradients but cannot change them (const pointers), so training computes the same numbers with
+ * or without observers. */
+#ifndef NS_MODEL_H
+#define NS_MODEL_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "norm.h"
+#include "params.h"
+#include "util.h"
+
+typedef struct {
+    /* Called before a site's forward (running statistics still hold their pre-step values). */
+    void (*norm_forward_begin)(void *ctx, const NsNormSite *site, int site_index, const float *x,
+                               const uint8_t *mask, int N, int training);
+    /* Called after a site's backward with dL/dy and the site's own dL/dx (before any residual
+     * gradient is added), while the site's g_* fields hold this step's statistic gradients. */
+    void (*norm_backward_end)(void *ctx, const NsNormSite *site, int site_index, const float *dy,
+                              const float *dx, const uint8_t *mask, int N);
+    void *ctx;
+} NsModelHooks;
+
+/* Activations of one layer. Aliases make the two norm positions one code path:
+ * post: a_in = x_in, n1_in = x_in + attn, f_in = n1_out, n2_in = n1_out + ffn, x_out = n2_out;
+ * pre:  n1_in = x_in, a_in = n1_out, n2_in = x_in + attn, f_in = n2_out, x_out = n2_in + ffn. */
+typedef struct {
+    float *x_in, *a_in, *f_in, *x_out; /* aliases */
+    float *n1_in, *n1_out, *n2_in, *n2_out;
+    float *qkv;               /* [N][3d] */
+    float *att;               /* [B][H][T][T] attention probabilities */
+    float *ctx;               /* [N][d] heads concatenated */
+    float *attn_out, *attn_keep; /* [N][d] after the output projection and dropout, mask */
+    float *ffh;               /* [N][F] after ReLU */
+    float *ffn_out, *ffn_keep;   /* [N][d] */
+    float *res_out;           /* [N][d] pre position's layer output (x_out) */
+} NsLayerActs;
+
+typedef struct {
+    NsModelConfig cfg;
+    NsParamLayout layout;
+    float *params, *grads; /* contiguous, laid out by `layout` */
+    NsParamView p, g;      /* named views into params and grads */
+
+    NsNormSite *sites; /* norm1/norm2 of each layer (2l, 2l+1), then final_norm (pre) */
+    int n_sites;
+
+    /* Activations for the largest batch (B*T rows). */
+    float *pe;             /* [T][d] positional table */
+    float *x0, *x0_keep;   /* [N][d] embedding output, its dropout mask */
+    NsLayerActs *acts;
+    float *final_out;      /* [N][d] pre position: final_norm output */
+    float *logits;         /* [N][V] logits, then probabilities, then their gradient */
+    /* Backward scratch. */
+    float *d_res, *d_a, *d_b, *d_ctx, *d_norm, *d_qkv, *d_ffh, *d_att;
+
+    NsRng dropout_rng;
+    NsModelHooks hooks;
+
+    /* The batch of the last forward, needed by backward. */
+    const int32_t *tokens;
+    const uint8_t *mask;
+    int last_training;
+} NsModel;
+
+/* Allocates everything and initialises parameters from `seed` (Xavier-uniform weights, normal
+ * embeddings with std d^-1/2, zero biases, unit norm weights) and norm state to its spec init. */
+void ns_model_init(NsModel *m, const NsModelConfig *cfg, uint64_t seed);
+void ns_model_free(NsModel *m);
+
+/* Forward over tokens[B][T+1] / mask[B][T]; returns the mean cross-entropy over real positions.
+ * training: dropout on, norm schemes use and update batch statistics. */
+double ns_model_forward(NsModel *m, const int32_t *tokens, const uint8_t *mask, int training);
+void ns_model_zero_grad(NsModel *m);
+/* Backward of the last training forward; accumulates into m->grads and updates the norm state
+ * that the schemes update in backward (PN's nu). */
+void ns_model_backward(NsModel *m);
+
+/* Site lookup by model-spec.md path ("layers/1/norm2", "final_norm"): index or -1. */
+int ns_model_find_site(const NsModel *m, const char *path);
+
+#endif

@@ -1,0 +1,163 @@
+#include "model_io.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "h5util.h"
+#include "util.h"
+
+static void join(char *out, size_t n, const char *prefix, const char *name)
+{
+    snprintf(out, n, "%s%s%s", prefix, prefix[0] ? "/" : "", name);
+}
+
+int ns_write_tensors(hid_t loc, const char *prefix, const NsParamLayout *L, const float *buffer,
+                     char *err)
+{
+    char path[256];
+    for (int i = 0; i < L->n_tensors; i++) {
+        const NsTensorInfo *t = &L->tensors[i];
+        hsize_t dims[2] = {(hsize_t)t->shape[0], (hsize_t)t->shape[1]};
+        join(path, sizeof path, prefix, t->name);
+        if (ns_h5_write_f32(loc, path, buffer + t->offset, t->ndim, dims, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int ns_read_tensors(hid_t loc, const char *prefix, const NsParamLayout *L, float *buffer,
+                    char *err)
+{
+    char path[256];
+    for (int i = 0; i < L->n_tensors; i++) {
+        const NsTensorInfo *t = &L->tensors[i];
+        join(path, sizeof path, prefix, t->name);
+        if (ns_h5_read(loc, path, H5T_NATIVE_FLOAT, buffer + t->offset, t->size, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int ns_write_norm_state(hid_t loc, const char *prefix, NsModel *m, char *err)
+{
+    char path[256], site_prefix[200];
+    for (int i = 0; i < m->n_sites; i++) {
+        NsNormSite *s = &m->sites[i];
+        const char *names[4];
+        float *ptrs[4];
+        int n = ns_norm_state_tensors(s, names, ptrs);
+        join(site_prefix, sizeof site_prefix, prefix, s->path);
+        hsize_t dims[1] = {(hsize_t)s->d};
+        for (int k = 0; k < n; k++) {
+            join(path, sizeof path, site_prefix, names[k]);
+            if (ns_h5_write_f32(loc, path, ptrs[k], 1, dims, err) < 0)
+                return -1;
+        }
+        if (ns_norm_has_step(s)) {
+            join(path, sizeof path, site_prefix, "step");
+            if (ns_h5_write_scalar_i64(loc, path, s->step, err) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+int ns_read_norm_state(hid_t loc, const char *prefix, NsModel *m, char *err)
+{
+    char path[256], site_prefix[200];
+    for (int i = 0; i < m->n_sites; i++) {
+        NsNormSite *s = &m->sites[i];
+        const char *names[4];
+        float *ptrs[4];
+        int n = ns_norm_state_tensors(s, names, ptrs);
+        join(site_prefix, sizeof site_prefix, prefix, s->path);
+        for (int k = 0; k < n; k++) {
+            join(path, sizeof path, site_prefix, names[k]);
+            if (ns_h5_read(loc, path, H5T_NATIVE_FLOAT, ptrs[k], (size_t)s->d, err) < 0)
+                return -1;
+        }
+        if (ns_norm_has_step(s)) {
+            join(path, sizeof path, site_prefix, "step");
+            int64_t step = 0;
+            if (ns_h5_read(loc, path, H5T_NATIVE_INT64, &step, 1, err) < 0)
+                return -1;
+            s->step = step;
+        }
+    }
+    return 0;
+}
+
+int ns_write_config_attrs(hid_t loc, const NsModelConfig *mc, const NsOptimConfig *oc)
+{
+    struct { const char *name; int64_t value; } ints[] = {
+        {"vocab_size", mc->vocab_size}, {"d_model", mc->d_model}, {"n_heads", mc->n_heads},
+        {"d_ff", mc->d_ff}, {"n_layers", mc->n_layers}, {"seq_len", mc->seq_len},
+        {"batch_size", mc->batch_size}, {"pn_warmup", mc->pn_warmup},
+        {"pn_groups", mc->pn_groups}, {"tie_embeddings", 1},
+    };
+    struct { const char *name; double value; } reals[] = {
+        {"eps", mc->eps}, {"bn_momentum", mc->bn_momentum}, {"pn_alpha", mc->pn_alpha},
+        {"dropout", mc->dropout}, {"lr", oc->lr}, {"weight_decay", oc->weight_decay},
+        {"adam_beta1", oc->adam_beta1}, {"adam_beta2", oc->adam_beta2},
+        {"adam_eps", oc->adam_eps}, {"clip", oc->clip},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        rc |= ns_h5_attr_write_i64(loc, ints[i].name, ints[i].value);
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++)
+        rc |= ns_h5_attr_write_f64(loc, reals[i].name, reals[i].value);
+    rc |= ns_h5_attr_write_i64(loc, "warmup", oc->warmup);
+    rc |= ns_h5_attr_write_str(loc, "norm", ns_norm_name(mc->norm));
+    rc |= ns_h5_attr_write_str(loc, "norm_position", ns_position_name(mc->norm_position));
+    return rc ? -1 : 0;
+}
+
+static int read_int(hid_t loc, const char *name, int *out, int required, char *err)
+{
+    int64_t v;
+    if (ns_h5_attr_read_i64(loc, name, &v) < 0)
+        return required ? ns_fail(err, "attribute '%s' is missing from the file", name) : 0;
+    *out = (int)v;
+    return 0;
+}
+
+static void read_float(hid_t loc, const char *name, float *out)
+{
+    double v;
+    if (ns_h5_attr_read_f64(loc, name, &v) == 0)
+        *out = (float)v;
+}
+
+int ns_read_config_attrs(hid_t loc, NsModelConfig *mc, NsOptimConfig *oc, char *err)
+{
+    int rc = read_int(loc, "vocab_size", &mc->vocab_size, 1, err);
+    rc = rc ? rc : read_int(loc, "d_model", &mc->d_model, 1, err);
+    rc = rc ? rc : read_int(loc, "n_heads", &mc->n_heads, 1, err);
+    rc = rc ? rc : read_int(loc, "d_ff", &mc->d_ff, 1, err);
+    rc = rc ? rc : read_int(loc, "n_layers", &mc->n_layers, 1, err);
+    rc = rc ? rc : read_int(loc, "seq_len", &mc->seq_len, 1, err);
+    rc = rc ? rc : read_int(loc, "batch_size", &mc->batch_size, 1, err);
+    rc = rc ? rc : read_int(loc, "pn_warmup", &mc->pn_warmup, 0, err);
+    rc = rc ? rc : read_int(loc, "pn_groups", &mc->pn_groups, 0, err);
+    rc = rc ? rc : read_int(loc, "warmup", &oc->warmup, 0, err);
+    if (rc)
+        return rc;
+    read_float(loc, "eps", &mc->eps);
+    read_float(loc, "bn_momentum", &mc->bn_momentum);
+    read_float(loc, "pn_alpha", &mc->pn_alpha);
+    read_float(loc, "dropout", &mc->dropout);
+    read_float(loc, "lr", &oc->lr);
+    read_float(loc, "weight_decay", &oc->weight_decay);
+    read_float(loc, "adam_beta1", &oc->adam_beta1);
+    read_float(loc, "adam_beta2", &oc->adam_beta2);
+    read_float(loc, "adam_eps", &oc->adam_eps);
+    read_float(loc, "clip", &oc->clip);
+    char name[64];
+    if (ns_h5_attr_read_str(loc, "norm", name, sizeof name) < 0 ||
+        ns_norm_from_name(name, &mc->norm) < 0)
+        return ns_fail(err, "attribute 'norm' is missing or names no known scheme");
+    if (ns_h5_attr_read_str(loc, "norm_position", name, sizeof name) < 0 ||
+        ns_position_from_name(name, &mc->norm_position) < 0)
+        return ns_fail(err, "attribute 'norm_position' is missing or not 'post'/'pre'");
+    return 0;
+}

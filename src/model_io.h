@@ -1,0 +1,31 @@
+/* Reading and writing the model to HDF5 under model-spec.md's names: parameter-shaped buffers
+ * (parameters, gradients, AdamW moments), norm state, and the configuration as root attributes
+ * named as in debug-state.md. Checkpoints, debug states and run logs all go through here, so
+ * the three agree on every name. */
+#ifndef NS_MODEL_IO_H
+#define NS_MODEL_IO_H
+
+#include <hdf5.h>
+
+#include "model.h"
+#include "optim.h"
+
+/* Writes each tensor of the layout as prefix/<name> (shape from the layout). */
+int ns_write_tensors(hid_t loc, const char *prefix, const NsParamLayout *layout,
+                     const float *buffer, char *err);
+/* Reads prefix/<name> for every tensor; a missing tensor or a shape mismatch is an error. */
+int ns_read_tensors(hid_t loc, const char *prefix, const NsParamLayout *layout, float *buffer,
+                    char *err);
+
+/* Norm state as prefix/<site>/<state> ([d] float32) and prefix/<site>/step (int64 scalar). */
+int ns_write_norm_state(hid_t loc, const char *prefix, NsModel *m, char *err);
+int ns_read_norm_state(hid_t loc, const char *prefix, NsModel *m, char *err);
+
+/* Root attributes of debug-state.md: vocab_size, d_model, …, norm, norm_position, eps, lr, …,
+ * tie_embeddings. */
+int ns_write_config_attrs(hid_t loc, const NsModelConfig *mc, const NsOptimConfig *oc);
+/* Reads them back; missing attributes keep the values already in mc/oc, except the sizes,
+ * norm and norm_position, which are required. */
+int ns_read_config_attrs(hid_t loc, NsModelConfig *mc, NsOptimConfig *oc, char *err);
+
+#endif

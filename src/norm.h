@@ -1,0 +1,104 @@
+/* Normalization sites and schemes.
+ *
+ * A *site* is one place in the network where a normalization layer sits (`layers/0/norm1`, …,
+ * `final_norm`). It owns the scheme's state (running statistics, PN's nu and step counter), views
+ * of its affine parameters and their gradients, and the caches its backward pass needs.
+ * A *scheme* is a forward/backward pair (one file each: norm_layer.c, norm_batch.c, …) that
+ * follows model-spec.md to the letter.
+ *
+ * Every scheme maps X[N][d] (rows in (b,t) order) to Y. Batch-type schemes take statistics per
+ * channel over the real rows only (mask[r] != 0). Backward receives dL/dY and writes dL/dX,
+ * accumulating the affine gradients. Besides dL/dX it leaves in the site what probes want to
+ * see: the batch statistics it used and the gradient of the loss with respect to them. */
+#ifndef NS_NORM_H
+#define NS_NORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct NsNormSite NsNormSite;
+
+typedef struct {
+    NsNormKind kind;
+    void (*forward)(NsNormSite *s, const float *x, float *y, const uint8_t *mask, int N,
+                    int training);
+    void (*backward)(NsNormSite *s, const float *dy, float *dx, const uint8_t *mask, int N);
+} NsNormScheme;
+
+struct NsNormSite {
+    char path[32]; /* model-spec.md name, e.g. "layers/0/norm1" */
+    const NsNormScheme *scheme;
+    int d, max_rows;
+    float eps, momentum, alpha; /* eps, batch momentum, pn_alpha */
+    int warmup, groups;         /* pn_warmup, pn_groups */
+
+    /* Affine parameters and their gradients: views into the model's buffers (NULL for none). */
+    float *weight, *bias, *dweight, *dbias;
+
+    /* Scheme state ([d] each; NULL where the scheme keeps none). step counts training
+     * iterations, incremented at the start of each training forward (first step: 1). */
+    float *running_mean, *running_var, *running_psi2, *nu;
+    int64_t step;
+
+    /* Forward caches (valid between a training forward and its backward). */
+    float *xhat;      /* [N][d] normalized input before the affine map (PN: z) */
+    float *inv_std;   /* [max(N,d)] 1/sqrt(stat + eps): per channel or per row */
+    float *batch_mean, *batch_var, *batch_psi2; /* [d] statistics this scheme took (or NaN) */
+    int in_warmup;    /* PN schemes: this step used the batch statistic */
+
+    /* Group scaling (PN schemes with groups > 0): the scaled input and per-group factors. */
+    float *grouped;   /* [N][d] */
+    float *group_inv; /* [N][groups] */
+    float *dgrouped;  /* [N][d] */
+
+    /* Backward results for observers: dL/d(statistic) per channel, NaN where the scheme does
+     * not take a gradient through that statistic this step. */
+    float *g_mean, *g_var, *g_psi2;
+};
+
+/* Allocates state and caches for up to max_rows rows and sets the state to its spec init. The
+ * affine views are bound later by the model (ns_norm_site_bind). */
+void ns_norm_site_init(NsNormSite *s, const char *path, const NsModelConfig *cfg, int max_rows);
+void ns_norm_site_bind(NsNormSite *s, float *weight, float *bias, float *dweight, float *dbias);
+void ns_norm_site_free(NsNormSite *s);
+void ns_norm_site_reset_state(NsNormSite *s);
+
+/* Forward/backward through the site: group scaling (PN schemes) then the scheme. */
+void ns_norm_forward(NsNormSite *s, const float *x, float *y, const uint8_t *mask, int N,
+                     int training);
+void ns_norm_backward(NsNormSite *s, const float *dy, float *dx, const uint8_t *mask, int N);
+
+/* Names of the state tensors this scheme keeps, for checkpoints and debug states. Returns the
+ * count and fills names[]/ptrs[] (at most 4: running_mean, running_var, running_psi2, nu). */
+int ns_norm_state_tensors(NsNormSite *s, const char **names, float **ptrs);
+int ns_norm_has_step(const NsNormSite *s);
+
+/* ---- helpers shared by the scheme files ---- */
+const NsNormScheme *ns_norm_scheme_for(NsNormKind kind);
+/* out[c] = mean over real rows of x[r][c] (double accumulation). Returns the real row count. */
+int ns_channel_mean(double *out, const float *x, const uint8_t *mask, int N, int d);
+/* out[c] = mean over real rows of x[r][c]^2 */
+int ns_channel_sq_mean(double *out, const float *x, const uint8_t *mask, int N, int d);
+/* y = weight * xhat + bias per channel, all rows. */
+void ns_affine_forward(const NsNormSite *s, float *y, int N);
+/* dweight += sum dy*xhat, dbias += sum dy over all rows; g = weight * dy. */
+void ns_affine_backward(NsNormSite *s, const float *dy, float *g, int N);
+void ns_fill_nan(float *x, int n);
+
+/* The quadratic-mean pieces shared by power-v and the PN schemes (norm_power_v.c):
+ * psi2_B over real rows into batch_psi2 (returns n); xhat = x / sqrt(psi2 + eps) per channel for
+ * every row; and the exact backward through psi2_B, in place over g = weight * dy. */
+int ns_psi2_batch(NsNormSite *s, const float *x, const uint8_t *mask, int N);
+void ns_psi2_normalize(NsNormSite *s, const float *x, const float *psi2, int N);
+void ns_psi2_exact_backward(NsNormSite *s, float *g, const uint8_t *mask, int N);
+
+extern const NsNormScheme ns_scheme_layer, ns_scheme_rms, ns_scheme_none, ns_scheme_batch,
+    ns_scheme_power_v, ns_scheme_power, ns_scheme_power_official;
+
+/* Group scaling of model-spec.md (norm_group.c). */
+void ns_group_scale_forward(NsNormSite *s, const float *x, float *y, int N);
+void ns_group_scale_backward(NsNormSite *s, const float *dy, const float *x, float *dx, int N);
+
+#endif

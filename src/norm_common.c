@@ -1,0 +1,208 @@
+/* What every normalization scheme shares: site set-up, state, the channel reductions over real
+ * rows, the affine map, and the dispatch that puts group scaling in front of the PN schemes. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "norm.h"
+#include "util.h"
+
+const NsNormScheme *ns_norm_scheme_for(NsNormKind kind)
+{
+    switch (kind) {
+    case NS_NORM_LAYER: return &ns_scheme_layer;
+    case NS_NORM_BATCH: return &ns_scheme_batch;
+    case NS_NORM_POWER_V: return &ns_scheme_power_v;
+    case NS_NORM_POWER: return &ns_scheme_power;
+    case NS_NORM_POWER_OFFICIAL: return &ns_scheme_power_official;
+    case NS_NORM_RMS: return &ns_scheme_rms;
+    default: return &ns_scheme_none;
+    }
+}
+
+static int is_pn(NsNormKind k) { return k == NS_NORM_POWER || k == NS_NORM_POWER_OFFICIAL; }
+
+static float *alloc_d(int d) { return ns_xcalloc((size_t)d, sizeof(float)); }
+
+void ns_norm_site_init(NsNormSite *s, const char *path, const NsModelConfig *cfg, int max_rows)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    s->scheme = ns_norm_scheme_for(cfg->norm);
+    s->d = cfg->d_model;
+    s->max_rows = max_rows;
+    s->eps = cfg->eps;
+    s->momentum = cfg->bn_momentum;
+    s->alpha = cfg->pn_alpha;
+    s->warmup = cfg->pn_warmup;
+    /* Group scaling is part of the two PN schemes only (model-spec.md). */
+    s->groups = is_pn(cfg->norm) ? cfg->pn_groups : 0;
+    int d = s->d;
+    NsNormKind k = cfg->norm;
+    if (k == NS_NORM_BATCH) {
+        s->running_mean = alloc_d(d);
+        s->running_var = alloc_d(d);
+    }
+    if (k == NS_NORM_POWER_V || is_pn(k))
+        s->running_psi2 = alloc_d(d);
+    if (is_pn(k))
+        s->nu = alloc_d(d);
+    size_t nd = (size_t)max_rows * d;
+    s->xhat = ns_xcalloc(nd, sizeof(float));
+    s->inv_std = ns_xcalloc((size_t)(max_rows > d ? max_rows : d), sizeof(float));
+    s->batch_mean = alloc_d(d);
+    s->batch_var = alloc_d(d);
+    s->batch_psi2 = alloc_d(d);
+    s->g_mean = alloc_d(d);
+    s->g_var = alloc_d(d);
+    s->g_psi2 = alloc_d(d);
+    if (s->groups > 0) {
+        s->grouped = ns_xcalloc(nd, sizeof(float));
+        s->dgrouped = ns_xcalloc(nd, sizeof(float));
+        s->group_inv = ns_xcalloc((size_t)max_rows * s->groups, sizeof(float));
+    }
+    ns_norm_site_reset_state(s);
+}
+
+void ns_norm_site_reset_state(NsNormSite *s)
+{
+    for (int c = 0; c < s->d; c++) {
+        if (s->running_mean)
+            s->running_mean[c] = 0.0f;
+        if (s->running_var)
+            s->running_var[c] = 1.0f;
+        if (s->running_psi2)
+            s->running_psi2[c] = 1.0f;
+        if (s->nu)
+            s->nu[c] = 0.0f;
+    }
+    s->step = 0;
+    ns_fill_nan(s->batch_mean, s->d);
+    ns_fill_nan(s->batch_var, s->d);
+    ns_fill_nan(s->batch_psi2, s->d);
+    ns_fill_nan(s->g_mean, s->d);
+    ns_fill_nan(s->g_var, s->d);
+    ns_fill_nan(s->g_psi2, s->d);
+}
+
+void ns_norm_site_bind(NsNormSite *s, float *weight, float *bias, float *dweight, float *dbias)
+{
+    s->weight = weight;
+    s->bias = bias;
+    s->dweight = dweight;
+    s->dbias = dbias;
+}
+
+void ns_norm_site_free(NsNormSite *s)
+{
+    float *bufs[] = {s->running_mean, s->running_var, s->running_psi2, s->nu, s->xhat,
+                     s->inv_std, s->batch_mean, s->batch_var, s->batch_psi2, s->g_mean,
+                     s->g_var, s->g_psi2, s->grouped, s->dgrouped, s->group_inv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    memset(s, 0, sizeof *s);
+}
+
+void ns_norm_forward(NsNormSite *s, const float *x, float *y, const uint8_t *mask, int N,
+                     int training)
+{
+    if (s->groups > 0) {
+        ns_group_scale_forward(s, x, s->grouped, N);
+        x = s->grouped;
+    }
+    s->scheme->forward(s, x, y, mask, N, training);
+}
+
+void ns_norm_backward(NsNormSite *s, const float *dy, float *dx, const uint8_t *mask, int N)
+{
+    if (s->groups > 0) {
+        s->scheme->backward(s, dy, s->dgrouped, mask, N);
+        ns_group_scale_backward(s, s->dgrouped, s->grouped, dx, N);
+        return;
+    }
+    s->scheme->backward(s, dy, dx, mask, N);
+}
+
+int ns_norm_state_tensors(NsNormSite *s, const char **names, float **ptrs)
+{
+    int n = 0;
+    const char *all_names[] = {"running_mean", "running_var", "running_psi2", "nu"};
+    float *all_ptrs[] = {s->running_mean, s->running_var, s->running_psi2, s->nu};
+    for (int i = 0; i < 4; i++) {
+        if (all_ptrs[i]) {
+            names[n] = all_names[i];
+            ptrs[n] = all_ptrs[i];
+            n++;
+        }
+    }
+    return n;
+}
+
+int ns_norm_has_step(const NsNormSite *s) { return s->nu != NULL; }
+
+int ns_channel_mean(double *out, const float *x, const uint8_t *mask, int N, int d)
+{
+    int n = 0;
+    memset(out, 0, sizeof(double) * (size_t)d);
+    for (int r = 0; r < N; r++) {
+        if (!mask[r])
+            continue;
+        const float *row = x + (size_t)r * d;
+        for (int c = 0; c < d; c++)
+            out[c] += row[c];
+        n++;
+    }
+    for (int c = 0; c < d; c++)
+        out[c] = n > 0 ? out[c] / n : 0.0;
+    return n;
+}
+
+int ns_channel_sq_mean(double *out, const float *x, const uint8_t *mask, int N, int d)
+{
+    int n = 0;
+    memset(out, 0, sizeof(double) * (size_t)d);
+    for (int r = 0; r < N; r++) {
+        if (!mask[r])
+            continue;
+        const float *row = x + (size_t)r * d;
+        for (int c = 0; c < d; c++)
+            out[c] += (double)row[c] * row[c];
+        n++;
+    }
+    for (int c = 0; c < d; c++)
+        out[c] = n > 0 ? out[c] / n : 0.0;
+    return n;
+}
+
+void ns_affine_forward(const NsNormSite *s, float *y, int N)
+{
+    int d = s->d;
+    for (int r = 0; r < N; r++) {
+        const float *xh = s->xhat + (size_t)r * d;
+        float *out = y + (size_t)r * d;
+        for (int c = 0; c < d; c++)
+            out[c] = s->weight[c] * xh[c] + s->bias[c];
+    }
+}
+
+void ns_affine_backward(NsNormSite *s, const float *dy, float *g, int N)
+{
+    int d = s->d;
+    for (int r = 0; r < N; r++) {
+        const float *xh = s->xhat + (size_t)r * d;
+        const float *gy = dy + (size_t)r * d;
+        float *out = g + (size_t)r * d;
+        for (int c = 0; c < d; c++) {
+            s->dweight[c] += gy[c] * xh[c];
+            s->dbias[c] += gy[c];
+            out[c] = s->weight[c] * gy[c];
+        }
+    }
+}
+
+void ns_fill_nan(float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        x[i] = NAN;
+}

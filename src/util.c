@@ -1,0 +1,126 @@
+#include "util.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void out_of_memory(size_t bytes)
+{
+    fprintf(stderr, "normscope: out of memory allocating %zu bytes; reduce --batch-size, "
+                    "--seq-len or --vocab-size\n", bytes);
+    abort();
+}
+
+void *ns_xmalloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p)
+        out_of_memory(bytes);
+    return p;
+}
+
+void *ns_xcalloc(size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        out_of_memory(count * size);
+    return p;
+}
+
+void *ns_xrealloc(void *ptr, size_t bytes)
+{
+    void *p = realloc(ptr, bytes ? bytes : 1);
+    if (!p)
+        out_of_memory(bytes);
+    return p;
+}
+
+char *ns_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = ns_xmalloc(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+int ns_fail(char *err, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, NS_ERRLEN, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void ns_rng_seed(NsRng *rng, uint64_t seed)
+{
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++)
+        rng->s[i] = splitmix64(&x);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t ns_rng_next(NsRng *rng)
+{
+    uint64_t *s = rng->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double ns_rng_uniform(NsRng *rng) { return (double)(ns_rng_next(rng) >> 11) * 0x1.0p-53; }
+
+uint64_t ns_rng_below(NsRng *rng, uint64_t n)
+{
+    if (n == 0)
+        return 0;
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n; /* reject the biased tail */
+    uint64_t r;
+    do {
+        r = ns_rng_next(rng);
+    } while (r >= limit);
+    return r % n;
+}
+
+double ns_rng_normal(NsRng *rng)
+{
+    double u1 = ns_rng_uniform(rng), u2 = ns_rng_uniform(rng);
+    if (u1 < 1e-300)
+        u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+double ns_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double ns_sumsq(const float *x, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
+    return s;
+}

@@ -1,0 +1,50 @@
+/* Small shared utilities: error reporting, checked allocation, a seeded RNG and timing.
+ *
+ * Error convention: library code never exits. Functions that can fail because of user input
+ * return a negative value (or NULL) and write one human-readable line into an error buffer
+ * (`char err[NS_ERRLEN]`) saying what failed, which file or flag, and what to do. Only main()
+ * prints it and chooses the exit code. Allocation failure is the one exception: ns_xmalloc
+ * aborts, since nothing sensible can continue. */
+#ifndef NS_UTIL_H
+#define NS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NS_ERRLEN 512
+
+/* Exit codes of the normscope program. */
+enum {
+    NS_EXIT_OK = 0,
+    NS_EXIT_ERROR = 1,     /* bad input, I/O failure */
+    NS_EXIT_USAGE = 2,     /* bad command line */
+    NS_EXIT_DIVERGED = 3,  /* training loss became NaN/Inf */
+    NS_EXIT_INTERRUPTED = 130,
+};
+
+void *ns_xmalloc(size_t bytes);
+void *ns_xcalloc(size_t count, size_t size);
+void *ns_xrealloc(void *ptr, size_t bytes);
+char *ns_xstrdup(const char *s);
+
+/* snprintf into an error buffer; returns -1 so callers can `return ns_fail(err, ...)`. */
+int ns_fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Deterministic RNG (splitmix64 seeding + xoshiro256**). Its whole state is 4 words so it can
+ * be checkpointed and restored exactly. */
+typedef struct {
+    uint64_t s[4];
+} NsRng;
+
+void ns_rng_seed(NsRng *rng, uint64_t seed);
+uint64_t ns_rng_next(NsRng *rng);
+double ns_rng_uniform(NsRng *rng);         /* [0, 1) */
+uint64_t ns_rng_below(NsRng *rng, uint64_t n); /* [0, n), unbiased */
+double ns_rng_normal(NsRng *rng);          /* standard normal (Box-Muller) */
+
+double ns_now_seconds(void); /* monotonic clock */
+
+/* Sum of squares in double precision: used wherever a norm is reported. */
+double ns_sumsq(const float *x, size_t n);
+
+#endif
