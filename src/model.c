@@ -348,3 +348,63 @@ void ns_model_backward(NsModel *m)
                         (size_t)N * d);
     ns_embed_backward(m->g.embed, m->d_res, m->tokens, B, T, d);
 }
+
+/* ------------------------------------------------------------------ snapshots */
+
+static size_t state_floats(const NsModel *m)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->n_sites; i++) {
+        const char *names[4];
+        float *ptrs[4];
+        n += (size_t)ns_norm_state_tensors(&m->sites[i], names, ptrs) * m->sites[i].d;
+    }
+    return n;
+}
+
+/* copy_out: model -> snapshot, else snapshot -> model */
+static void transfer_state(NsModel *m, NsModelSnapshot *snap, int copy_out)
+{
+    size_t off = 0;
+    for (int i = 0; i < m->n_sites; i++) {
+        NsNormSite *s = &m->sites[i];
+        const char *names[4];
+        float *ptrs[4];
+        int n = ns_norm_state_tensors(s, names, ptrs);
+        size_t bytes = sizeof(float) * (size_t)s->d;
+        for (int k = 0; k < n; k++, off += (size_t)s->d) {
+            if (copy_out)
+                memcpy(snap->values + off, ptrs[k], bytes);
+            else
+                memcpy(ptrs[k], snap->values + off, bytes);
+        }
+        if (copy_out)
+            snap->steps[i] = s->step;
+        else
+            s->step = snap->steps[i];
+    }
+}
+
+void ns_model_snapshot(const NsModel *m, NsModelSnapshot *snap)
+{
+    if (!snap->values) {
+        snap->n_values = state_floats(m);
+        snap->values = ns_xcalloc(snap->n_values ? snap->n_values : 1, sizeof(float));
+        snap->steps = ns_xcalloc((size_t)m->n_sites, sizeof(int64_t));
+    }
+    transfer_state((NsModel *)m, snap, 1);
+    snap->dropout_rng = m->dropout_rng;
+}
+
+void ns_model_restore(NsModel *m, const NsModelSnapshot *snap)
+{
+    transfer_state(m, (NsModelSnapshot *)snap, 0);
+    m->dropout_rng = snap->dropout_rng;
+}
+
+void ns_model_snapshot_free(NsModelSnapshot *snap)
+{
+    free(snap->values);
+    free(snap->steps);
+    memset(snap, 0, sizeof *snap);
+}

@@ -82,6 +82,19 @@ void ns_model_zero_grad(NsModel *m);
  * that the schemes update in backward (PN's nu). */
 void ns_model_backward(NsModel *m);
 
+/* A copy of every site's state (running statistics, nu, step) and the dropout RNG, so a probe
+ * can run extra passes and put the model back exactly as it was. */
+typedef struct {
+    float *values;
+    int64_t *steps;
+    size_t n_values;
+    NsRng dropout_rng;
+} NsModelSnapshot;
+
+void ns_model_snapshot(const NsModel *m, NsModelSnapshot *snap); /* allocates on first use */
+void ns_model_restore(NsModel *m, const NsModelSnapshot *snap);
+void ns_model_snapshot_free(NsModelSnapshot *snap);
+
 /* Site lookup by model-spec.md path ("layers/1/norm2", "final_norm"): index or -1. */
 int ns_model_find_site(const NsModel *m, const char *path);
 

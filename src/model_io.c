@@ -161,3 +161,70 @@ int ns_read_config_attrs(hid_t loc, NsModelConfig *mc, NsOptimConfig *oc, char *
         return ns_fail(err, "attribute 'norm_position' is missing or not 'post'/'pre'");
     return 0;
 }
+
+int ns_write_run_attrs(hid_t loc, const NsRunConfig *c)
+{
+    int rc = ns_write_config_attrs(loc, &c->model, &c->optim);
+    rc |= ns_h5_attr_write_str(loc, "normscope_version", NORMSCOPE_VERSION);
+    rc |= ns_h5_attr_write_str(loc, "corpus", c->corpus_path[0] ? c->corpus_path : "(embedded)");
+    rc |= ns_h5_attr_write_str(loc, "valid", c->valid_path[0] ? c->valid_path : "(held out)");
+    rc |= ns_h5_attr_write_str(loc, "tokenizer", ns_tokenizer_name(c->tokenizer));
+    rc |= ns_h5_attr_write_str(loc, "batching", ns_batching_name(c->batching));
+    rc |= ns_h5_attr_write_str(loc, "probes", c->probes);
+    struct { const char *name; int64_t value; } ints[] = {
+        {"synth_bytes", c->synth_bytes}, {"steps", c->steps}, {"seed", (int64_t)c->seed},
+        {"threads", c->threads}, {"eval_every", c->eval_every},
+        {"eval_batches", c->eval_batches}, {"probe_vectors_every", c->probe_vectors_every},
+        {"lipschitz_every", c->lipschitz_every}, {"hessian_iters", c->hessian_iters},
+        {"flush_every", c->flush_every},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        rc |= ns_h5_attr_write_i64(loc, ints[i].name, ints[i].value);
+    return rc ? -1 : 0;
+}
+
+static void read_i64_into_long(hid_t loc, const char *name, long *out)
+{
+    int64_t v;
+    if (ns_h5_attr_read_i64(loc, name, &v) == 0)
+        *out = (long)v;
+}
+
+static void read_i64_into_int(hid_t loc, const char *name, int *out)
+{
+    int64_t v;
+    if (ns_h5_attr_read_i64(loc, name, &v) == 0)
+        *out = (int)v;
+}
+
+int ns_read_run_attrs(hid_t loc, NsRunConfig *c, char *err)
+{
+    if (ns_read_config_attrs(loc, &c->model, &c->optim, err) < 0)
+        return -1;
+    char buf[NS_PATH_LEN];
+    if (ns_h5_attr_read_str(loc, "corpus", buf, sizeof buf) == 0)
+        snprintf(c->corpus_path, sizeof c->corpus_path, "%s",
+                 strcmp(buf, "(embedded)") == 0 ? "" : buf);
+    if (ns_h5_attr_read_str(loc, "valid", buf, sizeof buf) == 0)
+        snprintf(c->valid_path, sizeof c->valid_path, "%s",
+                 strcmp(buf, "(held out)") == 0 ? "" : buf);
+    if (ns_h5_attr_read_str(loc, "tokenizer", buf, sizeof buf) == 0)
+        c->tokenizer = strcmp(buf, "char") == 0 ? NS_TOK_CHAR : NS_TOK_WORD;
+    if (ns_h5_attr_read_str(loc, "batching", buf, sizeof buf) == 0)
+        c->batching = strcmp(buf, "stream") == 0 ? NS_BATCH_STREAM : NS_BATCH_SENTENCES;
+    if (ns_h5_attr_read_str(loc, "probes", buf, sizeof buf) == 0)
+        snprintf(c->probes, sizeof c->probes, "%.*s", (int)sizeof c->probes - 1, buf);
+    long seed = (long)c->seed;
+    read_i64_into_long(loc, "synth_bytes", &c->synth_bytes);
+    read_i64_into_long(loc, "steps", &c->steps);
+    read_i64_into_long(loc, "seed", &seed);
+    c->seed = (uint64_t)seed;
+    read_i64_into_int(loc, "threads", &c->threads);
+    read_i64_into_int(loc, "eval_every", &c->eval_every);
+    read_i64_into_int(loc, "eval_batches", &c->eval_batches);
+    read_i64_into_int(loc, "probe_vectors_every", &c->probe_vectors_every);
+    read_i64_into_int(loc, "lipschitz_every", &c->lipschitz_every);
+    read_i64_into_int(loc, "hessian_iters", &c->hessian_iters);
+    read_i64_into_int(loc, "flush_every", &c->flush_every);
+    return 0;
+}

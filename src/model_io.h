@@ -9,6 +9,7 @@
 
 #include "model.h"
 #include "optim.h"
+#include "run_config.h"
 
 /* Writes each tensor of the layout as prefix/<name> (shape from the layout). */
 int ns_write_tensors(hid_t loc, const char *prefix, const NsParamLayout *layout,
@@ -27,5 +28,11 @@ int ns_write_config_attrs(hid_t loc, const NsModelConfig *mc, const NsOptimConfi
 /* Reads them back; missing attributes keep the values already in mc/oc, except the sizes,
  * norm and norm_position, which are required. */
 int ns_read_config_attrs(hid_t loc, NsModelConfig *mc, NsOptimConfig *oc, char *err);
+
+/* The whole run configuration: the model/optimizer attributes above plus data, schedule, probe
+ * options and the program version. */
+int ns_write_run_attrs(hid_t loc, const NsRunConfig *rc);
+/* Reads what ns_write_run_attrs wrote (model/optimizer via ns_read_config_attrs). */
+int ns_read_run_attrs(hid_t loc, NsRunConfig *rc, char *err);
 
 #endif

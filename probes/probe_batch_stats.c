@@ -1,0 +1,191 @@
+/* Forward batch statistics at every norm site: how far the statistics of this batch stray from
+ * the running statistics they are compared with (the paper's Figure 2 and its box plots).
+ *
+ * At each training forward of a site, over the real rows of the norm's input x:
+ *   mu_B = mean x,  sigma2_B = mean (x - mu_B)^2 (biased),  psi2_B = mean x^2,
+ * and the distances (1/d)||stat_B - running||_2 against the running values BEFORE this step's
+ * update. Schemes that keep running statistics supply them (batch: running_mean/var; PN
+ * schemes: running_psi2); every other statistic, and every statistic of layer/rms/none, comes
+ * from the probe's own running averages (momentum 0.1, init mean 0, var 1, psi2 1), so every
+ * scheme is measured the same way. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "probes.h"
+#include "util.h"
+
+enum { V_STEP, V_BMEAN, V_BVAR, V_BPSI2, V_RMEAN, V_RVAR, V_RPSI2, V_N };
+
+typedef struct {
+    int step, dist_mean, dist_var, dist_psi2;
+    int vec[V_N];
+    float *own_mean, *own_var, *own_psi2; /* the probe's running averages [d] */
+    float *batch[3], *running[3];         /* this step's vectors [d] */
+} SiteSeries;
+
+typedef struct {
+    SiteSeries *sites;
+    int n_sites;
+    double *acc; /* [3][d] accumulators */
+} StatsState;
+
+#define PROBE_MOMENTUM 0.1f
+
+static int add_scalar(NsProbes *set, const char *site, const char *name, const char *def,
+                      char *err)
+{
+    char path[160];
+    snprintf(path, sizeof path, "norms/%s/%s", site, name);
+    return ns_runlog_add(&set->log, path, NS_SERIES_F64, 1, "1", def, err);
+}
+
+static int declare_site(SiteSeries *s, NsProbes *set, const NsNormSite *site, char *err)
+{
+    char path[160];
+    snprintf(path, sizeof path, "norms/%s/step", site->path);
+    s->step = ns_runlog_add(&set->log, path, NS_SERIES_I64, 1, "step",
+                            "training step of each row of this site's series", err);
+    s->dist_mean = add_scalar(set, site->path, "dist_mean",
+                              "(1/d)||mu_B - running_mean||_2; mu_B over real rows of the "
+                              "norm's input, running value before this step's update", err);
+    s->dist_var = add_scalar(set, site->path, "dist_var",
+                             "(1/d)||sigma2_B - running_var||_2 (sigma2_B biased)", err);
+    s->dist_psi2 = add_scalar(set, site->path, "dist_psi2",
+                              "(1/d)||psi2_B - running_psi2||_2, psi2_B = mean x^2", err);
+    static const char *const names[V_N] = {"step", "batch_mean", "batch_var", "batch_psi2",
+                                           "running_mean", "running_var", "running_psi2"};
+    for (int v = 0; v < V_N; v++) {
+        snprintf(path, sizeof path, "norms/%s/vectors/%s", site->path, names[v]);
+        s->vec[v] = ns_runlog_add(&set->log, path, v == V_STEP ? NS_SERIES_I64 :
+                                  NS_SERIES_F32_VEC, site->d, v == V_STEP ? "step" : "1",
+                                  v == V_STEP ? "training step of each vector row" :
+                                  "per-channel statistic [n][d] (running: before the update)",
+                                  err);
+    }
+    if (s->step < 0 || s->dist_mean < 0 || s->dist_var < 0 || s->dist_psi2 < 0)
+        return -1;
+    for (int v = 0; v < V_N; v++)
+        if (s->vec[v] < 0)
+            return -1;
+    return 0;
+}
+
+static int declare(NsProbe *p, NsProbes *set, char *err)
+{
+    StatsState *st = p->state;
+    NsModel *m = &set->tr->model;
+    int d = m->cfg.d_model;
+    st->n_sites = m->n_sites;
+    st->sites = ns_xcalloc((size_t)m->n_sites, sizeof(SiteSeries));
+    st->acc = ns_xcalloc(3 * (size_t)d, sizeof(double));
+    for (int i = 0; i < m->n_sites; i++) {
+        SiteSeries *s = &st->sites[i];
+        s->own_mean = ns_xcalloc((size_t)d, sizeof(float));
+        s->own_var = ns_xcalloc((size_t)d, sizeof(float));
+        s->own_psi2 = ns_xcalloc((size_t)d, sizeof(float));
+        for (int k = 0; k < 3; k++) {
+            s->batch[k] = ns_xcalloc((size_t)d, sizeof(float));
+            s->running[k] = ns_xcalloc((size_t)d, sizeof(float));
+        }
+        for (int c = 0; c < d; c++)
+            s->own_var[c] = s->own_psi2[c] = 1.0f;
+        if (declare_site(s, set, &m->sites[i], err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* mean, biased variance and quadratic mean per channel over the real rows. */
+static void batch_statistics(StatsState *st, SiteSeries *s, const float *x, const uint8_t *mask,
+                             int N, int d)
+{
+    double *sum = st->acc, *sq = st->acc + d;
+    memset(st->acc, 0, sizeof(double) * 3 * (size_t)d);
+    int n = 0;
+    for (int r = 0; r < N; r++) {
+        if (!mask[r])
+            continue;
+        const float *row = x + (size_t)r * d;
+        for (int c = 0; c < d; c++) {
+            sum[c] += row[c];
+            sq[c] += (double)row[c] * row[c];
+        }
+        n++;
+    }
+    for (int c = 0; c < d; c++) {
+        double mean = n ? sum[c] / n : NAN, psi2 = n ? sq[c] / n : NAN;
+        s->batch[0][c] = (float)mean;
+        s->batch[1][c] = (float)fmax(psi2 - mean * mean, 0.0);
+        s->batch[2][c] = (float)psi2;
+    }
+}
+
+/* The running values the batch statistics are compared with, before this step's update. */
+static void running_statistics(SiteSeries *s, const NsNormSite *site, int d)
+{
+    const float *mean = site->running_mean ? site->running_mean : s->own_mean;
+    const float *var = site->running_var ? site->running_var : s->own_var;
+    const float *psi2 = site->running_psi2 ? site->running_psi2 : s->own_psi2;
+    memcpy(s->running[0], mean, sizeof(float) * (size_t)d);
+    memcpy(s->running[1], var, sizeof(float) * (size_t)d);
+    memcpy(s->running[2], psi2, sizeof(float) * (size_t)d);
+}
+
+static void update_own(SiteSeries *s, int d)
+{
+    for (int c = 0; c < d; c++) {
+        s->own_mean[c] += PROBE_MOMENTUM * (s->batch[0][c] - s->own_mean[c]);
+        s->own_var[c] += PROBE_MOMENTUM * (s->batch[1][c] - s->own_var[c]);
+        s->own_psi2[c] += PROBE_MOMENTUM * (s->batch[2][c] - s->own_psi2[c]);
+    }
+}
+
+static void norm_forward_begin(NsProbe *p, NsProbes *set, const NsNormSite *site, int index,
+                               const float *x, const uint8_t *mask, int N)
+{
+    StatsState *st = p->state;
+    SiteSeries *s = &st->sites[index];
+    int d = site->d;
+    batch_statistics(st, s, x, mask, N, d);
+    running_statistics(s, site, d);
+    update_own(s, d);
+    NsRunLog *log = &set->log;
+    ns_runlog_append_i64(log, s->step, set->step);
+    ns_runlog_append_f64(log, s->dist_mean, ns_scaled_distance(s->batch[0], s->running[0], d));
+    ns_runlog_append_f64(log, s->dist_var, ns_scaled_distance(s->batch[1], s->running[1], d));
+    ns_runlog_append_f64(log, s->dist_psi2, ns_scaled_distance(s->batch[2], s->running[2], d));
+    int every = set->tr->cfg.probe_vectors_every;
+    if (every > 0 && (set->step % every == 0 || set->step == 1)) {
+        ns_runlog_append_i64(log, s->vec[V_STEP], set->step);
+        for (int k = 0; k < 3; k++) {
+            ns_runlog_append(log, s->vec[V_BMEAN + k], s->batch[k]);
+            ns_runlog_append(log, s->vec[V_RMEAN + k], s->running[k]);
+        }
+    }
+}
+
+static void destroy(NsProbe *p)
+{
+    StatsState *st = p->state;
+    for (int i = 0; st->sites && i < st->n_sites; i++) {
+        SiteSeries *s = &st->sites[i];
+        free(s->own_mean);
+        free(s->own_var);
+        free(s->own_psi2);
+        for (int k = 0; k < 3; k++) {
+            free(s->batch[k]);
+            free(s->running[k]);
+        }
+    }
+    free(st->sites);
+    free(st->acc);
+    free(st);
+}
+
+void ns_probe_batch_stats(NsProbe *p)
+{
+    *p = (NsProbe){.name = "batch-stats", .state = ns_xcalloc(1, sizeof(StatsState)),
+                   .declare = declare, .norm_forward_begin = norm_forward_begin,
+                   .destroy = destroy};
+}

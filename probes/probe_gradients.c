@@ -1,0 +1,151 @@
+/* Backward at every norm site: the gradients that flow through the batch statistics and how
+ * much the layer amplifies the gradient (the paper's Section 3-4 backward analysis).
+ *   g_mu, g_sigma2 (batch) and g_psi2 (power-v; power during warm-up): (1/d)||dL/dstat||_2,
+ *     as the scheme computed them in its backward (NaN when the scheme takes no gradient
+ *     through that statistic at this step);
+ *   nu_norm: (1/d)||nu||_2 before this step's update, and correction_norm: the Frobenius norm
+ *     over real rows of the term the PN backward subtracts (power: nu*xhat; power-official:
+ *     (1-alpha)*nu*z) — PN schemes only;
+ *   grad_out_norm = ||dL/dy||_F, grad_in_norm = ||dL/dx||_F (the site's own dL/dx, before the
+ *     residual gradient is added), grad_gain = their ratio (an empirical Lipschitz constant of
+ *     the layer), grad_in_max = max |dL/dx| (the paper bounds it for PN). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "probes.h"
+#include "util.h"
+
+enum { G_STEP, G_MU, G_SIGMA2, G_PSI2, G_NU, G_CORR, G_OUT, G_IN, G_GAIN, G_MAX, G_N };
+
+typedef struct {
+    int ids[G_N];
+    int owns_step;    /* whether this probe appends the site's step series */
+    float *nu_before; /* [d] */
+} SiteSeries;
+
+typedef struct {
+    SiteSeries *sites;
+    int n_sites;
+} GradState;
+
+static const struct { const char *name, *units, *def; } SERIES[G_N] = {
+    {"step", "step", "training step of each row"},
+    {"g_mu", "1", "(1/d)||dL/dmu_B||_2 through the batch mean (batch; NaN otherwise)"},
+    {"g_sigma2", "1", "(1/d)||dL/dsigma2_B||_2 through the batch variance (batch; NaN otherwise)"},
+    {"g_psi2", "1", "(1/d)||dL/dpsi2_B||_2 through the batch quadratic mean (power-v, power in "
+                    "warm-up; NaN otherwise)"},
+    {"nu_norm", "1", "(1/d)||nu||_2 before this step's update (power, power-official; NaN "
+                     "otherwise)"},
+    {"correction_norm", "1", "Frobenius norm over real rows of the subtracted term nu*xhat "
+                             "(power after warm-up) or (1-alpha)*nu*z (power-official)"},
+    {"grad_out_norm", "1", "||dL/dy||_F at the norm's output, all rows"},
+    {"grad_in_norm", "1", "||dL/dx||_F of the norm layer alone, all rows"},
+    {"grad_gain", "1", "grad_in_norm / grad_out_norm: empirical Lipschitz estimate of the layer"},
+    {"grad_in_max", "1", "max |dL/dx| over all rows and channels"},
+};
+
+static int declare(NsProbe *p, NsProbes *set, char *err)
+{
+    GradState *st = p->state;
+    NsModel *m = &set->tr->model;
+    st->n_sites = m->n_sites;
+    st->sites = ns_xcalloc((size_t)m->n_sites, sizeof(SiteSeries));
+    char path[160];
+    for (int i = 0; i < m->n_sites; i++) {
+        st->sites[i].nu_before = ns_xcalloc((size_t)m->cfg.d_model, sizeof(float));
+        for (int k = 0; k < G_N; k++) {
+            snprintf(path, sizeof path, "norms/%s/%s", m->sites[i].path, SERIES[k].name);
+            /* The batch-stats probe, when on, declares and appends the site's step series. */
+            int shared = k == G_STEP ? ns_runlog_find(&set->log, path) : -1;
+            st->sites[i].owns_step |= k == G_STEP && shared < 0;
+            st->sites[i].ids[k] =
+                shared >= 0 ? shared
+                            : ns_runlog_add(&set->log, path,
+                                            k == G_STEP ? NS_SERIES_I64 : NS_SERIES_F64, 1,
+                                            SERIES[k].units, SERIES[k].def, err);
+            if (st->sites[i].ids[k] < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static void norm_forward_begin(NsProbe *p, NsProbes *set, const NsNormSite *site, int index,
+                               const float *x, const uint8_t *mask, int N)
+{
+    (void)set;
+    (void)x;
+    (void)mask;
+    (void)N;
+    GradState *st = p->state;
+    if (site->nu)
+        memcpy(st->sites[index].nu_before, site->nu, sizeof(float) * (size_t)site->d);
+}
+
+static double scaled_norm(const float *v, int d)
+{
+    if (isnan(v[0]))
+        return NAN;
+    return sqrt(ns_sumsq(v, (size_t)d)) / d;
+}
+
+static double correction_norm(const NsNormSite *site, const float *nu, const uint8_t *mask, int N)
+{
+    NsNormKind kind = site->scheme->kind;
+    if (kind == NS_NORM_POWER && site->in_warmup)
+        return NAN;
+    double scale = kind == NS_NORM_POWER_OFFICIAL ? 1.0 - site->alpha : 1.0, s = 0.0;
+    int d = site->d;
+    for (int r = 0; r < N; r++) {
+        if (!mask[r])
+            continue;
+        const float *xh = site->xhat + (size_t)r * d;
+        for (int c = 0; c < d; c++) {
+            double t = scale * nu[c] * xh[c];
+            s += t * t;
+        }
+    }
+    return sqrt(s);
+}
+
+static void norm_backward_end(NsProbe *p, NsProbes *set, const NsNormSite *site, int index,
+                              const float *dy, const float *dx, const uint8_t *mask, int N)
+{
+    GradState *st = p->state;
+    SiteSeries *s = &st->sites[index];
+    NsRunLog *log = &set->log;
+    int d = site->d, pn = site->nu != NULL;
+    size_t n = (size_t)N * d;
+    double out = sqrt(ns_sumsq(dy, n)), in = sqrt(ns_sumsq(dx, n)), mx = 0.0;
+    for (size_t i = 0; i < n; i++)
+        mx = fmax(mx, fabs((double)dx[i]));
+    if (s->owns_step)
+        ns_runlog_append_i64(log, s->ids[G_STEP], set->step);
+    ns_runlog_append_f64(log, s->ids[G_MU], scaled_norm(site->g_mean, d));
+    ns_runlog_append_f64(log, s->ids[G_SIGMA2], scaled_norm(site->g_var, d));
+    ns_runlog_append_f64(log, s->ids[G_PSI2], scaled_norm(site->g_psi2, d));
+    ns_runlog_append_f64(log, s->ids[G_NU], pn ? scaled_norm(s->nu_before, d) : NAN);
+    ns_runlog_append_f64(log, s->ids[G_CORR],
+                         pn ? correction_norm(site, s->nu_before, mask, N) : NAN);
+    ns_runlog_append_f64(log, s->ids[G_OUT], out);
+    ns_runlog_append_f64(log, s->ids[G_IN], in);
+    ns_runlog_append_f64(log, s->ids[G_GAIN], out > 0 ? in / out : NAN);
+    ns_runlog_append_f64(log, s->ids[G_MAX], mx);
+}
+
+static void destroy(NsProbe *p)
+{
+    GradState *st = p->state;
+    for (int i = 0; st->sites && i < st->n_sites; i++)
+        free(st->sites[i].nu_before);
+    free(st->sites);
+    free(st);
+}
+
+void ns_probe_gradients(NsProbe *p)
+{
+    *p = (NsProbe){.name = "gradients", .state = ns_xcalloc(1, sizeof(GradState)),
+                   .declare = declare, .norm_forward_begin = norm_forward_begin,
+                   .norm_backward_end = norm_backward_end, .destroy = destroy};
+}

@@ -1,0 +1,104 @@
+/* Per parameter tensor, every step: gradient norm (before clipping), parameter norm (before
+ * the update), update norm ||p_after - p_before|| and distance from initialisation
+ * ||p_after - p_init||, all L2 over the tensor. Rows align with /params/step. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "probes.h"
+#include "util.h"
+
+enum { P_GRAD, P_PARAM, P_UPDATE, P_INIT, P_N };
+
+typedef struct {
+    int step_id;
+    int (*ids)[P_N]; /* per tensor */
+    float *before;   /* parameters before the update */
+} ParamState;
+
+static const struct { const char *name, *def; } SERIES[P_N] = {
+    {"grad_norm", "L2 norm of the tensor's gradient before clipping"},
+    {"param_norm", "L2 norm of the tensor before the step's update"},
+    {"update_norm", "L2 norm of the step's change to the tensor"},
+    {"dist_init", "L2 distance of the tensor after the update from its initial value"},
+};
+
+static int declare(NsProbe *p, NsProbes *set, char *err)
+{
+    ParamState *st = p->state;
+    const NsParamLayout *L = &set->tr->model.layout;
+    st->ids = ns_xcalloc((size_t)L->n_tensors, sizeof *st->ids);
+    st->before = ns_xmalloc(sizeof(float) * L->total);
+    st->step_id = ns_runlog_add(&set->log, "params/step", NS_SERIES_I64, 1, "step",
+                                "training step of each row of every params/<name> series", err);
+    if (st->step_id < 0)
+        return -1;
+    char path[200];
+    for (int i = 0; i < L->n_tensors; i++) {
+        for (int k = 0; k < P_N; k++) {
+            snprintf(path, sizeof path, "params/%s/%s", L->tensors[i].name, SERIES[k].name);
+            st->ids[i][k] = ns_runlog_add(&set->log, path, NS_SERIES_F64, 1, "1", SERIES[k].def,
+                                          err);
+            if (st->ids[i][k] < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static double tensor_norm(const float *x, size_t n) { return sqrt(ns_sumsq(x, n)); }
+
+static double tensor_distance(const float *a, const float *b, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return sqrt(s);
+}
+
+static void after_backward(NsProbe *p, NsProbes *set, const NsStepInfo *info)
+{
+    (void)info;
+    ParamState *st = p->state;
+    const NsModel *m = &set->tr->model;
+    const NsParamLayout *L = &m->layout;
+    memcpy(st->before, m->params, sizeof(float) * L->total);
+    for (int i = 0; i < L->n_tensors; i++) {
+        const NsTensorInfo *t = &L->tensors[i];
+        ns_runlog_append_f64(&set->log, st->ids[i][P_GRAD],
+                             tensor_norm(m->grads + t->offset, t->size));
+        ns_runlog_append_f64(&set->log, st->ids[i][P_PARAM],
+                             tensor_norm(m->params + t->offset, t->size));
+    }
+}
+
+static void step_end(NsProbe *p, NsProbes *set, const NsStepInfo *info)
+{
+    ParamState *st = p->state;
+    const NsTrainer *tr = set->tr;
+    const NsParamLayout *L = &tr->model.layout;
+    ns_runlog_append_i64(&set->log, st->step_id, info->step);
+    for (int i = 0; i < L->n_tensors; i++) {
+        const NsTensorInfo *t = &L->tensors[i];
+        const float *now = tr->model.params + t->offset;
+        ns_runlog_append_f64(&set->log, st->ids[i][P_UPDATE],
+                             tensor_distance(now, st->before + t->offset, t->size));
+        ns_runlog_append_f64(&set->log, st->ids[i][P_INIT],
+                             tensor_distance(now, tr->params_init + t->offset, t->size));
+    }
+}
+
+static void destroy(NsProbe *p)
+{
+    ParamState *st = p->state;
+    free(st->ids);
+    free(st->before);
+    free(st);
+}
+
+void ns_probe_params(NsProbe *p)
+{
+    *p = (NsProbe){.name = "params", .state = ns_xcalloc(1, sizeof(ParamState)),
+                   .declare = declare, .after_backward = after_backward, .step_end = step_end,
+                   .destroy = destroy};
+}

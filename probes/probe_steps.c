@@ -1,0 +1,82 @@
+/* The backbone of every run log: one row per training step (loss, learning rate, gradient
+ * norm, speed, time) and one per validation pass. Always on, also with --probes none. */
+#include <stdlib.h>
+
+#include "probes.h"
+#include "util.h"
+
+enum { S_STEP, S_LOSS, S_LR, S_GRAD_NORM, S_TOKS, S_REAL_TOKS, S_SECONDS, S_WALL, S_N };
+enum { E_STEP, E_LOSS, E_PPL, E_N };
+
+typedef struct {
+    int step_ids[S_N];
+    int eval_ids[E_N];
+} StepsState;
+
+static int declare(NsProbe *p, NsProbes *set, char *err)
+{
+    StepsState *st = p->state;
+    static const struct { const char *path, *units, *def; } steps[S_N] = {
+        {"steps/step", "step", "1-based index of the training step"},
+        {"steps/loss", "nats", "mean cross-entropy over the real positions of the step's batch, "
+                               "before the update"},
+        {"steps/lr", "1", "learning rate of the step's update"},
+        {"steps/grad_norm", "1", "global L2 norm of the gradient before clipping"},
+        {"steps/tokens_per_s", "positions/s", "B*T positions per second of wall time, probes "
+                                              "included"},
+        {"steps/real_tokens_per_s", "tokens/s", "real (non-padding) positions per second"},
+        {"steps/step_seconds", "s", "wall time of the step (forward, backward, update, probes)"},
+        {"steps/wall_time", "s", "seconds since this process started training"},
+    };
+    static const struct { const char *path, *units, *def; } evals[E_N] = {
+        {"eval/step", "step", "training steps completed when the validation pass ran"},
+        {"eval/loss", "nats", "mean cross-entropy over the validation text, inference mode"},
+        {"eval/ppl", "1", "validation perplexity exp(loss)"},
+    };
+    for (int i = 0; i < S_N; i++) {
+        st->step_ids[i] = ns_runlog_add(&set->log, steps[i].path,
+                                        i == S_STEP ? NS_SERIES_I64 : NS_SERIES_F64, 1,
+                                        steps[i].units, steps[i].def, err);
+        if (st->step_ids[i] < 0)
+            return -1;
+    }
+    for (int i = 0; i < E_N; i++) {
+        st->eval_ids[i] = ns_runlog_add(&set->log, evals[i].path,
+                                        i == E_STEP ? NS_SERIES_I64 : NS_SERIES_F64, 1,
+                                        evals[i].units, evals[i].def, err);
+        if (st->eval_ids[i] < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void step_end(NsProbe *p, NsProbes *set, const NsStepInfo *info)
+{
+    StepsState *st = p->state;
+    NsRunLog *log = &set->log;
+    ns_runlog_append_i64(log, st->step_ids[S_STEP], info->step);
+    ns_runlog_append_f64(log, st->step_ids[S_LOSS], info->loss);
+    ns_runlog_append_f64(log, st->step_ids[S_LR], info->lr);
+    ns_runlog_append_f64(log, st->step_ids[S_GRAD_NORM], info->grad_norm);
+    ns_runlog_append_f64(log, st->step_ids[S_TOKS], info->tokens_per_s);
+    ns_runlog_append_f64(log, st->step_ids[S_REAL_TOKS], info->real_tokens_per_s);
+    ns_runlog_append_f64(log, st->step_ids[S_SECONDS], info->step_seconds);
+    ns_runlog_append_f64(log, st->step_ids[S_WALL], info->wall_time);
+}
+
+static void eval_end(NsProbe *p, NsProbes *set, int64_t step, double loss, double ppl)
+{
+    StepsState *st = p->state;
+    ns_runlog_append_i64(&set->log, st->eval_ids[E_STEP], step);
+    ns_runlog_append_f64(&set->log, st->eval_ids[E_LOSS], loss);
+    ns_runlog_append_f64(&set->log, st->eval_ids[E_PPL], ppl);
+}
+
+static void destroy(NsProbe *p) { free(p->state); }
+
+void ns_probe_steps(NsProbe *p)
+{
+    *p = (NsProbe){.name = "steps", .state = ns_xcalloc(1, sizeof(StepsState)),
+                   .declare = declare, .step_end = step_end, .eval_end = eval_end,
+                   .destroy = destroy};
+}

@@ -1,0 +1,230 @@
+#include "probes.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h5util.h"
+#include "model_io.h"
+#include "util.h"
+
+#define LOG_FORMAT "normscope-runlog-1"
+
+typedef void (*ProbeConstructor)(NsProbe *p);
+
+static const struct { const char *name; ProbeConstructor make; } OPTIONAL_PROBES[] = {
+    {"batch-stats", ns_probe_batch_stats},
+    {"gradients", ns_probe_gradients},
+    {"params", ns_probe_params},
+    {"lipschitz", ns_probe_lipschitz},
+};
+#define N_OPTIONAL (sizeof OPTIONAL_PROBES / sizeof OPTIONAL_PROBES[0])
+
+const char *ns_probe_names(void) { return "batch-stats, gradients, params, lipschitz"; }
+
+double ns_scaled_distance(const float *a, const float *b, int d)
+{
+    double s = 0.0;
+    for (int c = 0; c < d; c++)
+        s += ((double)a[c] - b[c]) * ((double)a[c] - b[c]);
+    return sqrt(s) / d;
+}
+
+/* ------------------------------------------------------------ fan-out */
+
+static void on_norm_forward(void *ctx, const NsNormSite *site, int index, const float *x,
+                            const uint8_t *mask, int N, int training)
+{
+    NsProbes *set = ctx;
+    if (set->paused || !training)
+        return;
+    for (int i = 0; i < set->n_probes; i++)
+        if (set->probes[i].norm_forward_begin)
+            set->probes[i].norm_forward_begin(&set->probes[i], set, site, index, x, mask, N);
+}
+
+static void on_norm_backward(void *ctx, const NsNormSite *site, int index, const float *dy,
+                             const float *dx, const uint8_t *mask, int N)
+{
+    NsProbes *set = ctx;
+    if (set->paused)
+        return;
+    for (int i = 0; i < set->n_probes; i++)
+        if (set->probes[i].norm_backward_end)
+            set->probes[i].norm_backward_end(&set->probes[i], set, site, index, dy, dx, mask, N);
+}
+
+static void on_step_begin(void *ctx, NsTrainer *tr, int64_t step)
+{
+    (void)tr;
+    NsProbes *set = ctx;
+    set->step = step;
+    for (int i = 0; i < set->n_probes; i++)
+        if (set->probes[i].step_begin)
+            set->probes[i].step_begin(&set->probes[i], set, step);
+}
+
+static void on_after_backward(void *ctx, NsTrainer *tr, const NsStepInfo *info)
+{
+    (void)tr;
+    NsProbes *set = ctx;
+    for (int i = 0; i < set->n_probes; i++)
+        if (set->probes[i].after_backward)
+            set->probes[i].after_backward(&set->probes[i], set, info);
+}
+
+static void on_step_end(void *ctx, NsTrainer *tr, const NsStepInfo *info)
+{
+    (void)tr;
+    NsProbes *set = ctx;
+    for (int i = 0; i < set->n_probes; i++)
+        if (set->probes[i].step_end)
+            set->probes[i].step_end(&set->probes[i], set, info);
+}
+
+static void on_eval_end(void *ctx, NsTrainer *tr, int64_t step, double loss, double ppl)
+{
+    (void)tr;
+    NsProbes *set = ctx;
+    for (int i = 0; i < set->n_probes; i++)
+        if (set->probes[i].eval_end)
+            set->probes[i].eval_end(&set->probes[i], set, step, loss, ppl);
+}
+
+static int on_flush(void *ctx, char *err) { return ns_runlog_flush(&((NsProbes *)ctx)->log, err); }
+
+/* ------------------------------------------------------------ set-up */
+
+static int select_probes(NsProbes *set, const char *list, char *err)
+{
+    ns_probe_steps(&set->probes[set->n_probes++]);
+    if (strcmp(list, "none") == 0)
+        return 0;
+    int all = strcmp(list, "all") == 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    if (!all) { /* every listed name must exist */
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            size_t k = 0;
+            while (k < N_OPTIONAL && strcmp(OPTIONAL_PROBES[k].name, tok) != 0)
+                k++;
+            if (k == N_OPTIONAL && strcmp(tok, "steps") != 0)
+                return ns_fail(err, "--probes: unknown probe '%s' (choose from %s, or all, "
+                                    "none)", tok, ns_probe_names());
+        }
+    }
+    for (size_t k = 0; k < N_OPTIONAL; k++) {
+        int wanted = all;
+        snprintf(buf, sizeof buf, "%s", list);
+        for (char *tok = strtok(buf, ","); tok && !wanted; tok = strtok(NULL, ","))
+            wanted = strcmp(tok, OPTIONAL_PROBES[k].name) == 0;
+        if (wanted)
+            OPTIONAL_PROBES[k].make(&set->probes[set->n_probes++]);
+    }
+    return 0;
+}
+
+/* The /docs/paths page: every series with its units and definition, generated from the
+ * declarations so it cannot drift from what is written. */
+static int write_docs(NsProbes *set, char *err)
+{
+    size_t cap = 4096, len = 0;
+    char *text = ns_xmalloc(cap);
+    len += (size_t)snprintf(text, cap,
+                            "normscope run log (%s). Rows of a group align with its 'step' "
+                            "series. Missing values are NaN.\n\npath | units | definition\n"
+                            "--- | --- | ---\n", LOG_FORMAT);
+    for (int i = 0; i < set->log.n_series; i++) {
+        const NsSeries *s = &set->log.series[i];
+        size_t need = strlen(s->path) + strlen(s->units) + strlen(s->definition) + 16;
+        if (len + need >= cap) {
+            cap = 2 * (len + need);
+            text = ns_xrealloc(text, cap);
+        }
+        len += (size_t)snprintf(text + len, cap - len, "/%s | %s | %s\n", s->path, s->units,
+                                s->definition);
+    }
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    int rc = ns_h5_write(set->log.file, "docs/paths", type, &text, 0, NULL, err);
+    H5Tclose(type);
+    free(text);
+    return rc;
+}
+
+static int open_log(NsProbes *set, char *err)
+{
+    const NsRunConfig *c = &set->tr->cfg;
+    int append = c->resume_path[0] && H5Fis_hdf5(c->out_path) > 0;
+    if (append)
+        return ns_runlog_open_append(&set->log, c->out_path, err);
+    if (ns_runlog_create(&set->log, c->out_path, err) < 0)
+        return -1;
+    if (ns_write_run_attrs(set->log.file, c) < 0 ||
+        ns_h5_attr_write_str(set->log.file, "format", LOG_FORMAT) < 0)
+        return ns_fail(err, "cannot write attributes to run log '%s'", c->out_path);
+    return 0;
+}
+
+/* After a resume the log may hold steps past the checkpoint: drop them from every group. */
+static int truncate_to_checkpoint(NsProbes *set, char *err)
+{
+    for (int i = 0; i < set->log.n_series; i++) {
+        char group[160];
+        snprintf(group, sizeof group, "%s", set->log.series[i].path);
+        char *slash = strrchr(group, '/');
+        if (!slash || strcmp(slash, "/step") != 0)
+            continue;
+        *slash = '\0';
+        if (ns_runlog_truncate_group(&set->log, group, set->tr->step, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int declare_all(NsProbes *set, int fresh, char *err)
+{
+    for (int i = 0; i < set->n_probes; i++)
+        if (set->probes[i].declare && set->probes[i].declare(&set->probes[i], set, err) < 0)
+            return -1;
+    if (fresh)
+        return write_docs(set, err);
+    return truncate_to_checkpoint(set, err);
+}
+
+NsProbes *ns_probes_attach(NsTrainer *tr, char *err)
+{
+    NsProbes *set = ns_xcalloc(1, sizeof *set);
+    set->tr = tr;
+    set->step = tr->step + 1;
+    set->log.file = H5I_INVALID_HID;
+    int fresh = !(tr->cfg.resume_path[0] && H5Fis_hdf5(tr->cfg.out_path) > 0);
+    if (select_probes(set, tr->cfg.probes, err) < 0 || open_log(set, err) < 0 ||
+        declare_all(set, fresh, err) < 0 || ns_runlog_start(&set->log, err) < 0) {
+        char ignored[NS_ERRLEN];
+        ns_probes_close(set, ignored);
+        return NULL;
+    }
+    tr->model.hooks = (NsModelHooks){on_norm_forward, on_norm_backward, set};
+    tr->observer = (NsTrainObserver){set, on_step_begin, on_after_backward, on_step_end,
+                                     on_eval_end, on_flush};
+    return set;
+}
+
+int ns_probes_close(NsProbes *set, char *err)
+{
+    if (!set)
+        return 0;
+    if (set->tr) {
+        memset(&set->tr->model.hooks, 0, sizeof set->tr->model.hooks);
+        memset(&set->tr->observer, 0, sizeof set->tr->observer);
+    }
+    int rc = set->log.file >= 0 ? ns_runlog_close(&set->log, err) : 0;
+    for (int i = 0; i < set->n_probes; i++)
+        if (set->probes[i].destroy)
+            set->probes[i].destroy(&set->probes[i]);
+    free(set);
+    return rc;
+}

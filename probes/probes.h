@@ -1,0 +1,60 @@
+/* The probe set: opens the run log, attaches every selected probe to the trainer (step and
+ * evaluation events) and to the model (norm-site hooks), fans events out to them, and flushes
+ * the log on the trainer's cadence. Probes only read what the hooks hand them; the recorded
+ * numbers are computed on copies, so a run with probes trains exactly like one without. */
+#ifndef NS_PROBES_H
+#define NS_PROBES_H
+
+#include "runlog.h"
+#include "train.h"
+
+typedef struct NsProbes NsProbes;
+
+/* One probe: a name for --probes and the callbacks it needs (any may be NULL). */
+typedef struct NsProbe {
+    const char *name;
+    void *state;
+    /* Declares its series in the log (before SWMR starts). */
+    int (*declare)(struct NsProbe *p, NsProbes *set, char *err);
+    void (*norm_forward_begin)(struct NsProbe *p, NsProbes *set, const NsNormSite *site,
+                               int site_index, const float *x, const uint8_t *mask, int N);
+    void (*norm_backward_end)(struct NsProbe *p, NsProbes *set, const NsNormSite *site,
+                              int site_index, const float *dy, const float *dx,
+                              const uint8_t *mask, int N);
+    void (*step_begin)(struct NsProbe *p, NsProbes *set, int64_t step);
+    void (*after_backward)(struct NsProbe *p, NsProbes *set, const NsStepInfo *info);
+    void (*step_end)(struct NsProbe *p, NsProbes *set, const NsStepInfo *info);
+    void (*eval_end)(struct NsProbe *p, NsProbes *set, int64_t step, double loss, double ppl);
+    void (*destroy)(struct NsProbe *p);
+} NsProbe;
+
+#define NS_MAX_PROBES 8
+
+struct NsProbes {
+    NsTrainer *tr;
+    NsRunLog log;
+    NsProbe probes[NS_MAX_PROBES];
+    int n_probes;
+    int paused;      /* set while a probe runs extra passes (smoothness): hooks stay silent */
+    int64_t step;    /* the step being taken (1-based) */
+};
+
+/* Opens (or, on --resume, appends to) the run log and attaches the probes named by
+ * tr->cfg.probes. Returns NULL with err set on failure. */
+NsProbes *ns_probes_attach(NsTrainer *tr, char *err);
+int ns_probes_close(NsProbes *set, char *err);
+
+/* Names accepted by --probes, for messages. */
+const char *ns_probe_names(void);
+
+/* Constructors, one per file in probes/. */
+void ns_probe_steps(NsProbe *p);
+void ns_probe_batch_stats(NsProbe *p);
+void ns_probe_gradients(NsProbe *p);
+void ns_probe_params(NsProbe *p);
+void ns_probe_lipschitz(NsProbe *p);
+
+/* Shared helper for probes: "(1/d) * ||a - b||_2" as the paper defines the distances. */
+double ns_scaled_distance(const float *a, const float *b, int d);
+
+#endif

@@ -1,0 +1,251 @@
+#include "runlog.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h5util.h"
+#include "util.h"
+
+#define CHUNK_ROWS 256
+
+static size_t row_bytes(const NsSeries *s)
+{
+    return s->type == NS_SERIES_F32_VEC ? sizeof(float) * (size_t)s->width : 8;
+}
+
+static hid_t mem_type(const NsSeries *s)
+{
+    switch (s->type) {
+    case NS_SERIES_I64: return H5T_NATIVE_INT64;
+    case NS_SERIES_F64: return H5T_NATIVE_DOUBLE;
+    default: return H5T_NATIVE_FLOAT;
+    }
+}
+
+/* SWMR needs the latest file format. */
+static hid_t latest_fapl(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    return fapl;
+}
+
+int ns_runlog_create(NsRunLog *log, const char *path, char *err)
+{
+    memset(log, 0, sizeof *log);
+    snprintf(log->path, sizeof log->path, "%s", path);
+    hid_t fapl = latest_fapl();
+    log->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (log->file < 0)
+        return ns_fail(err, "cannot create run log '%s': check that its directory exists and is "
+                            "writable", path);
+    return 0;
+}
+
+int ns_runlog_open_append(NsRunLog *log, const char *path, char *err)
+{
+    memset(log, 0, sizeof *log);
+    snprintf(log->path, sizeof log->path, "%s", path);
+    if (H5Fis_hdf5(path) <= 0)
+        return ns_fail(err, "run log '%s' to append to is missing or not HDF5; give the --out "
+                            "of the run being resumed", path);
+    hid_t fapl = latest_fapl();
+    log->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    if (log->file < 0)
+        return ns_fail(err, "cannot open run log '%s' for appending (is it being written by "
+                            "another process?)", path);
+    return 0;
+}
+
+static hid_t create_series_dataset(hid_t file, const NsSeries *s)
+{
+    int rank = s->type == NS_SERIES_F32_VEC ? 2 : 1;
+    hsize_t dims[2] = {0, (hsize_t)s->width}, maxdims[2] = {H5S_UNLIMITED, (hsize_t)s->width};
+    hsize_t chunk[2] = {s->type == NS_SERIES_F32_VEC ? 16 : CHUNK_ROWS, (hsize_t)s->width};
+    hid_t space = H5Screate_simple(rank, dims, maxdims);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, rank, chunk);
+    H5Pset_shuffle(dcpl);
+    H5Pset_deflate(dcpl, 4);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t dset = H5Dcreate2(file, s->path, mem_type(s), space, lcpl, dcpl, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    return dset;
+}
+
+static size_t current_rows(hid_t dset)
+{
+    hid_t space = H5Dget_space(dset);
+    hsize_t dims[2] = {0, 0};
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    return (size_t)dims[0];
+}
+
+int ns_runlog_add(NsRunLog *log, const char *path, NsSeriesType type, int width,
+                  const char *units, const char *definition, char *err)
+{
+    if (log->n_series == log->cap_series) {
+        log->cap_series = log->cap_series ? 2 * log->cap_series : 64;
+        log->series = ns_xrealloc(log->series, sizeof(NsSeries) * (size_t)log->cap_series);
+    }
+    NsSeries *s = &log->series[log->n_series];
+    memset(s, 0, sizeof *s);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    snprintf(s->units, sizeof s->units, "%s", units ? units : "");
+    snprintf(s->definition, sizeof s->definition, "%s", definition ? definition : "");
+    s->type = type;
+    s->width = type == NS_SERIES_F32_VEC ? width : 1;
+    if (ns_h5_exists(log->file, path)) {
+        s->dset = H5Dopen2(log->file, path, H5P_DEFAULT);
+        if (s->dset >= 0)
+            s->rows_file = current_rows(s->dset);
+    } else {
+        s->dset = create_series_dataset(log->file, s);
+        if (s->dset >= 0) {
+            if (units)
+                ns_h5_attr_write_str(s->dset, "units", units);
+            if (definition)
+                ns_h5_attr_write_str(s->dset, "definition", definition);
+        }
+    }
+    if (s->dset < 0)
+        return ns_fail(err, "cannot create series '%s' in run log '%s'", path, log->path);
+    return log->n_series++;
+}
+
+int ns_runlog_find(const NsRunLog *log, const char *path)
+{
+    for (int i = 0; i < log->n_series; i++)
+        if (strcmp(log->series[i].path, path) == 0)
+            return i;
+    return -1;
+}
+
+int ns_runlog_describe(NsRunLog *log, const char *path, const char *key, const char *text)
+{
+    hid_t obj = H5Oopen(log->file, path, H5P_DEFAULT);
+    if (obj < 0)
+        return -1;
+    int rc = ns_h5_attr_write_str(obj, key, text);
+    H5Oclose(obj);
+    return rc;
+}
+
+static int parent_is(const char *path, const char *group)
+{
+    size_t n = strlen(group);
+    return strncmp(path, group, n) == 0 && path[n] == '/' && !strchr(path + n + 1, '/');
+}
+
+int ns_runlog_truncate_group(NsRunLog *log, const char *group, int64_t last_step, char *err)
+{
+    char step_path[200];
+    snprintf(step_path, sizeof step_path, "%s/step", group);
+    long n = ns_h5_numel(log->file, step_path);
+    if (n <= 0)
+        return 0;
+    int64_t *steps = ns_xmalloc(sizeof(int64_t) * (size_t)n);
+    if (ns_h5_read(log->file, step_path, H5T_NATIVE_INT64, steps, (size_t)n, err) < 0) {
+        free(steps);
+        return -1;
+    }
+    size_t keep = 0;
+    while (keep < (size_t)n && steps[keep] <= last_step)
+        keep++;
+    free(steps);
+    for (int i = 0; i < log->n_series; i++) {
+        NsSeries *s = &log->series[i];
+        if (!parent_is(s->path, group) || s->rows_file <= keep)
+            continue;
+        hsize_t dims[2] = {keep, (hsize_t)s->width};
+        if (H5Dset_extent(s->dset, dims) < 0)
+            return ns_fail(err, "cannot truncate '%s' in run log '%s'", s->path, log->path);
+        s->rows_file = keep;
+    }
+    return 0;
+}
+
+int ns_runlog_start(NsRunLog *log, char *err)
+{
+    if (H5Fstart_swmr_write(log->file) < 0)
+        return ns_fail(err, "cannot start SWMR writing on '%s'", log->path);
+    log->swmr = 1;
+    return 0;
+}
+
+void ns_runlog_append(NsRunLog *log, int series, const void *row)
+{
+    NsSeries *s = &log->series[series];
+    size_t rb = row_bytes(s);
+    if (s->n_pending == s->cap_pending) {
+        s->cap_pending = s->cap_pending ? 2 * s->cap_pending : 16;
+        s->pending = ns_xrealloc(s->pending, rb * s->cap_pending);
+    }
+    memcpy(s->pending + rb * s->n_pending, row, rb);
+    s->n_pending++;
+}
+
+void ns_runlog_append_f64(NsRunLog *log, int series, double value)
+{
+    ns_runlog_append(log, series, &value);
+}
+
+void ns_runlog_append_i64(NsRunLog *log, int series, int64_t value)
+{
+    ns_runlog_append(log, series, &value);
+}
+
+static int write_pending(NsSeries *s)
+{
+    if (s->n_pending == 0)
+        return 0;
+    int rank = s->type == NS_SERIES_F32_VEC ? 2 : 1;
+    hsize_t new_dims[2] = {s->rows_file + s->n_pending, (hsize_t)s->width};
+    if (H5Dset_extent(s->dset, new_dims) < 0)
+        return -1;
+    hid_t fspace = H5Dget_space(s->dset);
+    hsize_t start[2] = {s->rows_file, 0}, count[2] = {s->n_pending, (hsize_t)s->width};
+    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL);
+    hid_t mspace = H5Screate_simple(rank, count, NULL);
+    herr_t rc = H5Dwrite(s->dset, mem_type(s), mspace, fspace, H5P_DEFAULT, s->pending);
+    H5Sclose(mspace);
+    H5Sclose(fspace);
+    if (rc < 0)
+        return -1;
+    s->rows_file += s->n_pending;
+    s->n_pending = 0;
+    return 0;
+}
+
+int ns_runlog_flush(NsRunLog *log, char *err)
+{
+    for (int i = 0; i < log->n_series; i++)
+        if (write_pending(&log->series[i]) < 0)
+            return ns_fail(err, "cannot append to '%s' in run log '%s' (disk full?)",
+                           log->series[i].path, log->path);
+    if (H5Fflush(log->file, H5F_SCOPE_GLOBAL) < 0)
+        return ns_fail(err, "cannot flush run log '%s'", log->path);
+    return 0;
+}
+
+int ns_runlog_close(NsRunLog *log, char *err)
+{
+    int rc = log->file >= 0 ? ns_runlog_flush(log, err) : 0;
+    for (int i = 0; i < log->n_series; i++) {
+        H5Dclose(log->series[i].dset);
+        free(log->series[i].pending);
+    }
+    free(log->series);
+    if (log->file >= 0 && H5Fclose(log->file) < 0 && rc == 0)
+        rc = ns_fail(err, "cannot close run log '%s'", log->path);
+    memset(log, 0, sizeof *log);
+    log->file = H5I_INVALID_HID;
+    return rc;
+}

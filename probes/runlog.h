@@ -1,0 +1,65 @@
+/* The run log: an HDF5 file of appendable time series, written in SWMR mode so readers can
+ * follow a run while it trains, and flushed every few steps so a killed run loses at most the
+ * steps since the last flush.
+ *
+ * SWMR forbids creating objects after writing starts, so every series is declared first
+ * (ns_runlog_add), then ns_runlog_start switches to SWMR. Rows are buffered in memory and
+ * appended in one write per series at each flush. A series is a chunked, extendible,
+ * deflate-compressed dataset of rows: scalars (float64 or int64) or fixed-width float32
+ * vectors ([n][width]). */
+#ifndef NS_RUNLOG_H
+#define NS_RUNLOG_H
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { NS_SERIES_F64, NS_SERIES_I64, NS_SERIES_F32_VEC } NsSeriesType;
+
+typedef struct {
+    char path[160];
+    char units[48];
+    char definition[320];
+    NsSeriesType type;
+    int width;        /* elements per row (1 for scalars) */
+    hid_t dset;
+    size_t rows_file; /* rows already in the file */
+    unsigned char *pending;
+    size_t n_pending, cap_pending;
+} NsSeries;
+
+typedef struct {
+    hid_t file;
+    char path[1024];
+    NsSeries *series;
+    int n_series, cap_series;
+    int swmr;
+} NsRunLog;
+
+/* Creates a new log (truncating), or opens an existing one to append after a resume. */
+int ns_runlog_create(NsRunLog *log, const char *path, char *err);
+int ns_runlog_open_append(NsRunLog *log, const char *path, char *err);
+
+/* Declares a series (creating it unless it already exists in an appended file), with its unit
+ * and definition as dataset attributes. Returns its index, or -1. */
+int ns_runlog_add(NsRunLog *log, const char *path, NsSeriesType type, int width,
+                  const char *units, const char *definition, char *err);
+/* Index of an already declared series, or -1. */
+int ns_runlog_find(const NsRunLog *log, const char *path);
+/* Writes a string attribute on a group or dataset path (before start only). */
+int ns_runlog_describe(NsRunLog *log, const char *path, const char *key, const char *text);
+
+/* Drops rows whose step is > last_step from every series of `group` (resume: the log may hold
+ * steps the checkpoint does not). The group's step series is `group/step`. */
+int ns_runlog_truncate_group(NsRunLog *log, const char *group, int64_t last_step, char *err);
+
+int ns_runlog_start(NsRunLog *log, char *err); /* switch to SWMR writing */
+
+void ns_runlog_append(NsRunLog *log, int series, const void *row);
+void ns_runlog_append_f64(NsRunLog *log, int series, double value);
+void ns_runlog_append_i64(NsRunLog *log, int series, int64_t value);
+
+int ns_runlog_flush(NsRunLog *log, char *err);
+int ns_runlog_close(NsRunLog *log, char *err);
+
+#endif

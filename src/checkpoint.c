@@ -1,0 +1,195 @@
+#include "checkpoint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h5util.h"
+#include "model_io.h"
+#include "util.h"
+
+#define CHECKPOINT_FORMAT "normscope-checkpoint-1"
+
+static int write_vocab(hid_t f, const NsVocab *v, char *err)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    hsize_t dims[1] = {(hsize_t)v->size};
+    int rc = ns_h5_write(f, "vocab/tokens", type, v->tokens, 1, dims, err);
+    H5Tclose(type);
+    return rc;
+}
+
+static int write_body(hid_t f, const NsRunConfig *cfg, NsModel *m, const NsAdamW *opt,
+                      const NsBatcher *batches, const NsVocab *vocab, const float *params_init,
+                      int64_t step, char *err)
+{
+    if (ns_write_run_attrs(f, cfg) < 0 || ns_h5_attr_write_str(f, "format", CHECKPOINT_FORMAT))
+        return ns_fail(err, "cannot write checkpoint attributes");
+    if (ns_write_tensors(f, "params", &m->layout, m->params, err) < 0 ||
+        ns_write_norm_state(f, "state", m, err) < 0 ||
+        ns_write_tensors(f, "optim/m", &m->layout, opt->m, err) < 0 ||
+        ns_write_tensors(f, "optim/v", &m->layout, opt->v, err) < 0 ||
+        ns_h5_write_scalar_i64(f, "optim/t", opt->t, err) < 0 ||
+        ns_h5_write_scalar_i64(f, "step", step, err) < 0 ||
+        (params_init && ns_write_tensors(f, "init", &m->layout, params_init, err) < 0))
+        return -1;
+    hsize_t four[1] = {4};
+    if (ns_h5_write(f, "rng/dropout", H5T_NATIVE_UINT64, m->dropout_rng.s, 1, four, err) < 0)
+        return -1;
+    int n = ns_batcher_state_size(batches);
+    int64_t *state = ns_xmalloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
+    ns_batcher_get_state(batches, state);
+    hsize_t dims[1] = {(hsize_t)n};
+    int rc = ns_h5_write(f, "data/batcher", H5T_NATIVE_INT64, state, 1, dims, err);
+    free(state);
+    return rc < 0 ? -1 : write_vocab(f, vocab, err);
+}
+
+int ns_checkpoint_save(const char *path, const NsRunConfig *cfg, NsModel *m, const NsAdamW *opt,
+                       const NsBatcher *batches, const NsVocab *vocab, const float *params_init,
+                       int64_t step, char *err)
+{
+    char tmp[NS_PATH_LEN + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    hid_t f = ns_h5_create(tmp, err);
+    if (f < 0)
+        return -1;
+    int rc = write_body(f, cfg, m, opt, batches, vocab, params_init, step, err);
+    if (H5Fclose(f) < 0 && rc == 0)
+        rc = ns_fail(err, "cannot finish writing checkpoint '%s' (disk full?)", tmp);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = ns_fail(err, "cannot rename '%s' to '%s'", tmp, path);
+    if (rc != 0)
+        remove(tmp);
+    return rc;
+}
+
+static int read_vocab(hid_t f, char ***out, int *n_out, char *err)
+{
+    long n = ns_h5_numel(f, "vocab/tokens");
+    if (n <= 0)
+        return ns_fail(err, "checkpoint has no vocabulary (vocab/tokens)");
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    char **raw = ns_xcalloc((size_t)n, sizeof(char *));
+    int rc = ns_h5_read(f, "vocab/tokens", type, raw, (size_t)n, err);
+    char **tokens = ns_xcalloc((size_t)n, sizeof(char *));
+    for (long i = 0; i < n; i++) {
+        tokens[i] = ns_xstrdup(raw[i] ? raw[i] : "");
+        if (raw[i])
+            H5free_memory(raw[i]);
+    }
+    free(raw);
+    H5Tclose(type);
+    *out = tokens;
+    *n_out = (int)n;
+    return rc;
+}
+
+void ns_checkpoint_free_vocab(char **vocab, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(vocab[i]);
+    free(vocab);
+}
+
+static hid_t open_checkpoint(const char *path, char *err)
+{
+    hid_t f = ns_h5_open(path, 0, err);
+    if (f < 0)
+        return f;
+    char format[64];
+    if (ns_h5_attr_read_str(f, "format", format, sizeof format) < 0 ||
+        strcmp(format, CHECKPOINT_FORMAT) != 0) {
+        H5Fclose(f);
+        ns_fail(err, "'%s' is not a normscope checkpoint (expected format %s); checkpoints are "
+                     "the .ckpt.h5 files written by 'normscope train'", path, CHECKPOINT_FORMAT);
+        return H5I_INVALID_HID;
+    }
+    return f;
+}
+
+int ns_checkpoint_read_header(const char *path, NsRunConfig *cfg, char ***vocab, int *vocab_n,
+                              char *err)
+{
+    hid_t f = open_checkpoint(path, err);
+    if (f < 0)
+        return -1;
+    int rc = ns_read_run_attrs(f, cfg, err);
+    if (rc == 0)
+        rc = read_vocab(f, vocab, vocab_n, err);
+    H5Fclose(f);
+    return rc;
+}
+
+int ns_model_config_compare(const NsModelConfig *a, const NsModelConfig *b, char *err)
+{
+    struct { const char *name; double x, y; } fields[] = {
+        {"vocab_size", a->vocab_size, b->vocab_size}, {"d_model", a->d_model, b->d_model},
+        {"n_heads", a->n_heads, b->n_heads}, {"d_ff", a->d_ff, b->d_ff},
+        {"n_layers", a->n_layers, b->n_layers}, {"seq_len", a->seq_len, b->seq_len},
+        {"batch_size", a->batch_size, b->batch_size}, {"norm", a->norm, b->norm},
+        {"norm_position", a->norm_position, b->norm_position},
+        {"pn_warmup", a->pn_warmup, b->pn_warmup}, {"pn_groups", a->pn_groups, b->pn_groups},
+        {"pn_alpha", a->pn_alpha, b->pn_alpha}, {"eps", a->eps, b->eps},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (fields[i].x != fields[i].y)
+            return ns_fail(err, "checkpoint was made with %s = %g but this run has %g; resume "
+                                "with the checkpoint's settings", fields[i].name, fields[i].x,
+                           fields[i].y);
+    return 0;
+}
+
+static int load_training_state(hid_t f, NsModel *m, NsAdamW *opt, NsBatcher *batches, char *err)
+{
+    int64_t t;
+    if (ns_read_tensors(f, "optim/m", &m->layout, opt->m, err) < 0 ||
+        ns_read_tensors(f, "optim/v", &m->layout, opt->v, err) < 0 ||
+        ns_h5_read(f, "optim/t", H5T_NATIVE_INT64, &t, 1, err) < 0 ||
+        ns_h5_read(f, "rng/dropout", H5T_NATIVE_UINT64, m->dropout_rng.s, 4, err) < 0)
+        return -1;
+    opt->t = t;
+    long n = ns_h5_numel(f, "data/batcher");
+    if (n < 0)
+        return ns_fail(err, "checkpoint has no data position (data/batcher)");
+    int64_t *state = ns_xmalloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
+    int rc = ns_h5_read(f, "data/batcher", H5T_NATIVE_INT64, state, (size_t)n, err);
+    if (rc == 0)
+        rc = ns_batcher_set_state(batches, state, (int)n, err);
+    free(state);
+    return rc;
+}
+
+int ns_checkpoint_load(const char *path, NsModel *m, NsAdamW *opt, NsBatcher *batches,
+                       float *params_init, int64_t *step, char *err)
+{
+    hid_t f = open_checkpoint(path, err);
+    if (f < 0)
+        return -1;
+    NsRunConfig saved;
+    ns_run_config_default(&saved);
+    int rc = ns_read_run_attrs(f, &saved, err);
+    if (rc == 0)
+        rc = ns_model_config_compare(&saved.model, &m->cfg, err);
+    if (rc == 0)
+        rc = ns_read_tensors(f, "params", &m->layout, m->params, err);
+    if (rc == 0)
+        rc = ns_read_norm_state(f, "state", m, err);
+    if (rc == 0 && step)
+        rc = ns_h5_read(f, "step", H5T_NATIVE_INT64, step, 1, err);
+    if (rc == 0 && opt && batches)
+        rc = load_training_state(f, m, opt, batches, err);
+    if (rc == 0 && params_init)
+        rc = ns_read_tensors(f, "init", &m->layout, params_init, err);
+    H5Fclose(f);
+    if (rc != 0) {
+        char inner[NS_ERRLEN];
+        snprintf(inner, sizeof inner, "%s", err);
+        ns_fail(err, "checkpoint '%s': %s", path, inner);
+    }
+    return rc;
+}

@@ -1,0 +1,42 @@
+/* Checkpoints (HDF5): everything needed to continue a run exactly where it stopped.
+ *   root attributes  the full run configuration (model_io.h) and format/version
+ *   params/<name>    parameters, model-spec.md names
+ *   state/<site>/…   norm state (running statistics, nu, step)
+ *   optim/m/<name>, optim/v/<name>, optim/t   AdamW moments and update count
+ *   step             training steps completed
+ *   rng/dropout      dropout RNG state (uint64[4])
+ *   data/batcher     position of the training batcher (int64[])
+ *   vocab/tokens     the vocabulary, id order (variable-length UTF-8 strings)
+ *   init/<name>      the parameters at initialisation (distance-from-init probes)
+ * Files are written to a temporary name and renamed, so a crash never leaves a torn checkpoint. */
+#ifndef NS_CHECKPOINT_H
+#define NS_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "batcher.h"
+#include "corpus.h"
+#include "model.h"
+#include "optim.h"
+#include "run_config.h"
+
+int ns_checkpoint_save(const char *path, const NsRunConfig *cfg, NsModel *m, const NsAdamW *opt,
+                       const NsBatcher *batches, const NsVocab *vocab, const float *params_init,
+                       int64_t step, char *err);
+
+/* Reads the run configuration and vocabulary of a checkpoint (caller frees the list with
+ * ns_checkpoint_free_vocab). */
+int ns_checkpoint_read_header(const char *path, NsRunConfig *cfg, char ***vocab, int *vocab_n,
+                              char *err);
+void ns_checkpoint_free_vocab(char **vocab, int n);
+
+/* Loads parameters, norm state and, when opt/batches are non-NULL, the optimizer, RNG and data
+ * position (and params_init, when non-NULL). The model must have been built with the checkpoint's model configuration; any
+ * difference is reported as an error naming the first differing field. */
+int ns_checkpoint_load(const char *path, NsModel *m, NsAdamW *opt, NsBatcher *batches,
+                       float *params_init, int64_t *step, char *err);
+
+/* 0 if equal, else -1 with err naming the first field that differs. */
+int ns_model_config_compare(const NsModelConfig *a, const NsModelConfig *b, char *err);
+
+#endif

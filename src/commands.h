@@ -1,0 +1,18 @@
+/* The subcommands of the normscope program, each `int run(argc, argv)` returning an exit code.
+ * Engine commands live in src/cmd_engine.c; analysis commands in analysis/. */
+#ifndef NS_COMMANDS_H
+#define NS_COMMANDS_H
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} NsCommand;
+
+const NsCommand *ns_find_command(const char *name);
+void ns_print_analysis_usage(void);
+
+int ns_cmd_train(int argc, char **argv);
+int ns_cmd_eval(int argc, char **argv);
+int ns_cmd_debug_step(int argc, char **argv);
+
+#endif

@@ -1,0 +1,102 @@
+#include "dataset.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "synth_corpus.h"
+#include "util.h"
+
+/* Byte offset of the start of the line that begins the last `fraction` of the lines. */
+static size_t holdout_split(const char *text, size_t len, double fraction)
+{
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += text[i] == '\n';
+    size_t keep = lines - (size_t)(lines * fraction), seen = 0;
+    for (size_t i = 0; i < len; i++)
+        if (text[i] == '\n' && ++seen == keep)
+            return i + 1;
+    return len;
+}
+
+/* Reads or generates the training and validation texts. */
+static int load_texts(NsDataset *ds, const NsRunConfig *cfg, char **train, size_t *train_len,
+                      char **valid, size_t *valid_len, char *err)
+{
+    *valid = NULL;
+    if (!cfg->corpus_path[0]) {
+        *train = ns_synth_corpus(cfg->seed, (size_t)cfg->synth_bytes, train_len);
+        snprintf(ds->source, sizeof ds->source, "embedded synthetic corpus (seed %llu, %zu bytes)",
+                 (unsigned long long)cfg->seed, *train_len);
+    } else {
+        *train = ns_read_text_file(cfg->corpus_path, train_len, err);
+        if (!*train)
+            return -1;
+        snprintf(ds->source, sizeof ds->source, "%s", cfg->corpus_path);
+    }
+    if (cfg->valid_path[0]) {
+        *valid = ns_read_text_file(cfg->valid_path, valid_len, err);
+        return *valid ? 0 : -1;
+    }
+    if (!cfg->corpus_path[0]) {
+        size_t vbytes = (size_t)cfg->synth_bytes / 10;
+        *valid = ns_synth_corpus(cfg->seed + 1, vbytes < 4096 ? 4096 : vbytes, valid_len);
+        return 0;
+    }
+    /* No validation file: hold out the last 5 % of the lines. */
+    size_t split = holdout_split(*train, *train_len, 0.05);
+    if (split >= *train_len)
+        return ns_fail(err, "corpus '%s' has too few lines to hold out validation text; give "
+                            "--valid PATH", cfg->corpus_path);
+    *valid_len = *train_len - split;
+    *valid = ns_xmalloc(*valid_len + 1);
+    memcpy(*valid, *train + split, *valid_len);
+    (*valid)[*valid_len] = '\0';
+    *train_len = split;
+    return 0;
+}
+
+int ns_dataset_load(NsDataset *ds, const NsRunConfig *cfg, char *const *vocab_tokens,
+                    int vocab_n, char *err)
+{
+    memset(ds, 0, sizeof *ds);
+    char *train = NULL, *valid = NULL;
+    size_t train_len = 0, valid_len = 0;
+    int rc = load_texts(ds, cfg, &train, &train_len, &valid, &valid_len, err);
+    if (rc == 0)
+        rc = vocab_tokens ? ns_vocab_from_list(&ds->vocab, vocab_tokens, vocab_n, err)
+                          : ns_vocab_build(&ds->vocab, train, train_len, cfg->tokenizer,
+                                           cfg->model.vocab_size, err);
+    if (rc == 0)
+        rc = ns_corpus_tokenize(&ds->train, &ds->vocab, cfg->tokenizer, train, train_len, err);
+    if (rc == 0)
+        rc = ns_corpus_tokenize(&ds->valid, &ds->vocab, cfg->tokenizer, valid, valid_len, err);
+    if (rc == 0)
+        rc = ns_batcher_init(&ds->train_batches, &ds->train, cfg->batching,
+                             cfg->model.batch_size, cfg->model.seq_len, cfg->seed, 1, err);
+    if (rc == 0)
+        ds->unigram_entropy = ns_corpus_unigram_entropy(&ds->train, ds->vocab.size);
+    free(train);
+    free(valid);
+    return rc;
+}
+
+int ns_dataset_valid_batcher(const NsDataset *ds, const NsRunConfig *cfg, NsBatcher *b, char *err)
+{
+    if (ns_batcher_init(b, &ds->valid, cfg->batching, cfg->model.batch_size, cfg->model.seq_len,
+                        cfg->seed, 0, err) < 0) {
+        char inner[NS_ERRLEN];
+        snprintf(inner, sizeof inner, "%s", err);
+        return ns_fail(err, "validation text: %s", inner);
+    }
+    return 0;
+}
+
+void ns_dataset_free(NsDataset *ds)
+{
+    ns_batcher_free(&ds->train_batches);
+    ns_corpus_free(&ds->train);
+    ns_corpus_free(&ds->valid);
+    ns_vocab_free(&ds->vocab);
+}

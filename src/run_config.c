@@ -1,0 +1,68 @@
+#include "run_config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+void ns_run_config_default(NsRunConfig *c)
+{
+    memset(c, 0, sizeof *c);
+    ns_model_config_default(&c->model);
+    ns_optim_config_default(&c->optim);
+    c->tokenizer = NS_TOK_WORD;
+    c->batching = NS_BATCH_SENTENCES;
+    c->synth_bytes = 2 * 1024 * 1024;
+    c->steps = 1000;
+    c->seed = 1;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    c->threads = cores > 0 ? (int)cores : 1;
+    c->eval_every = 200;
+    c->eval_batches = 0;
+    c->log_every = 50;
+    snprintf(c->out_path, sizeof c->out_path, "run.h5");
+    c->checkpoint_every = 0;
+    c->flush_every = 10;
+    snprintf(c->probes, sizeof c->probes, "all");
+    c->probe_vectors_every = 100;
+    c->lipschitz_every = 0;
+    c->hessian_iters = 10;
+}
+
+int ns_run_config_validate(const NsRunConfig *c, char *err)
+{
+    if (c->steps <= 0)
+        return ns_fail(err, "--steps must be a positive integer (got %ld)", c->steps);
+    if (c->threads <= 0)
+        return ns_fail(err, "--threads must be a positive integer (got %d)", c->threads);
+    if (c->eval_every < 0 || c->eval_batches < 0 || c->log_every <= 0 ||
+        c->checkpoint_every < 0 || c->flush_every <= 0)
+        return ns_fail(err, "--eval-every, --eval-batches and --checkpoint-every must be >= 0, "
+                            "--log-every and --flush-every > 0");
+    if (c->probe_vectors_every < 0 || c->lipschitz_every < 0 || c->hessian_iters < 0)
+        return ns_fail(err, "--probe-vectors-every, --lipschitz-every and --hessian-iters must "
+                            "be >= 0");
+    if (c->synth_bytes < 4096)
+        return ns_fail(err, "--synth-bytes must be at least 4096 (got %ld)", c->synth_bytes);
+    if (!c->out_path[0])
+        return ns_fail(err, "--out must name a file");
+    return 0;
+}
+
+void ns_run_config_finish(NsRunConfig *c)
+{
+    if (c->checkpoint_path[0])
+        return;
+    size_t n = strlen(c->out_path);
+    int has_ext = n > 3 && strcmp(c->out_path + n - 3, ".h5") == 0;
+    snprintf(c->checkpoint_path, sizeof c->checkpoint_path, "%.*s.ckpt.h5",
+             (int)(has_ext ? n - 3 : n), c->out_path);
+}
+
+const char *ns_tokenizer_name(NsTokenizer t) { return t == NS_TOK_CHAR ? "char" : "word"; }
+
+const char *ns_batching_name(NsBatching b)
+{
+    return b == NS_BATCH_STREAM ? "stream" : "sentences";
+}

@@ -1,0 +1,285 @@
+#include "train.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "util.h"
+
+/* ------------------------------------------------------------ stop signals */
+
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+void ns_install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int ns_stop_requested(void) { return stop_signal != 0; }
+
+/* ------------------------------------------------------------ set-up */
+
+static int resume_from_checkpoint(NsTrainer *tr, char *err)
+{
+    NsRunConfig saved;
+    ns_run_config_default(&saved);
+    char **vocab = NULL;
+    int vocab_n = 0;
+    if (ns_checkpoint_read_header(tr->cfg.resume_path, &saved, &vocab, &vocab_n, err) < 0)
+        return -1;
+    /* The data must be tokenized with the checkpoint's vocabulary, so ids mean the same. */
+    NsRunConfig data_cfg = tr->cfg;
+    data_cfg.tokenizer = saved.tokenizer;
+    int rc = ns_dataset_load(&tr->data, &data_cfg, vocab, vocab_n, err);
+    ns_checkpoint_free_vocab(vocab, vocab_n);
+    if (rc < 0)
+        return -1;
+    tr->cfg.model.vocab_size = tr->data.vocab.size;
+    if (ns_model_config_compare(&saved.model, &tr->cfg.model, err) < 0)
+        return -1;
+    ns_model_init(&tr->model, &tr->cfg.model, tr->cfg.seed);
+    ns_adamw_init(&tr->opt, &tr->cfg.optim, tr->model.layout.total);
+    tr->params_init = ns_xmalloc(sizeof(float) * tr->model.layout.total);
+    return ns_checkpoint_load(tr->cfg.resume_path, &tr->model, &tr->opt, &tr->data.train_batches,
+                              tr->params_init, &tr->step, err);
+}
+
+int ns_trainer_init(NsTrainer *tr, const NsRunConfig *cfg, char *err)
+{
+    memset(tr, 0, sizeof *tr);
+    tr->cfg = *cfg;
+    ns_run_config_finish(&tr->cfg);
+    openblas_set_num_threads(tr->cfg.threads);
+    if (tr->cfg.resume_path[0]) {
+        if (resume_from_checkpoint(tr, err) < 0)
+            return -1;
+    } else {
+        if (ns_dataset_load(&tr->data, &tr->cfg, NULL, 0, err) < 0)
+            return -1;
+        /* --vocab-size is a cap; the model's V is the vocabulary actually built. */
+        tr->cfg.model.vocab_size = tr->data.vocab.size;
+        ns_model_init(&tr->model, &tr->cfg.model, tr->cfg.seed);
+        ns_adamw_init(&tr->opt, &tr->cfg.optim, tr->model.layout.total);
+        tr->params_init = ns_xmalloc(sizeof(float) * tr->model.layout.total);
+        memcpy(tr->params_init, tr->model.params, sizeof(float) * tr->model.layout.total);
+    }
+    int B = tr->cfg.model.batch_size, T = tr->cfg.model.seq_len;
+    tr->tokens = ns_xcalloc((size_t)B * (T + 1), sizeof(int32_t));
+    tr->mask = ns_xcalloc((size_t)B * T, 1);
+    tr->first_step = tr->step;
+    tr->last_eval_loss = NAN;
+    return 0;
+}
+
+void ns_trainer_free(NsTrainer *tr)
+{
+    free(tr->tokens);
+    free(tr->mask);
+    free(tr->params_init);
+    if (tr->model.params) {
+        ns_adamw_free(&tr->opt);
+        ns_model_free(&tr->model);
+    }
+    ns_dataset_free(&tr->data);
+}
+
+/* ------------------------------------------------------------ one step */
+
+int ns_trainer_step(NsTrainer *tr, NsStepInfo *info)
+{
+    NsModel *m = &tr->model;
+    double t0 = ns_now_seconds();
+    memset(info, 0, sizeof *info);
+    info->n_real = ns_batcher_next(&tr->data.train_batches, tr->tokens, tr->mask);
+    info->step = tr->step + 1;
+    if (tr->observer.step_begin)
+        tr->observer.step_begin(tr->observer.ctx, tr, info->step);
+    info->loss = ns_model_forward(m, tr->tokens, tr->mask, 1);
+    ns_model_zero_grad(m);
+    ns_model_backward(m);
+    info->lr = ns_lr_at(&tr->cfg.optim, info->step);
+    info->grad_norm = ns_grad_norm(m->grads, m->layout.total);
+    if (tr->observer.after_backward)
+        tr->observer.after_backward(tr->observer.ctx, tr, info);
+    if (!isfinite(info->loss) || !isfinite(info->grad_norm))
+        return 1;
+    ns_clip_grad_norm(m->grads, m->layout.total, tr->cfg.optim.clip);
+    ns_adamw_step(&tr->opt, m->params, m->grads, info->lr);
+    tr->step++;
+    double dt = ns_now_seconds() - t0;
+    int positions = tr->cfg.model.batch_size * tr->cfg.model.seq_len;
+    info->step_seconds = dt;
+    info->tokens_per_s = positions / dt;
+    info->real_tokens_per_s = info->n_real / dt;
+    info->wall_time = ns_now_seconds() - tr->start_time;
+    if (tr->observer.step_end)
+        tr->observer.step_end(tr->observer.ctx, tr, info);
+    return 0;
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+double ns_evaluate_corpus(NsModel *m, const NsCorpus *corpus, NsBatching batching, int max_batches,
+                          uint64_t seed, char *err)
+{
+    NsBatcher b;
+    if (ns_batcher_init(&b, corpus, batching, m->cfg.batch_size, m->cfg.seq_len, seed, 0, err) <
+        0)
+        return NAN;
+    int n = ns_batcher_epoch_batches(&b);
+    if (max_batches > 0 && n > max_batches)
+        n = max_batches;
+    int B = m->cfg.batch_size, T = m->cfg.seq_len;
+    int32_t *tokens = ns_xcalloc((size_t)B * (T + 1), sizeof(int32_t));
+    uint8_t *mask = ns_xcalloc((size_t)B * T, 1);
+    double total = 0.0;
+    long count = 0;
+    for (int i = 0; i < n; i++) {
+        int real = ns_batcher_next(&b, tokens, mask);
+        if (real == 0)
+            continue;
+        total += ns_model_forward(m, tokens, mask, 0) * real;
+        count += real;
+    }
+    free(tokens);
+    free(mask);
+    ns_batcher_free(&b);
+    if (count == 0) {
+        ns_fail(err, "evaluation text yields no tokens to predict");
+        return NAN;
+    }
+    return total / (double)count;
+}
+
+double ns_trainer_evaluate(NsTrainer *tr, char *err)
+{
+    return ns_evaluate_corpus(&tr->model, &tr->data.valid, tr->cfg.batching,
+                              tr->cfg.eval_batches, tr->cfg.seed, err);
+}
+
+/* ------------------------------------------------------------ the loop */
+
+static void format_duration(char *out, size_t n, double seconds)
+{
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600)
+        snprintf(out, n, "%ldh%02ldm", s / 3600, (s % 3600) / 60);
+    else if (s >= 60)
+        snprintf(out, n, "%ldm%02lds", s / 60, s % 60);
+    else
+        snprintf(out, n, "%lds", s);
+}
+
+static void report_progress(NsTrainer *tr, const NsStepInfo *info, double mean_loss, double tps,
+                            int tty)
+{
+    if (tr->quiet)
+        return;
+    char eta[32];
+    double remaining = (double)(tr->cfg.steps - info->step);
+    int positions = tr->cfg.model.batch_size * tr->cfg.model.seq_len;
+    format_duration(eta, sizeof eta, tps > 0 ? remaining * positions / tps : 0.0);
+    if (tty)
+        fprintf(stderr, "\r\033[Kstep %lld/%ld | loss %.4f | lr %.2e | %.0f tok/s | ETA %s",
+                (long long)info->step, tr->cfg.steps, mean_loss, (double)info->lr, tps, eta);
+    else
+        fprintf(stderr, "step %lld/%ld loss %.4f lr %.3e grad_norm %.3f tok/s %.0f eta %s\n",
+                (long long)info->step, tr->cfg.steps, mean_loss, (double)info->lr,
+                info->grad_norm, tps, eta);
+}
+
+static int run_eval(NsTrainer *tr, int tty, char *err)
+{
+    double loss = ns_trainer_evaluate(tr, err);
+    if (isnan(loss) && err[0])
+        return -1;
+    tr->last_eval_loss = loss;
+    if (!tr->quiet)
+        fprintf(stderr, "%sstep %lld validation loss %.4f ppl %.2f\n", tty ? "\r\033[K" : "",
+                (long long)tr->step, loss, exp(loss));
+    if (tr->observer.eval_end)
+        tr->observer.eval_end(tr->observer.ctx, tr, tr->step, loss, exp(loss));
+    return 0;
+}
+
+static int flush_observer(NsTrainer *tr, char *err)
+{
+    return tr->observer.flush ? tr->observer.flush(tr->observer.ctx, err) : 0;
+}
+
+static int save_checkpoint(NsTrainer *tr, char *err)
+{
+    return ns_checkpoint_save(tr->cfg.checkpoint_path, &tr->cfg, &tr->model, &tr->opt,
+                              &tr->data.train_batches, &tr->data.vocab, tr->params_init, tr->step,
+                              err);
+}
+
+/* Finishes a run that stopped early: flush what was recorded, keep a checkpoint. */
+static int finish_early(NsTrainer *tr, int code, char *err)
+{
+    char inner[NS_ERRLEN] = "";
+    if (flush_observer(tr, inner) < 0)
+        fprintf(stderr, "normscope: %s\n", inner);
+    if (code == NS_EXIT_INTERRUPTED) {
+        if (save_checkpoint(tr, inner) < 0)
+            fprintf(stderr, "normscope: %s\n", inner);
+        ns_fail(err, "stopped by signal after step %lld; log flushed to '%s', checkpoint '%s' "
+                     "(continue with --resume %s)", (long long)tr->step, tr->cfg.out_path,
+                tr->cfg.checkpoint_path, tr->cfg.checkpoint_path);
+    }
+    return code;
+}
+
+int ns_trainer_run(NsTrainer *tr, char *err)
+{
+    int tty = isatty(STDERR_FILENO);
+    tr->start_time = ns_now_seconds();
+    double loss_sum = 0.0, time_sum = 0.0;
+    int window = 0, positions = tr->cfg.model.batch_size * tr->cfg.model.seq_len;
+    while (tr->step < tr->cfg.steps) {
+        NsStepInfo info;
+        if (ns_trainer_step(tr, &info) != 0) {
+            if (tty && !tr->quiet)
+                fputc('\n', stderr);
+            ns_fail(err, "training diverged at step %lld: loss %g, gradient norm %g; lower --lr "
+                         "or raise --warmup", (long long)info.step, info.loss, info.grad_norm);
+            return finish_early(tr, NS_EXIT_DIVERGED, err);
+        }
+        loss_sum += info.loss;
+        time_sum += info.step_seconds;
+        window++;
+        int last = tr->step == tr->cfg.steps;
+        if (tty || window >= tr->cfg.log_every || last) {
+            report_progress(tr, &info, loss_sum / window, window * positions / time_sum, tty);
+            if (!tty || window >= tr->cfg.log_every) {
+                loss_sum = time_sum = 0.0;
+                window = 0;
+            }
+        }
+        if ((tr->cfg.eval_every > 0 && tr->step % tr->cfg.eval_every == 0) || last)
+            if (run_eval(tr, tty, err) < 0)
+                return NS_EXIT_ERROR;
+        if (tr->step % tr->cfg.flush_every == 0 && flush_observer(tr, err) < 0)
+            return NS_EXIT_ERROR;
+        if (tr->cfg.checkpoint_every > 0 && tr->step % tr->cfg.checkpoint_every == 0 &&
+            save_checkpoint(tr, err) < 0)
+            return NS_EXIT_ERROR;
+        if (ns_stop_requested() && !last)
+            return finish_early(tr, NS_EXIT_INTERRUPTED, err);
+    }
+    if (flush_observer(tr, err) < 0 || save_checkpoint(tr, err) < 0)
+        return NS_EXIT_ERROR;
+    return NS_EXIT_OK;
+}

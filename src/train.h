@@ -1,0 +1,80 @@
+/* The training loop: one step is batch -> forward -> backward -> clip -> AdamW, with periodic
+ * validation, checkpoints, a progress line, divergence detection and a clean stop on
+ * SIGINT/SIGTERM. Observers (the probes) are told about every step and evaluation through
+ * NsTrainObserver, and about norm sites through the model's hooks; neither can change what
+ * training computes. */
+#ifndef NS_TRAIN_H
+#define NS_TRAIN_H
+
+#include <stdint.h>
+
+#include "dataset.h"
+#include "model.h"
+#include "optim.h"
+#include "run_config.h"
+
+typedef struct NsTrainer NsTrainer;
+
+typedef struct {
+    int64_t step;        /* 1-based index of the step just taken */
+    double loss;         /* training loss of this step's batch (before the update) */
+    float lr;            /* learning rate of this step's update */
+    double grad_norm;    /* global gradient norm before clipping */
+    double step_seconds; /* wall time of forward + backward + update (observers excluded) */
+    double tokens_per_s; /* B*T positions per second */
+    double real_tokens_per_s; /* real (non-padding) positions per second */
+    double wall_time;    /* seconds since the run (or resumed run) started */
+    int n_real;          /* real positions in the batch */
+} NsStepInfo;
+
+typedef struct {
+    void *ctx;
+    /* Before the step's forward pass: the norm state is still the pre-step state. */
+    void (*step_begin)(void *ctx, NsTrainer *tr, int64_t step);
+    /* After backward, before clipping and the update: gradients of this step are in
+     * model.grads, parameters are still those the gradients were taken at. */
+    void (*after_backward)(void *ctx, NsTrainer *tr, const NsStepInfo *info);
+    /* After the update. */
+    void (*step_end)(void *ctx, NsTrainer *tr, const NsStepInfo *info);
+    void (*eval_end)(void *ctx, NsTrainer *tr, int64_t step, double loss, double ppl);
+    /* Make everything recorded so far durable (called every flush_every steps and at exit). */
+    int (*flush)(void *ctx, char *err);
+} NsTrainObserver;
+
+struct NsTrainer {
+    NsRunConfig cfg;
+    NsDataset data;
+    NsModel model;
+    NsAdamW opt;
+    float *params_init; /* parameters at initialisation (distance-from-init probes) */
+    int32_t *tokens; /* current batch [B][T+1] */
+    uint8_t *mask;   /* [B][T] */
+    int64_t step;    /* steps completed */
+    int64_t first_step; /* steps completed when this process started (resume) */
+    double start_time;
+    double last_eval_loss;
+    NsTrainObserver observer;
+    int quiet;
+};
+
+/* Loads data, builds the model (from the checkpoint when cfg->resume_path is set). */
+int ns_trainer_init(NsTrainer *tr, const NsRunConfig *cfg, char *err);
+void ns_trainer_free(NsTrainer *tr);
+
+/* Runs until cfg.steps steps are done, the loss diverges, or a stop signal arrives. Returns an
+ * exit code (NS_EXIT_*) and leaves a message in err for errors and divergence. */
+int ns_trainer_run(NsTrainer *tr, char *err);
+
+/* One training step on the next batch. Returns 0, or 1 if the loss is not finite. */
+int ns_trainer_step(NsTrainer *tr, NsStepInfo *info);
+
+/* Mean loss over the validation text (inference mode, whole set or eval_batches batches). */
+double ns_trainer_evaluate(NsTrainer *tr, char *err);
+/* Loss of the model over any tokenized corpus, inference mode. Returns NAN on error. */
+double ns_evaluate_corpus(NsModel *m, const NsCorpus *corpus, NsBatching batching, int max_batches,
+                          uint64_t seed, char *err);
+
+void ns_install_stop_handlers(void);
+int ns_stop_requested(void);
+
+#endif
