@@ -58,7 +58,7 @@ void ns_model_config_default(NsModelConfig *c)
         .eps = 1e-5f,
         .bn_momentum = 0.1f,
         .pn_alpha = 0.9f,
-        .pn_warmup = 0,
+        .pn_warmup = 100,
         .pn_groups = 0,
         .dropout = 0.1f,
     };
