@@ -14,5 +14,10 @@ void ns_print_analysis_usage(void);
 int ns_cmd_train(int argc, char **argv);
 int ns_cmd_eval(int argc, char **argv);
 int ns_cmd_debug_step(int argc, char **argv);
+int ns_cmd_plot(int argc, char **argv);            /* analysis/cmd_plot.c */
+int ns_cmd_compare(int argc, char **argv);         /* analysis/compare.c */
+int ns_cmd_study(int argc, char **argv);           /* analysis/study.c */
+int ns_cmd_watch(int argc, char **argv);           /* analysis/watch.c */
+int ns_cmd_export_notebook(int argc, char **argv); /* notebooks-export/notebook.c */
 
 #endif

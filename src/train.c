@@ -113,20 +113,22 @@ int ns_trainer_step(NsTrainer *tr, NsStepInfo *info)
     info->grad_norm = ns_grad_norm(m->grads, m->layout.total);
     if (tr->observer.after_backward)
         tr->observer.after_backward(tr->observer.ctx, tr, info);
-    if (!isfinite(info->loss) || !isfinite(info->grad_norm))
-        return 1;
-    ns_clip_grad_norm(m->grads, m->layout.total, tr->cfg.optim.clip);
-    ns_adamw_step(&tr->opt, m->params, m->grads, info->lr);
-    tr->step++;
+    int diverged = !isfinite(info->loss) || !isfinite(info->grad_norm);
+    if (!diverged) {
+        ns_clip_grad_norm(m->grads, m->layout.total, tr->cfg.optim.clip);
+        ns_adamw_step(&tr->opt, m->params, m->grads, info->lr);
+        tr->step++;
+    }
     double dt = ns_now_seconds() - t0;
     int positions = tr->cfg.model.batch_size * tr->cfg.model.seq_len;
     info->step_seconds = dt;
     info->tokens_per_s = positions / dt;
     info->real_tokens_per_s = info->n_real / dt;
     info->wall_time = ns_now_seconds() - tr->start_time;
+    /* A diverged step is recorded too (without an update), so the log shows where and how. */
     if (tr->observer.step_end)
         tr->observer.step_end(tr->observer.ctx, tr, info);
-    return 0;
+    return diverged;
 }
 
 /* ------------------------------------------------------------ evaluation */

@@ -1,0 +1,552 @@
+/* normscope compare: the side-by-side table of run logs (Markdown for people, CSV for
+ * spreadsheets and pandas). Every number is recomputed from the logs' series; nothing is
+ * taken from the engine. Conventions:
+ *   - "last 20 %" = rows whose step lies in (0.8 S, S], S = the run's steps done (its last
+ *     /steps/step), so a run that stopped early is summarised over the end of what it did;
+ *   - missing data (no such series, no finite value) is "n/a" in Markdown and an empty CSV
+ *     field, never 0; infinities print as inf (a perplexity can overflow);
+ *   - Markdown numbers use %.4g, CSV numbers %.8g (enough to re-check them, still readable). */
+#include "compare.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "stats.h"
+#include "util.h"
+
+#define WINDOW_LO 0.8 /* the last 20 % of training */
+
+enum { DIST_MEAN, DIST_VAR, DIST_PSI2, N_DIST };
+static const char *const DIST_NAMES[N_DIST] = {"dist_mean", "dist_var", "dist_psi2"};
+
+typedef struct {
+    double steps_done, steps_total;
+    double final_ppl, best_ppl, best_step, diverged_step;
+    int has_site;
+    double dist_med[N_DIST], dist_p95[N_DIST];
+    double grad_gain, beta, hessian, tokens_per_s;
+} Row;
+
+/* Growable text, so the Markdown can go both to a file and to stdout. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} Text;
+
+static void text_printf(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_printf(Text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int need = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (t->len + (size_t)need + 1 > t->cap) {
+        t->cap = 2 * (t->len + (size_t)need + 1);
+        t->s = ns_xrealloc(t->s, t->cap);
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)need;
+}
+
+/* Warnings: printed at once and repeated under the table, where the reader of the report
+ * sees why a cell says n/a. */
+static void note(Text *notes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(Text *notes, const char *fmt, ...)
+{
+    char line[NS_ERRLEN * 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "normscope: warning: %s\n", line);
+    text_printf(notes, "- %s\n", line);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Numbers from one log */
+
+/* A series that may legitimately be absent (probes off): NULL without an error. */
+static double *opt_series(const NsLog *log, const char *path, size_t *n)
+{
+    char err[NS_ERRLEN];
+    *n = 0;
+    if (!ns_log_has(log, path))
+        return NULL;
+    return ns_log_read_series(log, path, n, err);
+}
+
+/* Appends the values of group/name whose step lies in the last 20 % to *pool (or every value,
+ * when none does and all_if_empty is set). */
+static void window_values(const NsLog *log, const char *group, const char *name, double max_step,
+                          int all_if_empty, double **pool, size_t *count)
+{
+    char path[256];
+    size_t ns = 0, nv = 0, b = 0, e = 0;
+    snprintf(path, sizeof path, "%s/step", group);
+    double *steps = opt_series(log, path, &ns);
+    snprintf(path, sizeof path, "%s/%s", group, name);
+    double *v = steps ? opt_series(log, path, &nv) : NULL;
+    size_t n = ns < nv ? ns : nv;
+    if (v && n > 0 && max_step > 0) {
+        ns_progress_range(steps, n, max_step, WINDOW_LO, 1.0, &b, &e);
+        if (b == e && all_if_empty)
+            b = 0, e = n;
+        *pool = ns_xrealloc(*pool, sizeof(double) * (*count + (e - b) + 1));
+        memcpy(*pool + *count, v + b, sizeof(double) * (e - b));
+        *count += e - b;
+    }
+    free(steps);
+    free(v);
+}
+
+static double window_quantile(const NsLog *log, const char *group, const char *name,
+                              double max_step, int all_if_empty, double q)
+{
+    double *pool = NULL;
+    size_t count = 0;
+    window_values(log, group, name, max_step, all_if_empty, &pool, &count);
+    double r = ns_quantile(pool, count, q);
+    free(pool);
+    return r;
+}
+
+/* Steps done, total, and the first step whose training loss is not finite. */
+static void steps_outcome(const NsLog *log, Row *r)
+{
+    size_t n = 0, nl = 0;
+    double *step = opt_series(log, "steps/step", &n);
+    double *loss = opt_series(log, "steps/loss", &nl);
+    long total;
+    r->steps_total = ns_log_attr_long(log, "steps", &total) == 0 ? (double)total : NAN;
+    r->steps_done = n > 0 ? step[n - 1] : 0.0;
+    r->diverged_step = NAN;
+    for (size_t i = 0; i < n && i < nl; i++)
+        if (!isfinite(loss[i])) {
+            r->diverged_step = step[i];
+            break;
+        }
+    free(step);
+    free(loss);
+}
+
+/* The engine stops on a non-finite loss before writing that step's /steps row, but the norm
+ * probes (run after backward) have already recorded it: a run that stopped short with a norm
+ * row beyond its last /steps row diverged at that row's step. */
+static double divergence_from_sites(const NsLog *log, char **sites, int nsites, double done)
+{
+    double first = NAN;
+    for (int s = 0; s < nsites; s++) {
+        char path[256];
+        size_t n = 0;
+        snprintf(path, sizeof path, "norms/%s/step", sites[s]);
+        double *step = opt_series(log, path, &n);
+        for (size_t i = 0; i < n; i++)
+            if (step[i] > done && (isnan(first) || step[i] < first))
+                first = step[i];
+        free(step);
+    }
+    return first;
+}
+
+/* Final and best validation perplexity. Best ignores NaN but not inf: a run whose every
+ * evaluation overflowed has best ppl inf, not n/a. */
+static void eval_outcome(const NsLog *log, Row *r)
+{
+    size_t n = 0, np = 0;
+    double *step = opt_series(log, "eval/step", &n);
+    double *ppl = opt_series(log, "eval/ppl", &np);
+    n = n < np ? n : np;
+    r->final_ppl = n > 0 ? ppl[n - 1] : NAN;
+    r->best_ppl = r->best_step = NAN;
+    for (size_t i = 0; i < n; i++)
+        if (!isnan(ppl[i]) && (isnan(r->best_ppl) || ppl[i] < r->best_ppl)) {
+            r->best_ppl = ppl[i];
+            r->best_step = step[i];
+        }
+    free(step);
+    free(ppl);
+}
+
+static void site_measurements(const NsLog *log, const char *site, double max_step, Row *r)
+{
+    char group[256];
+    snprintf(group, sizeof group, "norms/%s", site);
+    for (int k = 0; k < N_DIST; k++) {
+        r->dist_med[k] = window_quantile(log, group, DIST_NAMES[k], max_step, 0, 0.5);
+        r->dist_p95[k] = window_quantile(log, group, DIST_NAMES[k], max_step, 0, 0.95);
+    }
+}
+
+/* grad_gain is pooled over every site of the run: one number for "how much the norms
+ * amplify the backward signal", comparable between schemes. */
+static double pooled_grad_gain(const NsLog *log, char **sites, int nsites, double max_step)
+{
+    double *pool = NULL;
+    size_t count = 0;
+    for (int s = 0; s < nsites; s++) {
+        char group[256];
+        snprintf(group, sizeof group, "norms/%s", sites[s]);
+        window_values(log, group, "grad_gain", max_step, 0, &pool, &count);
+    }
+    double r = ns_median(pool, count);
+    free(pool);
+    return r;
+}
+
+static void compute_row(const NsLog *log, const char *site, char **sites, int nsites, Row *r)
+{
+    memset(r, 0, sizeof *r);
+    steps_outcome(log, r);
+    eval_outcome(log, r);
+    if (isnan(r->diverged_step) && r->steps_done < r->steps_total)
+        r->diverged_step = divergence_from_sites(log, sites, nsites, r->steps_done);
+    double max_step = r->steps_done;
+    r->has_site = 0;
+    for (int s = 0; site && s < nsites; s++)
+        r->has_site |= strcmp(sites[s], site) == 0;
+    for (int k = 0; k < N_DIST; k++)
+        r->dist_med[k] = r->dist_p95[k] = NAN;
+    if (r->has_site)
+        site_measurements(log, site, max_step, r);
+    r->grad_gain = pooled_grad_gain(log, sites, nsites, max_step);
+    r->beta = window_quantile(log, "lipschitz", "beta_smoothness", max_step, 1, 0.5);
+    r->hessian = window_quantile(log, "lipschitz", "hessian_top_eig", max_step, 1, 0.5);
+    r->tokens_per_s = window_quantile(log, "steps", "tokens_per_s", max_step, 0, 0.5);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Sites: which one the distance columns show, and warnings where runs differ */
+
+typedef struct {
+    char **names;
+    int n;
+} SiteList;
+
+static int site_index(const SiteList *l, const char *site)
+{
+    for (int i = 0; site && i < l->n; i++)
+        if (strcmp(l->names[i], site) == 0)
+            return i;
+    return -1;
+}
+
+/* "/norms/layers/0/norm1" and "norms/layers/0/norm1" name the same site as "layers/0/norm1". */
+static const char *strip_site(const char *site)
+{
+    if (!site)
+        return NULL;
+    while (*site == '/')
+        site++;
+    return strncmp(site, "norms/", 6) == 0 ? site + 6 : site;
+}
+
+/* Picks the site (the given one, or the first site of the first run with any) and warns for
+ * runs that lack it or record a different set of sites. */
+static int choose_site(NsLog *logs, const SiteList *lists, int n, const char **site, Text *notes,
+                       char *err)
+{
+    int ref = -1;
+    for (int i = 0; i < n && ref < 0; i++)
+        if (lists[i].n > 0)
+            ref = i;
+    if (ref < 0) {
+        if (*site)
+            return ns_fail(err, "--site %s: none of the runs records norm sites (trained with "
+                                "--probes none?)", *site);
+        note(notes, "no run records norm sites (trained with --probes none?): distance and "
+                    "grad_gain columns are n/a");
+        return 0;
+    }
+    int found = 0;
+    for (int i = 0; i < n; i++)
+        found |= site_index(&lists[i], *site) >= 0;
+    if (*site && !found)
+        return ns_fail(err, "--site %s: no run records this norm site (the first run's sites: "
+                            "%s ... %s)", *site, lists[ref].names[0],
+                       lists[ref].names[lists[ref].n - 1]);
+    if (!*site)
+        *site = lists[ref].names[0];
+    for (int i = 0; i < n; i++) {
+        if (site_index(&lists[i], *site) < 0)
+            note(notes, "run '%s' has no norm site '%s'%s: its distance columns are n/a",
+                 logs[i].path, *site, lists[i].n ? "" : " (no /norms at all: --probes none?)");
+        else if (i != ref)
+            for (int s = 0; s < lists[i].n || s < lists[ref].n; s++) {
+                int in_i = s < lists[i].n, in_ref = s < lists[ref].n;
+                const char *a = in_i ? lists[i].names[s] : NULL;
+                const char *b = in_ref ? lists[ref].names[s] : NULL;
+                if (a && b && strcmp(a, b) == 0)
+                    continue;
+                note(notes, "runs '%s' and '%s' record different norm sites (site '%s' is only "
+                            "in '%s'); grad_gain pools each run's own sites",
+                     logs[ref].path, logs[i].path, a ? a : b, a ? logs[i].path : logs[ref].path);
+                break;
+            }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Output */
+
+static const char *md_num(char *buf, size_t len, double v)
+{
+    if (isnan(v))
+        snprintf(buf, len, "n/a");
+    else
+        snprintf(buf, len, "%.4g", v);
+    return buf;
+}
+
+static const char *csv_num(char *buf, size_t len, double v)
+{
+    if (isnan(v))
+        buf[0] = '\0';
+    else
+        snprintf(buf, len, "%.8g", v);
+    return buf;
+}
+
+/* Run file names may contain '|' (Markdown) or ',' and '"' (CSV). */
+static void md_text(Text *t, const char *s)
+{
+    for (; *s; s++)
+        text_printf(t, *s == '|' ? "\\|" : "%c", *s);
+}
+
+static void csv_text(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void md_header(Text *t, int n, const char *site)
+{
+    text_printf(t, "# normscope compare\n\nTable: %d run%s. Distances (1/d)||batch - running "
+                   "statistic|| at norm site `%s`, median (med) and 95th percentile (p95) over "
+                   "the last 20 %% of each run's steps, i.e. steps in (0.8 S, S] with S the steps "
+                   "done; grad_gain: median over every norm site in that window; beta-smoothness "
+                   "and Hessian top eigenvalue: median of the Lipschitz measurements in that "
+                   "window (all of them if none falls in it); tokens/s: median in that window. "
+                   "n/a: not recorded.\n\n", n, n == 1 ? "" : "s", site ? site : "(none)");
+    text_printf(t, "| run | scheme | position | steps | final ppl | best ppl (step) | "
+                   "diverged at | dist_mean med | dist_mean p95 | dist_var med | dist_var p95 "
+                   "| dist_psi2 med | dist_psi2 p95 | grad_gain med | beta-smoothness med | "
+                   "Hessian top eig med | tokens/s med |\n");
+    text_printf(t, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                   "---:|---:|\n");
+}
+
+static void md_row(Text *t, const NsLog *log, const Row *r)
+{
+    char a[32], b[32];
+    text_printf(t, "| ");
+    md_text(t, log->path);
+    if (isnan(r->steps_total))
+        snprintf(a, sizeof a, "n/a");
+    else
+        snprintf(a, sizeof a, "%.0f", r->steps_total); /* counts in full, not %.4g */
+    text_printf(t, " | %s | %s | %.0f / %s | %s | ", log->norm, log->position, r->steps_done, a,
+                md_num(b, sizeof b, r->final_ppl));
+    if (isnan(r->best_ppl))
+        text_printf(t, "n/a | ");
+    else
+        text_printf(t, "%s (%.0f) | ", md_num(a, sizeof a, r->best_ppl), r->best_step);
+    if (isnan(r->diverged_step))
+        text_printf(t, "- |");
+    else
+        text_printf(t, "%.0f |", r->diverged_step);
+    for (int k = 0; k < N_DIST; k++)
+        text_printf(t, " %s | %s |", md_num(a, sizeof a, r->dist_med[k]),
+                    md_num(b, sizeof b, r->dist_p95[k]));
+    const double tail[] = {r->grad_gain, r->beta, r->hessian, r->tokens_per_s};
+    for (size_t k = 0; k < sizeof tail / sizeof tail[0]; k++)
+        text_printf(t, " %s |", md_num(a, sizeof a, tail[k]));
+    text_printf(t, "\n");
+}
+
+static void csv_row(FILE *f, const NsLog *log, const Row *r, const char *site)
+{
+    char a[32], b[32];
+    csv_text(f, log->path);
+    fputc(',', f);
+    csv_text(f, log->norm);
+    fputc(',', f);
+    csv_text(f, log->position);
+    const double head[] = {r->steps_done, r->steps_total, r->final_ppl, r->best_ppl,
+                           r->best_step, r->diverged_step};
+    for (size_t k = 0; k < sizeof head / sizeof head[0]; k++)
+        fprintf(f, ",%s", csv_num(a, sizeof a, head[k]));
+    fputc(',', f);
+    csv_text(f, r->has_site ? site : "");
+    for (int k = 0; k < N_DIST; k++)
+        fprintf(f, ",%s,%s", csv_num(a, sizeof a, r->dist_med[k]),
+                csv_num(b, sizeof b, r->dist_p95[k]));
+    const double tail[] = {r->grad_gain, r->beta, r->hessian, r->tokens_per_s};
+    for (size_t k = 0; k < sizeof tail / sizeof tail[0]; k++)
+        fprintf(f, ",%s", csv_num(a, sizeof a, tail[k]));
+    fputc('\n', f);
+}
+
+static int write_csv(const char *path, NsLog *logs, const Row *rows, int n, const char *site,
+                     char *err)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return ns_fail(err, "cannot write '%s': %s", path, strerror(errno));
+    fprintf(f, "run,scheme,position,steps_done,steps_total,final_ppl,best_ppl,best_ppl_step,"
+               "divergence_step,site,dist_mean_median,dist_mean_p95,dist_var_median,"
+               "dist_var_p95,dist_psi2_median,dist_psi2_p95,grad_gain_median,"
+               "beta_smoothness_median,hessian_top_eig_median,tokens_per_s_median\n");
+    for (int i = 0; i < n; i++)
+        csv_row(f, &logs[i], &rows[i], site);
+    if (fclose(f) != 0)
+        return ns_fail(err, "cannot write '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+static int write_text(const char *path, const Text *t, char *err)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return ns_fail(err, "cannot write '%s': %s", path, strerror(errno));
+    size_t w = fwrite(t->s, 1, t->len, f);
+    if (fclose(f) != 0 || w != t->len)
+        return ns_fail(err, "cannot write '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Entry points */
+
+int ns_compare_site(NsLog *logs, int n, const char *site, const char *out_prefix, int print,
+                    char *err)
+{
+    if (n < 1)
+        return ns_fail(err, "compare needs at least one run log");
+    SiteList *lists = ns_xcalloc((size_t)n, sizeof *lists);
+    for (int i = 0; i < n; i++)
+        lists[i].n = ns_log_sites(&logs[i], &lists[i].names);
+    Text md = {0}, notes = {0};
+    Row *rows = ns_xcalloc((size_t)n, sizeof *rows);
+    site = strip_site(site);
+    int rc = choose_site(logs, lists, n, &site, &notes, err);
+    if (rc == 0) {
+        for (int i = 0; i < n; i++)
+            compute_row(&logs[i], site, lists[i].names, lists[i].n, &rows[i]);
+        md_header(&md, n, site);
+        for (int i = 0; i < n; i++)
+            md_row(&md, &logs[i], &rows[i]);
+        if (notes.len)
+            text_printf(&md, "\nNotes:\n\n%s", notes.s);
+        char path[1100];
+        snprintf(path, sizeof path, "%s.md", out_prefix);
+        rc = write_text(path, &md, err);
+        snprintf(path, sizeof path, "%s.csv", out_prefix);
+        if (rc == 0)
+            rc = write_csv(path, logs, rows, n, site, err);
+        if (rc == 0 && print)
+            fwrite(md.s, 1, md.len, stdout);
+    }
+    for (int i = 0; i < n; i++)
+        ns_log_free_sites(lists[i].names, lists[i].n);
+    free(lists);
+    free(rows);
+    free(md.s);
+    free(notes.s);
+    return rc;
+}
+
+int ns_compare(NsLog *logs, int n, const char *out_prefix, int print, char *err)
+{
+    return ns_compare_site(logs, n, NULL, out_prefix, print, err);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Command line */
+
+static void print_help(void)
+{
+    printf("usage: normscope compare RUN.h5... [--out PREFIX] [--site SITE]\n\n"
+           "One row per run log: scheme, position, steps done, final and best validation\n"
+           "perplexity, divergence step, and over the last 20 %% of training the median and\n"
+           "95th percentile of dist_mean, dist_var, dist_psi2 at one norm site, the median\n"
+           "grad_gain over all sites, beta-smoothness, Hessian top eigenvalue and tokens/s.\n"
+           "Writes PREFIX.md and PREFIX.csv and prints the Markdown table.\n\n"
+           "  --out PREFIX   output prefix [compare]\n"
+           "  --site SITE    norm site of the distance columns, e.g. layers/0/norm1 or\n"
+           "                 final_norm [the first site of the first run]\n");
+}
+
+static int usage_error(const char *msg, const char *arg)
+{
+    fprintf(stderr, "normscope: compare: %s%s (see normscope compare --help)\n", msg, arg);
+    return NS_EXIT_USAGE;
+}
+
+int ns_cmd_compare(int argc, char **argv)
+{
+    const char *out = "compare", *site = NULL;
+    char **files = ns_xcalloc((size_t)argc + 1, sizeof(char *));
+    int nf = 0, rc = NS_EXIT_OK;
+    for (int i = 0; i < argc && rc == NS_EXIT_OK; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_help();
+            free(files);
+            return NS_EXIT_OK;
+        } else if ((strcmp(a, "--out") == 0 || strcmp(a, "--site") == 0) && i + 1 >= argc) {
+            rc = usage_error("missing value after ", a);
+        } else if (strcmp(a, "--out") == 0) {
+            out = argv[++i];
+        } else if (strcmp(a, "--site") == 0) {
+            site = argv[++i];
+        } else if (strncmp(a, "--out=", 6) == 0) {
+            out = a + 6;
+        } else if (strncmp(a, "--site=", 7) == 0) {
+            site = a + 7;
+        } else if (a[0] == '-' && a[1] == '-') {
+            rc = usage_error("unknown flag ", a);
+        } else {
+            files[nf++] = argv[i];
+        }
+    }
+    if (rc == NS_EXIT_OK && nf == 0)
+        rc = usage_error("no run logs given", "");
+    if (rc != NS_EXIT_OK) {
+        free(files);
+        return rc;
+    }
+    NsLog *logs = ns_xcalloc((size_t)nf, sizeof *logs);
+    char err[NS_ERRLEN] = "";
+    int opened = 0;
+    while (opened < nf && ns_log_open(&logs[opened], files[opened], err) == 0)
+        opened++;
+    if (opened == nf && ns_compare_site(logs, nf, site, out, 1, err) == 0)
+        rc = NS_EXIT_OK;
+    else
+        rc = NS_EXIT_ERROR;
+    if (rc != NS_EXIT_OK)
+        fprintf(stderr, "normscope: %s\n", err);
+    for (int i = 0; i < opened; i++)
+        ns_log_close(&logs[i]);
+    free(logs);
+    free(files);
+    return rc;
+}

@@ -1,0 +1,23 @@
+/* The comparison table: one row per run log with the run's outcome (steps, validation
+ * perplexity, divergence) and the paper's measurements summarised over the last 20 % of
+ * training (distances between batch and running statistics at one norm site, gradient gain
+ * through the norms, loss smoothness, throughput). Reads only the run logs. */
+#ifndef NS_COMPARE_H
+#define NS_COMPARE_H
+
+#include "logread.h"
+
+/* Writes <out_prefix>.md and <out_prefix>.csv for logs[0..n) (already opened with ns_log_open)
+ * and, when print is set, the Markdown to stdout. The distance columns use the first norm site
+ * of the first run that records any. Runs whose site set differs get a warning on stderr (and
+ * in the Markdown notes) and n/a where they lack the site; this is not an error. Returns 0, or
+ * -1 with one line in err (n < 1, an output file that cannot be written, an unknown site). */
+int ns_compare(NsLog *logs, int n, const char *out_prefix, int print, char *err);
+
+/* Same, with the site of the distance columns chosen (NULL = default). `site` may be written
+ * with or without a leading "norms/" ("layers/0/norm1", "/norms/final_norm"); it is an error
+ * only if no run records it. */
+int ns_compare_site(NsLog *logs, int n, const char *site, const char *out_prefix, int print,
+                    char *err);
+
+#endif

@@ -1,0 +1,168 @@
+#include "logread.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h5util.h"
+#include "util.h"
+
+int ns_log_open(NsLog *log, const char *path, char *err)
+{
+    memset(log, 0, sizeof *log);
+    log->file = H5I_INVALID_HID;
+    snprintf(log->path, sizeof log->path, "%s", path);
+    FILE *probe = fopen(path, "rb");
+    if (!probe)
+        return ns_fail(err, "cannot open run log '%s': no such file or not readable", path);
+    fclose(probe);
+    if (H5Fis_hdf5(path) <= 0)
+        return ns_fail(err, "'%s' is not an HDF5 file (expected a run log written by "
+                            "'normscope train --out')", path);
+    log->file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+    if (log->file < 0) /* files not written in SWMR mode open without the flag */
+        log->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (log->file < 0)
+        return ns_fail(err, "cannot open HDF5 file '%s'", path);
+    char format[64] = "";
+    if (ns_h5_attr_read_str(log->file, "format", format, sizeof format) < 0) {
+        ns_log_close(log);
+        return ns_fail(err, "'%s' is an HDF5 file but not a normscope run log (no 'format' "
+                            "attribute)", path);
+    }
+    if (strcmp(format, NS_LOG_FORMAT) != 0) {
+        ns_log_close(log);
+        return ns_fail(err, "'%s' is a run log of unknown format '%s' (this normscope reads %s); "
+                            "re-run it with this version", path, format, NS_LOG_FORMAT);
+    }
+    ns_log_attr_str(log, "norm", log->norm, sizeof log->norm);
+    ns_log_attr_str(log, "norm_position", log->position, sizeof log->position);
+    ns_log_attr_str(log, "normscope_version", log->version, sizeof log->version);
+    ns_log_attr_long(log, "d_model", &log->d_model);
+    ns_log_attr_long(log, "n_layers", &log->n_layers);
+    snprintf(log->label, sizeof log->label, "%s (%s)", log->norm, log->position);
+    return 0;
+}
+
+void ns_log_close(NsLog *log)
+{
+    if (log->file >= 0)
+        H5Fclose(log->file);
+    log->file = H5I_INVALID_HID;
+}
+
+int ns_log_has(const NsLog *log, const char *path) { return ns_h5_exists(log->file, path); }
+
+static hid_t open_dataset(const NsLog *log, const char *path, char *err)
+{
+    if (!ns_h5_exists(log->file, path)) {
+        ns_fail(err, "run log '%s' has no '%s'", log->path, path);
+        return H5I_INVALID_HID;
+    }
+    hid_t d = H5Dopen2(log->file, path, H5P_DEFAULT);
+    if (d >= 0)
+        H5Drefresh(d); /* see rows appended since the file was opened (SWMR) */
+    else
+        ns_fail(err, "cannot open '%s' in '%s'", path, log->path);
+    return d;
+}
+
+double *ns_log_read_series(const NsLog *log, const char *path, size_t *n, char *err)
+{
+    *n = 0;
+    hid_t d = open_dataset(log, path, err);
+    if (d < 0)
+        return NULL;
+    hid_t space = H5Dget_space(d);
+    hsize_t dims[2] = {0, 0};
+    int rank = H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    if (rank != 1) {
+        H5Dclose(d);
+        ns_fail(err, "'%s' in '%s' is not a 1-D series", path, log->path);
+        return NULL;
+    }
+    double *out = ns_xmalloc(sizeof(double) * (dims[0] ? dims[0] : 1));
+    if (dims[0] && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+        free(out);
+        H5Dclose(d);
+        ns_fail(err, "cannot read '%s' in '%s'", path, log->path);
+        return NULL;
+    }
+    H5Dclose(d);
+    *n = (size_t)dims[0];
+    return out;
+}
+
+float *ns_log_read_matrix(const NsLog *log, const char *path, size_t *rows, size_t *cols,
+                          char *err)
+{
+    *rows = *cols = 0;
+    hid_t d = open_dataset(log, path, err);
+    if (d < 0)
+        return NULL;
+    hid_t space = H5Dget_space(d);
+    hsize_t dims[2] = {0, 0};
+    int rank = H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    if (rank != 2) {
+        H5Dclose(d);
+        ns_fail(err, "'%s' in '%s' is not a 2-D series", path, log->path);
+        return NULL;
+    }
+    size_t count = (size_t)(dims[0] * dims[1]);
+    float *out = ns_xmalloc(sizeof(float) * (count ? count : 1));
+    if (count && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+        free(out);
+        H5Dclose(d);
+        ns_fail(err, "cannot read '%s' in '%s'", path, log->path);
+        return NULL;
+    }
+    H5Dclose(d);
+    *rows = (size_t)dims[0];
+    *cols = (size_t)dims[1];
+    return out;
+}
+
+int ns_log_sites(const NsLog *log, char ***sites)
+{
+    int cap = (int)(2 * log->n_layers + 1), n = 0;
+    *sites = ns_xcalloc((size_t)(cap > 0 ? cap : 1), sizeof(char *));
+    char path[64];
+    for (long l = 0; l < log->n_layers; l++) {
+        for (int k = 1; k <= 2; k++) {
+            snprintf(path, sizeof path, "norms/layers/%ld/norm%d", l, k);
+            if (ns_h5_exists(log->file, path))
+                (*sites)[n++] = ns_xstrdup(path + 6);
+        }
+    }
+    if (ns_h5_exists(log->file, "norms/final_norm") && n < cap)
+        (*sites)[n++] = ns_xstrdup("final_norm");
+    return n;
+}
+
+void ns_log_free_sites(char **sites, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(sites[i]);
+    free(sites);
+}
+
+int ns_log_attr_str(const NsLog *log, const char *name, char *buf, size_t len)
+{
+    return ns_h5_attr_read_str(log->file, name, buf, len);
+}
+
+int ns_log_attr_long(const NsLog *log, const char *name, long *value)
+{
+    int64_t v;
+    if (ns_h5_attr_read_i64(log->file, name, &v) < 0)
+        return -1;
+    *value = (long)v;
+    return 0;
+}
+
+int ns_log_attr_double(const NsLog *log, const char *name, double *value)
+{
+    return ns_h5_attr_read_f64(log->file, name, value);
+}

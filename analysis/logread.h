@@ -1,0 +1,46 @@
+/* Reading normscope run logs for analysis. Analysis code reads only the HDF5 log (never the
+ * engine's internals): configuration from root attributes, series by path. Logs are opened in
+ * SWMR-read mode, so a log that a training run is still writing can be read too. */
+#ifndef NS_LOGREAD_H
+#define NS_LOGREAD_H
+
+#include <hdf5.h>
+#include <stddef.h>
+
+#define NS_LOG_FORMAT "normscope-runlog-1"
+
+typedef struct {
+    char path[1024];
+    hid_t file;
+    char norm[32];          /* root attribute `norm` (scheme name) */
+    char position[8];       /* `norm_position` */
+    char version[32];       /* `normscope_version` */
+    char label[96];         /* legend label: "<norm> (<position>)" */
+    long d_model, n_layers; /* from root attributes */
+} NsLog;
+
+/* Opens a run log. Errors (one line, naming the file): missing, not HDF5, not a normscope run
+ * log, or written by an unknown log format version. */
+int ns_log_open(NsLog *log, const char *path, char *err);
+void ns_log_close(NsLog *log);
+
+int ns_log_has(const NsLog *log, const char *path);
+
+/* Reads a 1-D series (float64 or int64 on disk) as doubles; malloc'd, *n rows. NULL + err if
+ * absent. Re-reads the current extent (SWMR). */
+double *ns_log_read_series(const NsLog *log, const char *path, size_t *n, char *err);
+/* Reads a 2-D float32 series [rows][cols]; malloc'd. */
+float *ns_log_read_matrix(const NsLog *log, const char *path, size_t *rows, size_t *cols,
+                          char *err);
+
+/* Norm sites recorded under /norms, in model order (layers/0/norm1, layers/0/norm2, …,
+ * final_norm). Returns the count; *sites is malloc'd (free with ns_log_free_sites). */
+int ns_log_sites(const NsLog *log, char ***sites);
+void ns_log_free_sites(char **sites, int n);
+
+/* String/integer/real root attribute, or -1 if absent. */
+int ns_log_attr_str(const NsLog *log, const char *name, char *buf, size_t len);
+int ns_log_attr_long(const NsLog *log, const char *name, long *value);
+int ns_log_attr_double(const NsLog *log, const char *name, double *value);
+
+#endif

@@ -1,0 +1,31 @@
+/* Figures of the PowerNorm paper (Shen et al. 2020) drawn from normscope run logs with gnuplot.
+ * Every figure is written as data (.dat), an editable self-contained gnuplot script (.gp) and
+ * the images that script makes (.png via pngcairo, .svg). Plots read only the run logs. */
+#ifndef NS_PLOT_H
+#define NS_PLOT_H
+
+#include "logread.h"
+
+typedef struct {
+    const char *out_dir;     /* where files go (created if missing); NULL = "figures" */
+    const char *site;        /* norm site, e.g. "layers/0/norm1"; NULL = first site of the
+                                first run that has norm sites */
+    const char *stat;        /* fluctuation/boxes: "var" (dist_var) or "psi2" (dist_psi2); NULL =
+                                "var" for batch/layer/rms/none runs, "psi2" for power*, per run */
+    const char *layers_stat; /* layers heat map series name, default "dist_var" */
+    const char *prefix;      /* file-name prefix, default: the plot kind */
+} NsPlotOptions;
+
+/* Draws plot `kind` ("fluctuation", "boxes", "gradients", "lipschitz", "training", "layers") of
+ * n runs. Writes, per figure, <out_dir>/<prefix>[-<part>].dat (the data, gnuplot-readable with
+ * comment headers naming columns and runs), .gp (a self-contained gnuplot script a user can edit
+ * and re-run with `gnuplot X.gp`), and runs gnuplot to make .png (pngcairo) and .svg. Returns
+ * the number of figures drawn (>= 1), or -1 with err. Runs lacking the data a plot needs are
+ * skipped with a warning line on stderr naming the run and what is missing; if no run has the
+ * data, it is an error. If gnuplot is not installed the .dat/.gp are still written and the error
+ * says to install the Debian package gnuplot-nox (or gnuplot). */
+int ns_plot(const char *kind, NsLog *logs, int n_logs, const NsPlotOptions *opt, char *err);
+
+extern const char *const NS_PLOT_KINDS[]; /* NULL-terminated list of kinds */
+
+#endif

@@ -1,0 +1,395 @@
+/* normscope watch: a live view of a run log that `normscope train` is still writing. The log is
+ * opened once in SWMR-read mode (ns_log_open) and every series is re-read at each refresh
+ * (ns_log_read_series refreshes the dataset extent), so new rows appear without reopening.
+ *
+ * On a terminal each snapshot redraws the screen in place (ANSI clear + home); otherwise
+ * (a pipe, a file, a CI log) snapshots are printed as successive blocks, one per new step.
+ *
+ * When it stops (documented in --help too):
+ *   1. diverged: the last recorded training loss is NaN or infinite           -> exit 3
+ *   2. finished: the last /steps/step reached the root attribute `steps`      -> exit 0
+ *   3. stalled: the file (size, mtime) and its step count have not changed for 3 intervals in
+ *      a row AND for at least max(30 s, 3 x flush_every x the slowest step so far), counted
+ *      from the file's modification time when watching starts. The writer flushes every
+ *      flush_every steps, so a live run grows at least that often; the time floor keeps a
+ *      slow run (long evaluations, Lipschitz probes) from being taken for a dead one. Such a
+ *      run stopped without finishing (crashed, killed, interrupted)           -> exit 1
+ *   --once prints one snapshot and exits 0 (its status applies rules 1-3, with the file's age
+ *   since its last modification standing in for the intervals); Ctrl-C stops watching (the
+ *   run goes on) -> exit 0.
+ * Before the first snapshot it waits for a log that does not exist yet (up to 60 s) or that
+ * the writer is still creating (modified in the last 5 s, up to 10 s). */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "logread.h"
+#include "stats.h"
+#include "util.h"
+
+#define LOSS_WINDOW 50
+#define STALL_INTERVALS 3
+#define STALL_FLOOR_S 30.0 /* above a long validation pass, which writes nothing */
+
+typedef enum { RUNNING, FINISHED, DIVERGED, STALLED, STOPPED } WatchState;
+
+static const char *const STATE_TEXT[] = {
+    "running", "finished", "diverged (non-finite loss)", "stopped growing before the last step",
+    "stopped watching (Ctrl-C); the run goes on",
+};
+
+/* What the end-of-run rules look at, taken from one snapshot. */
+typedef struct {
+    double step, total, loss, slowest_step_s;
+    size_t rows;
+} Progress;
+
+static volatile sig_atomic_t interrupted = 0;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * One snapshot */
+
+static double *quiet_series(const NsLog *log, const char *path, size_t *n)
+{
+    char err[NS_ERRLEN];
+    *n = 0;
+    return ns_log_has(log, path) ? ns_log_read_series(log, path, n, err) : NULL;
+}
+
+static double last_of(const NsLog *log, const char *path)
+{
+    size_t n = 0;
+    double *v = quiet_series(log, path, &n);
+    double r = n ? v[n - 1] : NAN;
+    free(v);
+    return r;
+}
+
+static void num(char *buf, size_t len, double v, const char *fmt)
+{
+    if (isnan(v))
+        snprintf(buf, len, "n/a");
+    else
+        snprintf(buf, len, fmt, v);
+}
+
+/* Header lines: scheme, progress, loss, lr, throughput, validation. Fills *p. */
+static void render_steps(FILE *m, const NsLog *log, Progress *p)
+{
+    size_t n = 0, nl = 0, ns = 0;
+    double *step = quiet_series(log, "steps/step", &n);
+    double *loss = quiet_series(log, "steps/loss", &nl);
+    double *secs = quiet_series(log, "steps/step_seconds", &ns);
+    n = n < nl ? n : nl;
+    long total = 0;
+    p->total = ns_log_attr_long(log, "steps", &total) == 0 ? (double)total : NAN;
+    p->rows = n;
+    p->step = n ? step[n - 1] : 0.0;
+    p->loss = n ? loss[n - 1] : NAN;
+    p->slowest_step_s = ns_finite_max(secs, ns);
+    size_t from = n > LOSS_WINDOW ? n - LOSS_WINDOW : 0;
+    char a[32], b[32], c[32], d[32], e[32];
+    num(a, sizeof a, p->loss, "%.4f");
+    num(b, sizeof b, n ? ns_finite_mean(loss + from, n - from) : NAN, "%.4f");
+    num(c, sizeof c, last_of(log, "steps/lr"), "%.3e");
+    num(d, sizeof d, last_of(log, "steps/tokens_per_s"), "%.0f");
+    fprintf(m, "step %.0f / %.0f (%.0f %%)   loss %s (mean of last %zu: %s)   lr %s   "
+               "tokens/s %s\n", p->step, p->total, p->total > 0 ? 100.0 * p->step / p->total : 0.0,
+            a, n - from, b, c, d);
+    num(a, sizeof a, last_of(log, "eval/ppl"), "%.2f");
+    num(e, sizeof e, last_of(log, "eval/step"), "%.0f");
+    fprintf(m, "validation ppl %s (at step %s)\n", a, e);
+    free(step);
+    free(loss);
+    free(secs);
+}
+
+/* The latest row of each norm site: how far batch statistics stray, and the gradient gain. */
+static void render_sites(FILE *m, const NsLog *log)
+{
+    static const char *const COLS[] = {"dist_mean", "dist_var", "dist_psi2", "grad_gain"};
+    char **sites = NULL;
+    int n = ns_log_sites(log, &sites);
+    if (n == 0) {
+        fputs("\nno norm probes in this log (trained with --probes none?)\n", m);
+        ns_log_free_sites(sites, n);
+        return;
+    }
+    fprintf(m, "\n%-18s %11s %11s %11s %11s   %s\n", "norm site", COLS[0], COLS[1], COLS[2],
+            COLS[3], "at step");
+    for (int s = 0; s < n; s++) {
+        char path[256], cell[32];
+        fprintf(m, "%-18s", sites[s]);
+        for (int k = 0; k < 4; k++) {
+            snprintf(path, sizeof path, "norms/%s/%s", sites[s], COLS[k]);
+            num(cell, sizeof cell, last_of(log, path), "%.4g");
+            fprintf(m, " %11s", cell);
+        }
+        snprintf(path, sizeof path, "norms/%s/step", sites[s]);
+        num(cell, sizeof cell, last_of(log, path), "%.0f");
+        fprintf(m, "   %s\n", cell);
+    }
+    ns_log_free_sites(sites, n);
+}
+
+/* The snapshot as text (malloc'd), without its status line, which depends on what the
+ * end-of-run rules make of it; *p receives what they need. */
+static char *render(const NsLog *log, Progress *p)
+{
+    char *text = NULL, clock[16];
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    time_t now = time(NULL);
+    strftime(clock, sizeof clock, "%H:%M:%S", localtime(&now));
+    fprintf(m, "normscope watch  %s  %s  L=%ld d=%ld  [%s]\n", log->path, log->label,
+            log->n_layers, log->d_model, clock);
+    render_steps(m, log, p);
+    render_sites(m, log);
+    fclose(m);
+    return text;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The refresh loop */
+
+/* Sleeps, waking early on Ctrl-C (SIGINT interrupts nanosleep: no SA_RESTART). */
+static void pause_for(double seconds)
+{
+    struct timespec ts = {(time_t)seconds, (long)((seconds - floor(seconds)) * 1e9)};
+    if (!interrupted)
+        nanosleep(&ts, NULL);
+}
+
+/* What "the file grew" compares: its size and modification time (ns). */
+typedef struct {
+    long long size, mtime_ns;
+} FileSig;
+
+static FileSig file_signature(const char *path)
+{
+    struct stat st;
+    FileSig sig = {-1, -1};
+    if (stat(path, &st) == 0) {
+        sig.size = (long long)st.st_size;
+        sig.mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    }
+    return sig;
+}
+
+/* Opens the log, waiting for one that does not exist yet or is still being created. */
+static int open_waiting(NsLog *log, const char *path, double interval, int once, char *err)
+{
+    double t0 = ns_now_seconds();
+    int said = 0;
+    for (;;) {
+        if (ns_log_open(log, path, err) == 0)
+            return 0;
+        struct stat st;
+        int missing = stat(path, &st) != 0;
+        double waited = ns_now_seconds() - t0;
+        int fresh = !missing && difftime(time(NULL), st.st_mtime) < 5.0;
+        if (once || interrupted || !((missing && waited < 60.0) || (fresh && waited < 10.0)))
+            return -1;
+        if (!said++)
+            fprintf(stderr, "normscope: watch: waiting for '%s' to become a run log...\n", path);
+        pause_for(interval);
+    }
+}
+
+typedef struct {
+    double interval;
+    int once;
+} WatchOptions;
+
+/* Decides whether the run has ended; tracks growth across refreshes. */
+typedef struct {
+    FileSig sig;
+    double step, last_change;
+    int unchanged;
+    double flush_every;
+} Growth;
+
+/* How long a live run may go without growing: see rule 3 at the top. */
+static double stall_limit(const Progress *p, const Growth *g, double interval)
+{
+    double slow = isfinite(p->slowest_step_s) ? p->slowest_step_s : 0.0;
+    double limit = fmax(STALL_FLOOR_S, 3.0 * g->flush_every * slow);
+    return fmax(limit, STALL_INTERVALS * interval);
+}
+
+static WatchState judge(const NsLog *log, const Progress *p, Growth *g, double interval)
+{
+    if (p->rows > 0 && !isfinite(p->loss))
+        return DIVERGED; /* even on the last step: the run did not end well */
+    if (p->rows > 0 && p->step >= p->total)
+        return FINISHED;
+    FileSig sig = file_signature(log->path);
+    double now = ns_now_seconds();
+    int first = g->step < 0.0;
+    if (sig.size != g->sig.size || sig.mtime_ns != g->sig.mtime_ns || p->step != g->step) {
+        g->sig = sig;
+        g->step = p->step;
+        g->last_change = now;
+        g->unchanged = 0;
+        struct stat st; /* a log last written long ago has not grown for that long */
+        if (first && stat(log->path, &st) == 0)
+            g->last_change = now - fmax(0.0, difftime(time(NULL), st.st_mtime));
+        return RUNNING;
+    }
+    g->unchanged++;
+    return g->unchanged >= STALL_INTERVALS && now - g->last_change >= stall_limit(p, g, interval)
+               ? STALLED
+               : RUNNING;
+}
+
+/* With a single snapshot (--once) there is no history: the file's age stands in for it. */
+static WatchState judge_once(const NsLog *log, const Progress *p, Growth *g, double interval)
+{
+    WatchState state = judge(log, p, g, interval);
+    struct stat st;
+    if (state == RUNNING && stat(log->path, &st) == 0 &&
+        difftime(time(NULL), st.st_mtime) >= stall_limit(p, g, interval))
+        state = STALLED;
+    return state;
+}
+
+static void show(const char *text, WatchState state, int tty, int changed, int first)
+{
+    if (tty)
+        printf("\033[H\033[2J"); /* redraw in place */
+    else if (!changed && !first)
+        return;
+    else if (!first)
+        putchar('\n');
+    printf("%s\nstatus: %s\n", text, STATE_TEXT[state]);
+    fflush(stdout);
+}
+
+static int watch_loop(NsLog *log, const WatchOptions *o)
+{
+    int tty = isatty(STDOUT_FILENO), first = 1;
+    long flush_every = 10;
+    ns_log_attr_long(log, "flush_every", &flush_every);
+    Growth g = {.sig = {-1, -1}, .step = -1.0, .last_change = ns_now_seconds(),
+                .flush_every = (double)(flush_every > 0 ? flush_every : 1)};
+    double shown_step = -1.0;
+    WatchState state = RUNNING;
+    Progress p;
+    for (;;) {
+        char *text = render(log, &p);
+        if (interrupted)
+            state = STOPPED;
+        else
+            state = o->once ? judge_once(log, &p, &g, o->interval)
+                            : judge(log, &p, &g, o->interval);
+        int ending = o->once || state != RUNNING;
+        show(text, state, tty, p.step != shown_step || ending, first);
+        free(text);
+        first = 0;
+        shown_step = p.step;
+        if (ending)
+            break;
+        pause_for(o->interval);
+    }
+    if (state == STALLED && !o->once)
+        fprintf(stderr, "normscope: watch: '%s' stopped growing at step %.0f of %.0f: the run "
+                        "ended without finishing (crashed, killed or interrupted?)\n",
+                log->path, p.step, p.total);
+    if (o->once)
+        return NS_EXIT_OK;
+    return state == DIVERGED ? NS_EXIT_DIVERGED : state == STALLED ? NS_EXIT_ERROR : NS_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Command line */
+
+static void print_help(void)
+{
+    printf("usage: normscope watch RUN.h5 [--interval SECONDS] [--once]\n\n"
+           "Live view of a run log while 'normscope train' writes it: scheme, step, loss (and\n"
+           "its mean over the last 50 steps), learning rate, tokens/s, last validation\n"
+           "perplexity, and per norm site the latest dist_mean, dist_var, dist_psi2 and\n"
+           "grad_gain. Redraws in place on a terminal, prints successive blocks otherwise.\n\n"
+           "  --interval S   seconds between refreshes [2]\n"
+           "  --once         print one snapshot and exit\n\n"
+           "Stops when the run has finished (exit 0), its loss is not finite (exit 3), or the\n"
+           "file has not grown for 3 intervals and for at least max(30 s, 3 x flush_every x\n"
+           "the slowest step) (exit 1); Ctrl-C stops watching (exit 0).\n");
+}
+
+static int usage_error(const char *msg, const char *arg)
+{
+    fprintf(stderr, "normscope: watch: %s%s (see normscope watch --help)\n", msg, arg);
+    return NS_EXIT_USAGE;
+}
+
+static int parse_args(int argc, char **argv, WatchOptions *o, const char **file)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--once") == 0) {
+            o->once = 1;
+        } else if (strcmp(a, "--interval") == 0 || strncmp(a, "--interval=", 11) == 0) {
+            if (!a[10] && i + 1 >= argc)
+                return usage_error("missing value after ", a);
+            const char *v = a[10] ? a + 11 : argv[++i];
+            char *end = NULL;
+            o->interval = strtod(v, &end);
+            if (end == v || *end || !(o->interval > 0.0) || o->interval > 3600.0)
+                return usage_error("--interval needs seconds in (0, 3600], got ", v);
+        } else if (a[0] == '-' && a[1] == '-') {
+            return usage_error("unknown flag ", a);
+        } else if (*file) {
+            return usage_error("watch takes one run log; extra argument ", a);
+        } else {
+            *file = a;
+        }
+    }
+    return *file ? 0 : usage_error("no run log given", "");
+}
+
+int ns_cmd_watch(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_help();
+            return NS_EXIT_OK;
+        }
+    WatchOptions o = {.interval = 2.0, .once = 0};
+    const char *file = NULL;
+    int rc = parse_args(argc, argv, &o, &file);
+    if (rc != 0)
+        return rc;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    interrupted = 0;
+    NsLog log;
+    char err[NS_ERRLEN] = "";
+    if (open_waiting(&log, file, o.interval, o.once, err) != 0) {
+        sigaction(SIGINT, &old, NULL);
+        if (interrupted)
+            return NS_EXIT_OK;
+        fprintf(stderr, "normscope: %s\n", err);
+        return NS_EXIT_ERROR;
+    }
+    rc = watch_loop(&log, &o);
+    ns_log_close(&log);
+    sigaction(SIGINT, &old, NULL);
+    return rc;
+}
