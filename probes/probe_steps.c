@@ -22,10 +22,11 @@ static int declare(NsProbe *p, NsProbes *set, char *err)
                                "before the update"},
         {"steps/lr", "1", "learning rate of the step's update"},
         {"steps/grad_norm", "1", "global L2 norm of the gradient before clipping"},
-        {"steps/tokens_per_s", "positions/s", "B*T positions per second of wall time, probes "
-                                              "included"},
-        {"steps/real_tokens_per_s", "tokens/s", "real (non-padding) positions per second"},
-        {"steps/step_seconds", "s", "wall time of the step (forward, backward, update, probes)"},
+        {"steps/tokens_per_s", "positions/s", "B*T / step_seconds (padding included)"},
+        {"steps/real_tokens_per_s", "tokens/s", "real (non-padding) positions / step_seconds"},
+        {"steps/step_seconds", "s", "wall time from fetching the batch to the end of the update, "
+                                    "with the probes that run inside (norm-site hooks, "
+                                    "smoothness); end-of-step recording excluded"},
         {"steps/wall_time", "s", "seconds since this process started training"},
     };
     static const struct { const char *path, *units, *def; } evals[E_N] = {

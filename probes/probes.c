@@ -133,16 +133,17 @@ static int write_docs(NsProbes *set, char *err)
     char *text = ns_xmalloc(cap);
     len += (size_t)snprintf(text, cap,
                             "normscope run log (%s). Rows of a group align with its 'step' "
-                            "series. Missing values are NaN.\n\npath | units | definition\n"
-                            "--- | --- | ---\n", LOG_FORMAT);
+                            "series. Missing values are NaN. Each path below is followed by "
+                            "its units in brackets and, indented, its definition.\n\n",
+                            LOG_FORMAT);
     for (int i = 0; i < set->log.n_series; i++) {
         const NsSeries *s = &set->log.series[i];
-        size_t need = strlen(s->path) + strlen(s->units) + strlen(s->definition) + 16;
+        size_t need = strlen(s->path) + strlen(s->units) + strlen(s->definition) + 24;
         if (len + need >= cap) {
             cap = 2 * (len + need);
             text = ns_xrealloc(text, cap);
         }
-        len += (size_t)snprintf(text + len, cap - len, "/%s | %s | %s\n", s->path, s->units,
+        len += (size_t)snprintf(text + len, cap - len, "/%s [%s]\n    %s\n", s->path, s->units,
                                 s->definition);
     }
     hid_t type = H5Tcopy(H5T_C_S1);
