@@ -109,21 +109,21 @@ int ns_cmd_train(int argc, char **argv)
     return code;
 }
 
-/* Tokenizes a text file with the checkpoint's vocabulary. */
-static int load_eval_corpus(const char *path, const NsRunConfig *cfg, const NsVocab *vocab,
-                            NsCorpus *corpus, char *err)
+/* The text to evaluate on: --corpus tokenized with the checkpoint's vocabulary (the training
+ * text is not needed), or the run's own validation text (rebuilt as the run built it). */
+static int eval_text(const NsRunConfig *cfg, const char *corpus_path, char **vocab_list,
+                     int vocab_n, NsDataset *ds, NsCorpus *other, char *err)
 {
-    size_t len;
-    char *text = ns_read_text_file(path, &len, err);
-    if (!text)
+    memset(ds, 0, sizeof *ds);
+    if (!corpus_path[0])
+        return ns_dataset_load(ds, cfg, vocab_list, vocab_n, err);
+    if (ns_vocab_from_list(&ds->vocab, vocab_list, vocab_n, err) < 0)
         return -1;
-    int rc = ns_corpus_tokenize(corpus, vocab, cfg->tokenizer, text, len, err);
-    free(text);
-    return rc;
+    return ns_load_corpus_file(corpus_path, &ds->vocab, cfg->tokenizer, other, err);
 }
 
 static int eval_checkpoint(const char *ckpt, const char *corpus_path, const NsRunConfig *flags,
-                           char *err)
+                           int batching_given, char *err)
 {
     NsRunConfig cfg;
     ns_run_config_default(&cfg);
@@ -131,15 +131,14 @@ static int eval_checkpoint(const char *ckpt, const char *corpus_path, const NsRu
     int vocab_n;
     if (ns_checkpoint_read_header(ckpt, &cfg, &vocab_list, &vocab_n, err) < 0)
         return -1;
-    cfg.batching = flags->batching;
+    if (batching_given) /* else evaluate the way the run was trained */
+        cfg.batching = flags->batching;
     cfg.eval_batches = flags->eval_batches;
     cfg.threads = flags->threads;
     NsDataset ds;
-    int rc = ns_dataset_load(&ds, &cfg, vocab_list, vocab_n, err);
-    ns_checkpoint_free_vocab(vocab_list, vocab_n);
     NsCorpus other = {0};
-    if (rc == 0 && corpus_path[0])
-        rc = load_eval_corpus(corpus_path, &cfg, &ds.vocab, &other, err);
+    int rc = eval_text(&cfg, corpus_path, vocab_list, vocab_n, &ds, &other, err);
+    ns_checkpoint_free_vocab(vocab_list, vocab_n);
     NsModel m = {0};
     double loss = NAN;
     if (rc == 0) {
@@ -147,15 +146,20 @@ static int eval_checkpoint(const char *ckpt, const char *corpus_path, const NsRu
         ns_model_init(&m, &cfg.model, cfg.seed);
         rc = ns_checkpoint_load(ckpt, &m, NULL, NULL, NULL, NULL, err);
     }
+    const NsCorpus *c = corpus_path[0] ? &other : &ds.valid;
     if (rc == 0) {
-        const NsCorpus *c = corpus_path[0] ? &other : &ds.valid;
         loss = ns_evaluate_corpus(&m, c, cfg.batching, cfg.eval_batches, cfg.seed, err);
         rc = isnan(loss) ? -1 : 0;
-        if (rc == 0)
-            printf("corpus %s\ntokens %zu (unk rate %.4f)\nloss %.6f\nperplexity %.4f\n",
-                   corpus_path[0] ? corpus_path : "(validation text of the run)", c->n_ids,
-                   ns_corpus_unk_rate(c), loss, exp(loss));
+        if (rc < 0 && corpus_path[0]) {
+            char inner[NS_ERRLEN];
+            snprintf(inner, sizeof inner, "%s", err);
+            ns_fail(err, "text '%s': %s", corpus_path, inner);
+        }
     }
+    if (rc == 0)
+        printf("corpus %s\ntokens %zu (unk rate %.4f)\nloss %.6f\nperplexity %.4f\n",
+               corpus_path[0] ? corpus_path : "(validation text of the run)", c->n_ids,
+               ns_corpus_unk_rate(c), loss, exp(loss));
     if (m.params)
         ns_model_free(&m);
     ns_corpus_free(&other);
@@ -171,7 +175,8 @@ int ns_cmd_eval(int argc, char **argv)
     int rc = ns_cli_parse(argc, argv, NS_FLAGS_EVAL, "eval", &flags, err);
     if (rc == 1) {
         ns_cli_print_help("eval", "Loss and perplexity of a checkpoint (--checkpoint) on a corpus "
-                                  "(--corpus; default: the run's own validation text).",
+                                  "(--corpus; default: the run's own validation text), batched "
+                                  "as the run was unless --batching is given.",
                           NS_FLAGS_EVAL);
         return NS_EXIT_OK;
     }
@@ -180,7 +185,8 @@ int ns_cmd_eval(int argc, char **argv)
     if (!flags.checkpoint_path[0])
         return fail("eval needs --checkpoint PATH (a .ckpt.h5 written by normscope train)",
                     NS_EXIT_USAGE);
-    if (eval_checkpoint(flags.checkpoint_path, flags.corpus_path, &flags, err) < 0)
+    int batching_given = ns_cli_find(argc, argv, "--batching") != NULL;
+    if (eval_checkpoint(flags.checkpoint_path, flags.corpus_path, &flags, batching_given, err) < 0)
         return fail(err, NS_EXIT_ERROR);
     return NS_EXIT_OK;
 }

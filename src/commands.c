@@ -22,9 +22,9 @@ const NsCommand *ns_find_command(const char *name)
     return NULL;
 }
 
-void ns_print_analysis_usage(void)
+void ns_print_analysis_usage(FILE *out)
 {
-    printf("\nanalysis (reads run logs):\n"
+    fprintf(out, "\nanalysis (reads run logs):\n"
            "  plot KIND RUN.h5...  draw a figure with gnuplot: fluctuation, boxes, gradients,\n"
            "                       lipschitz, training, layers\n"
            "  compare RUN.h5...    side-by-side table (Markdown and CSV)\n"

@@ -3,13 +3,15 @@
 #ifndef NS_COMMANDS_H
 #define NS_COMMANDS_H
 
+#include <stdio.h>
+
 typedef struct {
     const char *name;
     int (*run)(int argc, char **argv);
 } NsCommand;
 
 const NsCommand *ns_find_command(const char *name);
-void ns_print_analysis_usage(void);
+void ns_print_analysis_usage(FILE *out);
 
 int ns_cmd_train(int argc, char **argv);
 int ns_cmd_eval(int argc, char **argv);

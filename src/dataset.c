@@ -57,24 +57,63 @@ static int load_texts(NsDataset *ds, const NsRunConfig *cfg, char **train, size_
     return 0;
 }
 
+/* Puts "<what>: " in front of the message in err, so every data error names its text. */
+static int with_context(char *err, const char *what)
+{
+    char inner[NS_ERRLEN];
+    snprintf(inner, sizeof inner, "%s", err);
+    /* Messages about a file already name it; only add the role of the text. */
+    return ns_fail(err, "%s: %s", what, inner);
+}
+
+static void describe_texts(const NsRunConfig *cfg, char *train, size_t tn, char *valid, size_t vn)
+{
+    if (cfg->corpus_path[0])
+        snprintf(train, tn, "training text '%s'", cfg->corpus_path);
+    else
+        snprintf(train, tn, "embedded training text");
+    if (cfg->valid_path[0])
+        snprintf(valid, vn, "validation text '%s'", cfg->valid_path);
+    else if (cfg->corpus_path[0])
+        snprintf(valid, vn, "validation text (last 5%% of '%s'; or give --valid)",
+                 cfg->corpus_path);
+    else
+        snprintf(valid, vn, "embedded validation text");
+}
+
+/* Checks now that the validation text makes at least one batch, rather than failing at the
+ * first validation pass after training for a while. */
+static int check_valid_batches(const NsDataset *ds, const NsRunConfig *cfg, char *err)
+{
+    NsBatcher b;
+    int rc = ns_batcher_init(&b, &ds->valid, cfg->batching, cfg->model.batch_size,
+                             cfg->model.seq_len, cfg->seed, 0, err);
+    if (rc == 0)
+        ns_batcher_free(&b);
+    return rc;
+}
+
 int ns_dataset_load(NsDataset *ds, const NsRunConfig *cfg, char *const *vocab_tokens,
                     int vocab_n, char *err)
 {
     memset(ds, 0, sizeof *ds);
-    char *train = NULL, *valid = NULL;
+    char *train = NULL, *valid = NULL, train_name[NS_PATH_LEN + 32], valid_name[NS_PATH_LEN + 64];
     size_t train_len = 0, valid_len = 0;
+    describe_texts(cfg, train_name, sizeof train_name, valid_name, sizeof valid_name);
     int rc = load_texts(ds, cfg, &train, &train_len, &valid, &valid_len, err);
     if (rc == 0)
         rc = vocab_tokens ? ns_vocab_from_list(&ds->vocab, vocab_tokens, vocab_n, err)
                           : ns_vocab_build(&ds->vocab, train, train_len, cfg->tokenizer,
                                            cfg->model.vocab_size, err);
-    if (rc == 0)
-        rc = ns_corpus_tokenize(&ds->train, &ds->vocab, cfg->tokenizer, train, train_len, err);
-    if (rc == 0)
-        rc = ns_corpus_tokenize(&ds->valid, &ds->vocab, cfg->tokenizer, valid, valid_len, err);
-    if (rc == 0)
-        rc = ns_batcher_init(&ds->train_batches, &ds->train, cfg->batching,
-                             cfg->model.batch_size, cfg->model.seq_len, cfg->seed, 1, err);
+    if (rc == 0 &&
+        (ns_corpus_tokenize(&ds->train, &ds->vocab, cfg->tokenizer, train, train_len, err) < 0 ||
+         ns_batcher_init(&ds->train_batches, &ds->train, cfg->batching, cfg->model.batch_size,
+                         cfg->model.seq_len, cfg->seed, 1, err) < 0))
+        rc = with_context(err, train_name);
+    if (rc == 0 &&
+        (ns_corpus_tokenize(&ds->valid, &ds->vocab, cfg->tokenizer, valid, valid_len, err) < 0 ||
+         check_valid_batches(ds, cfg, err) < 0))
+        rc = with_context(err, valid_name);
     if (rc == 0)
         ds->unigram_entropy = ns_corpus_unigram_entropy(&ds->train, ds->vocab.size);
     free(train);
@@ -82,13 +121,19 @@ int ns_dataset_load(NsDataset *ds, const NsRunConfig *cfg, char *const *vocab_to
     return rc;
 }
 
-int ns_dataset_valid_batcher(const NsDataset *ds, const NsRunConfig *cfg, NsBatcher *b, char *err)
+int ns_load_corpus_file(const char *path, const NsVocab *vocab, NsTokenizer tokenizer,
+                        NsCorpus *corpus, char *err)
 {
-    if (ns_batcher_init(b, &ds->valid, cfg->batching, cfg->model.batch_size, cfg->model.seq_len,
-                        cfg->seed, 0, err) < 0) {
-        char inner[NS_ERRLEN];
-        snprintf(inner, sizeof inner, "%s", err);
-        return ns_fail(err, "validation text: %s", inner);
+    size_t len;
+    char *text = ns_read_text_file(path, &len, err);
+    if (!text)
+        return -1;
+    int rc = ns_corpus_tokenize(corpus, vocab, tokenizer, text, len, err);
+    free(text);
+    if (rc < 0) {
+        char what[NS_PATH_LEN + 16];
+        snprintf(what, sizeof what, "text '%s'", path);
+        return with_context(err, what);
     }
     return 0;
 }

@@ -22,8 +22,8 @@ int ns_dataset_load(NsDataset *ds, const NsRunConfig *cfg, char *const *vocab_to
                     int vocab_n, char *err);
 void ns_dataset_free(NsDataset *ds);
 
-/* A batcher over the validation text that covers it once per ns_batcher_epoch_batches. */
-int ns_dataset_valid_batcher(const NsDataset *ds, const NsRunConfig *cfg, NsBatcher *b,
-                             char *err);
+/* Reads and tokenizes a text file with a given vocabulary (eval on another corpus). */
+int ns_load_corpus_file(const char *path, const NsVocab *vocab, NsTokenizer tokenizer,
+                        NsCorpus *corpus, char *err);
 
 #endif

@@ -18,9 +18,9 @@ static int fail(const char *msg, int code)
     return code;
 }
 
-static void print_usage(void)
+static void print_usage(FILE *out)
 {
-    printf("normscope %s: look inside the normalization layers of a Transformer while it "
+    fprintf(out, "normscope %s: look inside the normalization layers of a Transformer while it "
            "trains\n\n"
            "usage: normscope <command> [flags]   (normscope <command> --help for its flags)\n\n"
            "engine:\n"
@@ -28,7 +28,7 @@ static void print_usage(void)
            "  eval             loss and perplexity of a checkpoint on a corpus\n"
            "  debug-step       write a debug state (a few steps pinned down) for parity checks\n",
            NORMSCOPE_VERSION);
-    ns_print_analysis_usage();
+    ns_print_analysis_usage(out);
 }
 
 int main(int argc, char **argv)
@@ -36,7 +36,8 @@ int main(int argc, char **argv)
     ns_h5_quiet();
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
-        print_usage();
+        /* Asked for: stdout, success. Not asked for (no command): stderr, usage error. */
+        print_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? NS_EXIT_USAGE : NS_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0) {

@@ -47,8 +47,11 @@ static int resume_from_checkpoint(NsTrainer *tr, char *err)
     if (rc < 0)
         return -1;
     tr->cfg.model.vocab_size = tr->data.vocab.size;
-    if (ns_model_config_compare(&saved.model, &tr->cfg.model, err) < 0)
-        return -1;
+    if (ns_model_config_compare(&saved.model, &tr->cfg.model, err) < 0) {
+        char inner[NS_ERRLEN];
+        snprintf(inner, sizeof inner, "%s", err);
+        return ns_fail(err, "--resume '%s': %s", tr->cfg.resume_path, inner);
+    }
     ns_model_init(&tr->model, &tr->cfg.model, tr->cfg.seed);
     ns_adamw_init(&tr->opt, &tr->cfg.optim, tr->model.layout.total);
     tr->params_init = ns_xmalloc(sizeof(float) * tr->model.layout.total);
@@ -56,11 +59,31 @@ static int resume_from_checkpoint(NsTrainer *tr, char *err)
                               tr->params_init, &tr->step, err);
 }
 
+/* Outputs that cannot be written should stop the run before it trains, not after: checks that
+ * the directory of `path` exists and is writable. */
+static int check_writable(const char *path, const char *what, const char *flag, char *err)
+{
+    char dir[NS_PATH_LEN];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    if (access(dir, W_OK) != 0)
+        return ns_fail(err, "cannot write %s '%s': directory '%s' does not exist or is not "
+                            "writable (%s)", what, path, dir, flag);
+    return 0;
+}
+
 int ns_trainer_init(NsTrainer *tr, const NsRunConfig *cfg, char *err)
 {
     memset(tr, 0, sizeof *tr);
     tr->cfg = *cfg;
     ns_run_config_finish(&tr->cfg);
+    if (check_writable(tr->cfg.out_path, "run log", "--out", err) < 0 ||
+        check_writable(tr->cfg.checkpoint_path, "checkpoint", "--checkpoint", err) < 0)
+        return -1;
     openblas_set_num_threads(tr->cfg.threads);
     if (tr->cfg.resume_path[0]) {
         if (resume_from_checkpoint(tr, err) < 0)
@@ -202,8 +225,10 @@ static void report_progress(NsTrainer *tr, const NsStepInfo *info, double mean_l
                 info->grad_norm, tps, eta);
 }
 
+/* Returns 0, -1 on error, or 1 when the validation loss is not finite (divergence). */
 static int run_eval(NsTrainer *tr, int tty, char *err)
 {
+    err[0] = '\0';
     double loss = ns_trainer_evaluate(tr, err);
     if (isnan(loss) && err[0])
         return -1;
@@ -213,7 +238,7 @@ static int run_eval(NsTrainer *tr, int tty, char *err)
                 (long long)tr->step, loss, exp(loss));
     if (tr->observer.eval_end)
         tr->observer.eval_end(tr->observer.ctx, tr, tr->step, loss, exp(loss));
-    return 0;
+    return isfinite(loss) ? 0 : 1;
 }
 
 static int flush_observer(NsTrainer *tr, char *err)
@@ -270,9 +295,17 @@ int ns_trainer_run(NsTrainer *tr, char *err)
                 window = 0;
             }
         }
-        if ((tr->cfg.eval_every > 0 && tr->step % tr->cfg.eval_every == 0) || last)
-            if (run_eval(tr, tty, err) < 0)
+        if ((tr->cfg.eval_every > 0 && tr->step % tr->cfg.eval_every == 0) || last) {
+            int rc = run_eval(tr, tty, err);
+            if (rc < 0)
                 return NS_EXIT_ERROR;
+            if (rc > 0) {
+                ns_fail(err, "training diverged at step %lld: validation loss %g (training "
+                             "loss %g); lower --lr or raise --warmup", (long long)tr->step,
+                        tr->last_eval_loss, info.loss);
+                return finish_early(tr, NS_EXIT_DIVERGED, err);
+            }
+        }
         if (tr->step % tr->cfg.flush_every == 0 && flush_observer(tr, err) < 0)
             return NS_EXIT_ERROR;
         if (tr->cfg.checkpoint_every > 0 && tr->step % tr->cfg.checkpoint_every == 0 &&
