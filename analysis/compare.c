@@ -117,41 +117,39 @@ static double window_quantile(const NsLog *log, const char *group, const char *n
     return r;
 }
 
-/* Steps done, total, and the first step whose training loss is not finite. */
+/* Steps recorded, total, and the first step whose training loss or gradient norm is not
+ * finite (the engine records the diverging step in /steps before it stops). */
 static void steps_outcome(const NsLog *log, Row *r)
 {
-    size_t n = 0, nl = 0;
+    size_t n = 0, nl = 0, ng = 0;
     double *step = opt_series(log, "steps/step", &n);
     double *loss = opt_series(log, "steps/loss", &nl);
+    double *gnorm = opt_series(log, "steps/grad_norm", &ng);
     long total;
     r->steps_total = ns_log_attr_long(log, "steps", &total) == 0 ? (double)total : NAN;
     r->steps_done = n > 0 ? step[n - 1] : 0.0;
     r->diverged_step = NAN;
     for (size_t i = 0; i < n && i < nl; i++)
-        if (!isfinite(loss[i])) {
+        if (!isfinite(loss[i]) || (i < ng && !isfinite(gnorm[i]))) {
             r->diverged_step = step[i];
             break;
         }
     free(step);
     free(loss);
+    free(gnorm);
 }
 
-/* The engine stops on a non-finite loss before writing that step's /steps row, but the norm
- * probes (run after backward) have already recorded it: a run that stopped short with a norm
- * row beyond its last /steps row diverged at that row's step. */
-static double divergence_from_sites(const NsLog *log, char **sites, int nsites, double done)
+/* Training also stops as diverged when a validation loss is not finite. */
+static double divergence_from_eval(const NsLog *log)
 {
+    size_t n = 0, nl = 0;
+    double *step = opt_series(log, "eval/step", &n), *loss = opt_series(log, "eval/loss", &nl);
     double first = NAN;
-    for (int s = 0; s < nsites; s++) {
-        char path[256];
-        size_t n = 0;
-        snprintf(path, sizeof path, "norms/%s/step", sites[s]);
-        double *step = opt_series(log, path, &n);
-        for (size_t i = 0; i < n; i++)
-            if (step[i] > done && (isnan(first) || step[i] < first))
-                first = step[i];
-        free(step);
-    }
+    for (size_t i = 0; i < n && i < nl && isnan(first); i++)
+        if (!isfinite(loss[i]))
+            first = step[i];
+    free(step);
+    free(loss);
     return first;
 }
 
@@ -205,8 +203,9 @@ static void compute_row(const NsLog *log, const char *site, char **sites, int ns
     memset(r, 0, sizeof *r);
     steps_outcome(log, r);
     eval_outcome(log, r);
-    if (isnan(r->diverged_step) && r->steps_done < r->steps_total)
-        r->diverged_step = divergence_from_sites(log, sites, nsites, r->steps_done);
+    double eval_div = divergence_from_eval(log);
+    if (isnan(r->diverged_step) || eval_div < r->diverged_step)
+        r->diverged_step = eval_div;
     double max_step = r->steps_done;
     r->has_site = 0;
     for (int s = 0; site && s < nsites; s++)

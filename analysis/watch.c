@@ -6,7 +6,7 @@
  * (a pipe, a file, a CI log) snapshots are printed as successive blocks, one per new step.
  *
  * When it stops (documented in --help too):
- *   1. diverged: the last recorded training loss is NaN or infinite           -> exit 3
+ *   1. diverged: the last recorded training loss or gradient norm is not finite -> exit 3
  *   2. finished: the last /steps/step reached the root attribute `steps`      -> exit 0
  *   3. stalled: the file (size, mtime) and its step count have not changed for 3 intervals in
  *      a row AND for at least max(30 s, 3 x flush_every x the slowest step so far), counted
@@ -47,7 +47,7 @@ static const char *const STATE_TEXT[] = {
 
 /* What the end-of-run rules look at, taken from one snapshot. */
 typedef struct {
-    double step, total, loss, slowest_step_s;
+    double step, total, loss, grad_norm, slowest_step_s;
     size_t rows;
 } Progress;
 
@@ -99,6 +99,7 @@ static void render_steps(FILE *m, const NsLog *log, Progress *p)
     p->rows = n;
     p->step = n ? step[n - 1] : 0.0;
     p->loss = n ? loss[n - 1] : NAN;
+    p->grad_norm = n ? last_of(log, "steps/grad_norm") : NAN;
     p->slowest_step_s = ns_finite_max(secs, ns);
     size_t from = n > LOSS_WINDOW ? n - LOSS_WINDOW : 0;
     char a[32], b[32], c[32], d[32], e[32];
@@ -232,7 +233,7 @@ static double stall_limit(const Progress *p, const Growth *g, double interval)
 
 static WatchState judge(const NsLog *log, const Progress *p, Growth *g, double interval)
 {
-    if (p->rows > 0 && !isfinite(p->loss))
+    if (p->rows > 0 && (!isfinite(p->loss) || !isfinite(p->grad_norm)))
         return DIVERGED; /* even on the last step: the run did not end well */
     if (p->rows > 0 && p->step >= p->total)
         return FINISHED;

@@ -180,6 +180,17 @@ static void craft_nan_loss(const char *from, const char *to, long index)
     H5Fclose(f);
 }
 
+/* A copy of a finished log whose root attribute `steps` says more steps were planned: to a
+ * watcher it is a run that stopped short without diverging. */
+static void craft_unfinished(const char *from, const char *to, long planned)
+{
+    copy_file(from, to);
+    hid_t f = H5Fopen(to, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    assert_int_equal(ns_h5_attr_write_i64(f, "steps", planned), 0);
+    H5Fclose(f);
+}
+
 static void craft_format(const char *from, const char *to, const char *format)
 {
     copy_file(from, to);
@@ -454,7 +465,8 @@ static void test_compare_values(void **state)
     close_logs(logs, 5);
 }
 
-/* The engine stops before writing the diverging step's /steps row; the norm probes have it. */
+/* The engine records the diverging step in /steps (non-finite loss or gradient norm) and
+ * stops: compare names that step. */
 static void test_compare_engine_divergence(void **state)
 {
     (void)state;
@@ -466,11 +478,20 @@ static void test_compare_engine_divergence(void **state)
     snprintf(path, sizeof path, "%s.csv", prefix);
     Csv c;
     csv_load(&c, path);
-    double done = steps_done(&log);
-    assert_true(done < 60);
-    check_num(&c, 1, "steps_done", done);
+    size_t n, nl, ng;
+    double *step = series(&log, "steps/step", &n), *loss = series(&log, "steps/loss", &nl);
+    double *gnorm = series(&log, "steps/grad_norm", &ng);
+    assert_true(n > 0 && n == nl && n == ng);
+    assert_true(!isfinite(loss[n - 1]) || !isfinite(gnorm[n - 1])); /* the last row diverged */
+    double first = NAN;
+    for (size_t i = 0; i < n && isnan(first); i++)
+        if (!isfinite(loss[i]) || !isfinite(gnorm[i]))
+            first = step[i];
+    assert_true(step[n - 1] < 60);
+    check_num(&c, 1, "steps_done", step[n - 1]);
     check_num(&c, 1, "steps_total", 60);
-    check_num(&c, 1, "divergence_step", done + 1);
+    check_num(&c, 1, "divergence_step", first);
+    free(step), free(loss), free(gnorm);
     free(c.text);
     ns_log_close(&log);
 }
@@ -596,7 +617,7 @@ static void test_watch_interrupt(void **state)
     char out[PATH_MAX + 64], log[PATH_MAX + 32];
     snprintf(out, sizeof out, "%s/watchint.stdout", g_dir);
     snprintf(log, sizeof log, "%s/fresh.h5", g_dir);
-    copy_file(g_div, log);
+    craft_unfinished(g_batch, log, 600);
     char *argv[] = {(char *)g_bin, "watch", log, "--interval", "0.1", NULL};
     pid_t pid = spawn(argv, out, NULL);
     struct timespec ts = {0, 600000000L};
@@ -617,12 +638,12 @@ static void test_watch_stalled(void **state)
     snprintf(out, sizeof out, "%s/stall.stdout", g_dir);
     snprintf(errf, sizeof errf, "%s/stall.stderr", g_dir);
     snprintf(log, sizeof log, "%s/old.h5", g_dir);
-    copy_file(g_div, log);
+    craft_unfinished(g_batch, log, 600);
     struct timespec old[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
     assert_int_equal(utimensat(AT_FDCWD, log, old, 0), 0);
     assert_int_equal(run_ns(out, errf, "watch", log, "--interval", "0.1", NULL), NS_EXIT_ERROR);
     char *msg = slurp(errf), *text = slurp(out);
-    assert_non_null(strstr(msg, "stopped growing at step 1 of 60"));
+    assert_non_null(strstr(msg, "stopped growing at step 60 of 600"));
     assert_non_null(strstr(text, "status: stopped growing"));
     free(msg), free(text);
     assert_int_equal(run_ns(out, NULL, "watch", log, "--once", NULL), 0);
