@@ -96,26 +96,43 @@ static int on_flush(void *ctx, char *err) { return ns_runlog_flush(&((NsProbes *
 
 /* ------------------------------------------------------------ set-up */
 
-static int select_probes(NsProbes *set, const char *list, char *err)
+static int known_probe(const char *name)
 {
-    ns_probe_steps(&set->probes[set->n_probes++]);
-    if (strcmp(list, "none") == 0)
+    for (size_t k = 0; k < N_OPTIONAL; k++)
+        if (strcmp(OPTIONAL_PROBES[k].name, name) == 0)
+            return 1;
+    return strcmp(name, "steps") == 0;
+}
+
+/* Checks every name of a --probes list: `all` and `none` stand alone, others must exist. */
+static int check_probe_list(const char *list, char *err)
+{
+    if (strcmp(list, "all") == 0 || strcmp(list, "none") == 0)
         return 0;
-    int all = strcmp(list, "all") == 0;
+    if (!list[0])
+        return ns_fail(err, "--probes is empty: give all, none, or names from %s",
+                       ns_probe_names());
     char buf[256];
     snprintf(buf, sizeof buf, "%s", list);
-    if (!all) { /* every listed name must exist */
-        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-            size_t k = 0;
-            while (k < N_OPTIONAL && strcmp(OPTIONAL_PROBES[k].name, tok) != 0)
-                k++;
-            if (k == N_OPTIONAL && strcmp(tok, "steps") != 0)
-                return ns_fail(err, "--probes: unknown probe '%s' (choose from %s, or all, "
-                                    "none)", tok, ns_probe_names());
-        }
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (strcmp(tok, "all") == 0 || strcmp(tok, "none") == 0)
+            return ns_fail(err, "--probes: '%s' cannot be combined with other names", tok);
+        if (!known_probe(tok))
+            return ns_fail(err, "--probes: unknown probe '%s' (choose from %s, or all, none)",
+                           tok, ns_probe_names());
     }
+    return 0;
+}
+
+static int select_probes(NsProbes *set, const char *list, char *err)
+{
+    if (check_probe_list(list, err) < 0)
+        return -1;
+    ns_probe_steps(&set->probes[set->n_probes++]);
+    int all = strcmp(list, "all") == 0;
     for (size_t k = 0; k < N_OPTIONAL; k++) {
         int wanted = all;
+        char buf[256];
         snprintf(buf, sizeof buf, "%s", list);
         for (char *tok = strtok(buf, ","); tok && !wanted; tok = strtok(NULL, ","))
             wanted = strcmp(tok, OPTIONAL_PROBES[k].name) == 0;
@@ -159,8 +176,13 @@ static int open_log(NsProbes *set, char *err)
 {
     const NsRunConfig *c = &set->tr->cfg;
     int append = c->resume_path[0] && H5Fis_hdf5(c->out_path) > 0;
-    if (append)
-        return ns_runlog_open_append(&set->log, c->out_path, err);
+    if (append) { /* the configuration attributes now describe the resumed run (e.g. steps) */
+        if (ns_runlog_open_append(&set->log, c->out_path, err) < 0)
+            return -1;
+        if (ns_write_run_attrs(set->log.file, c) < 0)
+            return ns_fail(err, "cannot update attributes of run log '%s'", c->out_path);
+        return 0;
+    }
     if (ns_runlog_create(&set->log, c->out_path, err) < 0)
         return -1;
     if (ns_write_run_attrs(set->log.file, c) < 0 ||
@@ -222,7 +244,7 @@ int ns_probes_close(NsProbes *set, char *err)
         memset(&set->tr->model.hooks, 0, sizeof set->tr->model.hooks);
         memset(&set->tr->observer, 0, sizeof set->tr->observer);
     }
-    int rc = set->log.file >= 0 ? ns_runlog_close(&set->log, err) : 0;
+    int rc = ns_runlog_close(&set->log, err);
     for (int i = 0; i < set->n_probes; i++)
         if (set->probes[i].destroy)
             set->probes[i].destroy(&set->probes[i]);

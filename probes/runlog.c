@@ -53,6 +53,14 @@ int ns_runlog_open_append(NsRunLog *log, const char *path, char *err)
                             "of the run being resumed", path);
     hid_t fapl = latest_fapl();
     log->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    if (log->file < 0) {
+        /* A SWMR writer killed without closing leaves the superblock marked "open for
+         * writing"; resuming after such a crash is what --resume is for, so clear the mark
+         * (what `h5clear -s` does; the property is HDF5's own, not in its public headers). */
+        hbool_t clear = 1;
+        if (H5Pset(fapl, "clear_status_flags", &clear) >= 0)
+            log->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    }
     H5Pclose(fapl);
     if (log->file < 0)
         return ns_fail(err, "cannot open run log '%s' for appending (is it being written by "
@@ -138,10 +146,22 @@ int ns_runlog_describe(NsRunLog *log, const char *path, const char *key, const c
     return rc;
 }
 
-static int parent_is(const char *path, const char *group)
+/* The group whose `step` series indexes this series' rows: the nearest ancestor with a step
+ * series (params/<name>/grad_norm belongs to params, norms/<site>/vectors/x to
+ * norms/<site>/vectors). Writes it into owner; empty if none. */
+static void step_owner(const NsRunLog *log, const char *path, char *owner, size_t n)
 {
-    size_t n = strlen(group);
-    return strncmp(path, group, n) == 0 && path[n] == '/' && !strchr(path + n + 1, '/');
+    char group[160], step_path[200];
+    snprintf(group, sizeof group, "%s", path);
+    owner[0] = '\0';
+    for (char *slash = strrchr(group, '/'); slash; slash = strrchr(group, '/')) {
+        *slash = '\0';
+        snprintf(step_path, sizeof step_path, "%s/step", group);
+        if (ns_runlog_find(log, step_path) >= 0) {
+            snprintf(owner, n, "%s", group);
+            return;
+        }
+    }
 }
 
 int ns_runlog_truncate_group(NsRunLog *log, const char *group, int64_t last_step, char *err)
@@ -162,7 +182,9 @@ int ns_runlog_truncate_group(NsRunLog *log, const char *group, int64_t last_step
     free(steps);
     for (int i = 0; i < log->n_series; i++) {
         NsSeries *s = &log->series[i];
-        if (!parent_is(s->path, group) || s->rows_file <= keep)
+        char owner[160];
+        step_owner(log, s->path, owner, sizeof owner);
+        if (strcmp(owner, group) != 0 || s->rows_file <= keep)
             continue;
         hsize_t dims[2] = {keep, (hsize_t)s->width};
         if (H5Dset_extent(s->dset, dims) < 0)
@@ -172,10 +194,20 @@ int ns_runlog_truncate_group(NsRunLog *log, const char *group, int64_t last_step
     return 0;
 }
 
+/* After the declarations the file is closed, and each flush reopens it in SWMR-write mode,
+ * appends and closes it again. A SWMR writer that dies with the file open leaves it marked
+ * "open for writing" (HDF5 then refuses ordinary opens until `h5clear -s`); closed between
+ * flushes, a log killed by SIGKILL is a clean file unless the kill lands inside a flush. */
 int ns_runlog_start(NsRunLog *log, char *err)
 {
-    if (H5Fstart_swmr_write(log->file) < 0)
-        return ns_fail(err, "cannot start SWMR writing on '%s'", log->path);
+    for (int i = 0; i < log->n_series; i++) {
+        H5Dclose(log->series[i].dset);
+        log->series[i].dset = H5I_INVALID_HID;
+    }
+    herr_t rc = H5Fclose(log->file);
+    log->file = H5I_INVALID_HID;
+    if (rc < 0)
+        return ns_fail(err, "cannot write run log '%s' (disk full?)", log->path);
     log->swmr = 1;
     return 0;
 }
@@ -202,10 +234,13 @@ void ns_runlog_append_i64(NsRunLog *log, int series, int64_t value)
     ns_runlog_append(log, series, &value);
 }
 
-static int write_pending(NsSeries *s)
+static int write_pending(hid_t file, NsSeries *s)
 {
     if (s->n_pending == 0)
         return 0;
+    s->dset = H5Dopen2(file, s->path, H5P_DEFAULT);
+    if (s->dset < 0)
+        return -1;
     int rank = s->type == NS_SERIES_F32_VEC ? 2 : 1;
     hsize_t new_dims[2] = {s->rows_file + s->n_pending, (hsize_t)s->width};
     if (H5Dset_extent(s->dset, new_dims) < 0)
@@ -217,6 +252,10 @@ static int write_pending(NsSeries *s)
     herr_t rc = H5Dwrite(s->dset, mem_type(s), mspace, fspace, H5P_DEFAULT, s->pending);
     H5Sclose(mspace);
     H5Sclose(fspace);
+    if (rc >= 0)
+        rc = H5Dflush(s->dset);
+    H5Dclose(s->dset);
+    s->dset = H5I_INVALID_HID;
     if (rc < 0)
         return -1;
     s->rows_file += s->n_pending;
@@ -224,22 +263,54 @@ static int write_pending(NsSeries *s)
     return 0;
 }
 
-int ns_runlog_flush(NsRunLog *log, char *err)
+static int is_step_series(const NsSeries *s)
+{
+    const char *leaf = strrchr(s->path, '/');
+    return leaf && strcmp(leaf, "/step") == 0;
+}
+
+static int any_pending(const NsRunLog *log)
 {
     for (int i = 0; i < log->n_series; i++)
-        if (write_pending(&log->series[i]) < 0)
-            return ns_fail(err, "cannot append to '%s' in run log '%s' (disk full?)",
-                           log->series[i].path, log->path);
-    if (H5Fflush(log->file, H5F_SCOPE_GLOBAL) < 0)
-        return ns_fail(err, "cannot flush run log '%s'", log->path);
+        if (log->series[i].n_pending)
+            return 1;
     return 0;
+}
+
+/* Data series first, each flushed, then the step series: a reader (or a file left by a
+ * SIGKILL during a flush) may see data rows whose step row is not there yet, never a step row
+ * without its data. */
+int ns_runlog_flush(NsRunLog *log, char *err)
+{
+    if (!log->swmr || !any_pending(log))
+        return 0;
+    hid_t fapl = latest_fapl();
+    H5Pset_file_locking(fapl, 0, 1);
+    hid_t file = H5Fopen(log->path, H5F_ACC_RDWR | H5F_ACC_SWMR_WRITE, fapl);
+    H5Pclose(fapl);
+    if (file < 0)
+        return ns_fail(err, "cannot reopen run log '%s' to append (was it moved or deleted?)",
+                       log->path);
+    int rc = 0;
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        for (int i = 0; i < log->n_series && rc == 0; i++) {
+            NsSeries *s = &log->series[i];
+            if (is_step_series(s) == pass && write_pending(file, s) < 0)
+                rc = ns_fail(err, "cannot append to '%s' in run log '%s' (disk full?)", s->path,
+                             log->path);
+        }
+    }
+    if (H5Fclose(file) < 0 && rc == 0)
+        rc = ns_fail(err, "cannot flush run log '%s' (disk full?)", log->path);
+    return rc;
 }
 
 int ns_runlog_close(NsRunLog *log, char *err)
 {
-    int rc = log->file >= 0 ? ns_runlog_flush(log, err) : 0;
+    int rc = ns_runlog_flush(log, err);
     for (int i = 0; i < log->n_series; i++) {
-        H5Dclose(log->series[i].dset);
+        if (log->series[i].dset >= 0)
+            H5Dclose(log->series[i].dset);
         free(log->series[i].pending);
     }
     free(log->series);

@@ -3,8 +3,9 @@
  * steps since the last flush.
  *
  * SWMR forbids creating objects after writing starts, so every series is declared first
- * (ns_runlog_add), then ns_runlog_start switches to SWMR. Rows are buffered in memory and
- * appended in one write per series at each flush. A series is a chunked, extendible,
+ * (ns_runlog_add), then ns_runlog_start closes the file; each flush reopens it in SWMR-write
+ * mode, appends the rows buffered in memory (one write per series) and closes it, so between
+ * flushes the file on disk is always complete and clean. A series is a chunked, extendible,
  * deflate-compressed dataset of rows: scalars (float64 or int64) or fixed-width float32
  * vectors ([n][width]). */
 #ifndef NS_RUNLOG_H
@@ -49,11 +50,12 @@ int ns_runlog_find(const NsRunLog *log, const char *path);
 /* Writes a string attribute on a group or dataset path (before start only). */
 int ns_runlog_describe(NsRunLog *log, const char *path, const char *key, const char *text);
 
-/* Drops rows whose step is > last_step from every series of `group` (resume: the log may hold
- * steps the checkpoint does not). The group's step series is `group/step`. */
+/* Drops rows whose step is > last_step from `group`/step and every series it indexes (those
+ * below `group` with no nearer step series). Resume uses it: the log may hold steps the
+ * checkpoint does not. */
 int ns_runlog_truncate_group(NsRunLog *log, const char *group, int64_t last_step, char *err);
 
-int ns_runlog_start(NsRunLog *log, char *err); /* switch to SWMR writing */
+int ns_runlog_start(NsRunLog *log, char *err); /* declarations done: close until flushes */
 
 void ns_runlog_append(NsRunLog *log, int series, const void *row);
 void ns_runlog_append_f64(NsRunLog *log, int series, double value);

@@ -1,0 +1,910 @@
+/* Tests of the probes (probes/probe_*.c) and their run log (probes/runlog.c), in a mkdtemp
+ * directory, running NS_BINARY or the library in-process:
+ *  1 dist_* recomputed from the recorded vectors; running vectors follow the scheme / own EMA
+ *  2 every per-site series of a tiny in-process run recomputed from a replica model's x, dy, dx
+ *  3 the log read with the plain HDF5 API: attributes, docs, storage, NaN, row alignment
+ *  4 probes never change training   5 live SWMR reader   6 kill -9   7 SIGTERM + resume
+ *  8 --probes parsing   9 Lipschitz series
+ * SOFT checks report and go on, failing the test at its end, so one run shows every discrepancy
+ * with its numbers. NS_TEST_FILTER='*sigkill*' runs one test. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+#include <hdf5_hl.h>
+
+#include "probes.h"
+#include "util.h"
+
+#define TINY "train --d-model 32 --heads 2 --d-ff 64 --layers 2 --seq-len 16 --batch-size 8 " \
+             "--vocab-size 500 --synth-bytes 100000 --log-every 1000 --threads 1"
+static const char *const SITES[] = {"layers/0/norm1", "layers/0/norm2", "layers/1/norm1",
+                                    "layers/1/norm2", "final_norm"};
+#define N_SITES 5
+#define PARAMS_LAST "params/final_norm/bias/dist_init" /* the last series /params flushes */
+
+static char DIR_[256];
+static const char *BIN;
+static int soft_failures;
+#define SOFT(cond, ...) \
+    do { if (!(cond) && soft_failures++ < 12) print_message(__VA_ARGS__); } while (0)
+#define TEST(name) /* a test that its SOFT failures fail at its end */ \
+    static void name##_(void); \
+    static void name(void **state) \
+    { \
+        (void)state, soft_failures = 0, name##_(); \
+        assert_int_equal(soft_failures, 0); \
+    } \
+    static void name##_(void)
+
+/* ------------------------------------------------------------ processes */
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static void sleep_ms(int ms) { nanosleep(&(struct timespec){0, ms * 1000000L}, NULL); }
+
+static const char *P(const char *fmt, ...) /* formatted text, 16 results live at a time */
+{
+    static char buf[16][512];
+    static int k;
+    char *p = buf[k++ % 16];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p, 512, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+static const char *tmp(const char *name) /* a path in the test directory (8 live at a time) */
+{
+    static char buf[8][512];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, 512, "%s/%s", DIR_, name);
+    return p;
+}
+
+/* Starts NS_BINARY with the space-separated words of fmt; stderr to errfile (or /dev/null). */
+static pid_t spawn(const char *errfile, const char *fmt, ...)
+{
+    char line[4096], *argv[96] = {(char *)BIN};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    int n = 1;
+    for (char *tok = strtok(line, " "); tok && n < 95; tok = strtok(NULL, " "))
+        argv[n++] = tok;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(open("/dev/null", O_WRONLY), 1);
+        dup2(open(errfile ? errfile : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644), 2);
+        execv(BIN, argv);
+        _exit(127);
+    }
+    assert_true(pid > 0);
+    return pid;
+}
+
+static int wait_exit(pid_t pid, double timeout) /* exit code, 128 + signal, or -1: timed out */
+{
+    double t0 = now_s();
+    int status;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (now_s() - t0 > timeout) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            print_message("process %d killed after a %.0f s timeout\n", (int)pid, timeout);
+            return -1;
+        }
+        sleep_ms(2);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+#define RUN(errfile, ...) wait_exit(spawn(errfile, __VA_ARGS__), 120.0)
+
+/* ------------------------------------------------------------ plain HDF5 reading */
+
+static hid_t open_ro(const char *path) { return H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
+static hid_t open_swmr(const char *path)
+{
+    return H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+}
+static int exists(hid_t f, const char *path) { return H5LTpath_valid(f, path, 1) > 0; }
+
+/* Rows of a dataset (refreshed, for SWMR readers), -1 if missing; with data, the whole dataset
+ * as doubles (malloc'd, NULL if missing); with cols, its columns. */
+static long rd(hid_t f, const char *path, double **data, long *cols)
+{
+    if (data)
+        *data = NULL;
+    if (!exists(f, path))
+        return -1;
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT), s = (H5Drefresh(d), H5Dget_space(d));
+    hsize_t dims[2] = {1, 1};
+    int rank = H5Sget_simple_extent_dims(s, dims, NULL);
+    long rows = rank == 0 ? 1 : (long)dims[0], c = rank == 2 ? (long)dims[1] : 1;
+    if (data && (*data = calloc((size_t)(rows * c) + 1, sizeof(double))) && rows * c > 0)
+        H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data);
+    if (cols)
+        *cols = c;
+    H5Sclose(s), H5Dclose(d);
+    return rows;
+}
+#define NROWS(f, path) rd(f, path, NULL, NULL)
+
+/* An attribute as text: a variable-length string, or a number printed with %g. */
+static const char *attr_text(hid_t obj, const char *name, char *buf, size_t size)
+{
+    snprintf(buf, size, "(missing)");
+    if (H5Aexists(obj, name) <= 0)
+        return buf;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), ft = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
+    char *v = NULL;
+    double x;
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(ft)); /* HDF5 converts no ASCII <-> UTF-8 */
+    if (H5Tget_class(ft) == H5T_STRING && H5Aread(a, mt, &v) >= 0 && v)
+        snprintf(buf, size, "%s", v), H5free_memory(v);
+    else if (H5Tget_class(ft) != H5T_STRING && H5Aread(a, H5T_NATIVE_DOUBLE, &x) >= 0)
+        snprintf(buf, size, "%g", x);
+    H5Tclose(mt), H5Tclose(ft), H5Aclose(a);
+    return buf;
+}
+
+static long upto(hid_t f, const char *path) /* k if the series is 1, 2, ..., k, else -2 */
+{
+    double *s;
+    long n = rd(f, path, &s, NULL);
+    for (long i = 0; i < n; i++)
+        n = s[i] == i + 1 ? n : -2;
+    free(s);
+    return n < 0 ? -2 : n;
+}
+
+typedef struct { char (*path)[192]; int n, cap; } PathList;
+
+static herr_t collect(hid_t o, const char *name, const H5O_info_t *info, void *data)
+{
+    PathList *l = data;
+    (void)o;
+    if (info->type == H5O_TYPE_DATASET) {
+        if (l->n == l->cap)
+            l->path = realloc(l->path, sizeof *l->path * (size_t)(l->cap = 2 * l->cap + 64));
+        snprintf(l->path[l->n++], sizeof *l->path, "%s", name);
+    }
+    return 0;
+}
+
+static PathList datasets(hid_t f) /* every dataset of the file */
+{
+    PathList l = {0};
+    H5Ovisit2(f, H5_INDEX_NAME, H5_ITER_INC, collect, &l, H5O_INFO_BASIC);
+    return l;
+}
+
+/* Every series has as many rows as the step series of its nearest group that has one, and every
+ * step series ascends strictly. Returns the number of violations (the first few reported). */
+static int check_alignment(hid_t f)
+{
+    PathList l = datasets(f);
+    int bad = 0;
+    for (int i = 0; i < l.n; i++) {
+        char g[192], *slash;
+        long want = -1, n;
+        double *v;
+        snprintf(g, sizeof g, "%s", l.path[i]);
+        while (want < 0 && (slash = strrchr(g, '/')))
+            *slash = '\0', want = NROWS(f, P("%s/step", g));
+        n = rd(f, l.path[i], &v, NULL);
+        if (want >= 0 && n != want && bad++ < 8)
+            print_message("%s has %ld rows but %s/step has %ld\n", l.path[i], n, g, want);
+        for (long k = 1; want >= 0 && !strcmp(l.path[i] + strlen(g), "/step") && k < n; k++)
+            if (!(v[k] > v[k - 1]) && bad++ < 8)
+                print_message("%s does not ascend at row %ld\n", l.path[i], k);
+        free(v);
+    }
+    free(l.path);
+    return bad;
+}
+
+/* Polls a running log with a SWMR reader (retrying until the writer has started SWMR) until
+ * `series` has at least `rows` rows. Returns the rows seen, or -1. */
+static long wait_rows(const char *path, pid_t pid, const char *series, long rows, double timeout)
+{
+    double t0 = now_s();
+    hid_t f = H5I_INVALID_HID;
+    long n = -1;
+    while (now_s() - t0 < timeout && waitpid(pid, NULL, WNOHANG) == 0 && n < rows)
+        if (f >= 0 || (f = open_swmr(path)) >= 0)
+            n = NROWS(f, series);
+        else
+            sleep_ms(5);
+    if (f >= 0)
+        H5Fclose(f);
+    return n >= rows ? n : -1;
+}
+
+/* ------------------------------------------------------------ 1: distances from vectors */
+
+static void check_vectors_run(const char *norm, const char *batching)
+{
+    static const char *const stat[3] = {"mean", "var", "psi2"};
+    const double init[3] = {0.0, 1.0, 1.0};
+    const char *out = tmp("t1.h5"), *site;
+    double *real, *all, *b, *r, *dist, rows[12];
+    long c1, c2;
+    assert_int_equal(RUN(NULL, TINY " --steps 12 --eval-every 0 --probe-vectors-every 1 --norm %s "
+                                    "--batching %s --out %s", norm, batching, out), 0);
+    hid_t f = open_ro(out);
+    assert_true(f >= 0);
+    assert_int_equal(rd(f, "steps/real_tokens_per_s", &real, NULL), 12);
+    assert_int_equal(rd(f, "steps/tokens_per_s", &all, NULL), 12);
+    for (int k = 0; k < 12; k++) { /* real rows = B*T * (real tokens/s) / (positions/s) */
+        rows[k] = round(128.0 * real[k] / all[k]);
+        assert_true(rows[k] > 1 && (strcmp(batching, "stream") != 0 || rows[k] == 128.0));
+    }
+    free(real), free(all);
+    int batch = strcmp(norm, "batch") == 0, pv = strcmp(norm, "power-v") == 0;
+    for (int s = 0; s < N_SITES; s++) {
+        site = SITES[s];
+        assert_int_equal(upto(f, P("norms/%s/vectors/step", site)), 12);
+        assert_int_equal(upto(f, P("norms/%s/step", site)), 12);
+        for (int k = 0; k < 3; k++) {
+            assert_int_equal(rd(f, P("norms/%s/vectors/batch_%s", site, stat[k]), &b, &c1), 12);
+            assert_int_equal(rd(f, P("norms/%s/vectors/running_%s", site, stat[k]), &r, &c2), 12);
+            assert_int_equal(rd(f, P("norms/%s/dist_%s", site, stat[k]), &dist, NULL), 12);
+            assert_true(c1 == 32 && c2 == 32);
+            int from_scheme = (batch && k < 2) || (pv && k == 2);
+            float own[32]; /* the probe's own running average, in float like the probe */
+            for (int c = 0; c < 32; c++)
+                own[c] = (float)init[k];
+            for (int t = 0; t < 12; t++) {
+                const double *bt = b + 32 * t, *rt = r + 32 * t;
+                double sq = 0.0;
+                for (int c = 0; c < 32; c++)
+                    sq += (bt[c] - rt[c]) * (bt[c] - rt[c]);
+                SOFT(fabs(dist[t] - sqrt(sq) / 32) <= 1e-5 * sqrt(sq) / 32 + 1e-12,
+                     "%s %s step %d dist_%s %.9g, from the vectors %.9g\n", norm, site, t + 1,
+                     stat[k], dist[t], sqrt(sq) / 32);
+                for (int c = 0; c < 32; c++) {
+                    double want = own[c]; /* running value before step t+1 */
+                    if (from_scheme && t == 0)
+                        want = init[k];
+                    else if (from_scheme) /* 0.9 r + 0.1 stat, batch variance stored unbiased */
+                        want = 0.9 * r[32 * (t - 1) + c] + 0.1 * b[32 * (t - 1) + c] *
+                               (batch && k == 1 ? rows[t - 1] / (rows[t - 1] - 1) : 1.0);
+                    SOFT(fabs(rt[c] - want) <= 2e-6 * fmax(1.0, fabs(want)),
+                         "%s/%s %s step %d running_%s[%d] = %.9g, expected %.9g\n", norm,
+                         batching, site, t + 1, stat[k], c, rt[c], want);
+                    own[c] += 0.1f * ((float)bt[c] - own[c]);
+                }
+            }
+            free(b), free(r), free(dist);
+        }
+    }
+    H5Fclose(f);
+}
+
+TEST(test_distances_from_vectors)
+{
+    check_vectors_run("batch", "sentences");
+    check_vectors_run("batch", "stream");
+    check_vectors_run("power-v", "sentences");
+    check_vectors_run("layer", "sentences");
+}
+
+/* ------------------------------------------------------------ 2: independent computation */
+
+#define T2 5  /* steps */
+#define D2 8  /* d */
+#define N2 32 /* B*T = 4*8 rows */
+#define MAXS 5
+enum { Q_DM, Q_DV, Q_DP, Q_GMU, Q_GS2, Q_GPSI2, Q_NU, Q_CORR, Q_OUT, Q_IN, Q_GAIN, Q_MAX, Q_N };
+static const char *const QNAME[Q_N] = {"dist_mean", "dist_var", "dist_psi2", "g_mu", "g_sigma2",
+                                       "g_psi2", "nu_norm", "correction_norm", "grad_out_norm",
+                                       "grad_in_norm", "grad_gain", "grad_in_max"};
+
+typedef struct { /* what our own hooks see in the replica model, per site */
+    float x[MAXS][N2 * D2], dy[MAXS][N2 * D2], dx[MAXS][N2 * D2];
+    float w[MAXS][D2], r_psi2[MAXS][D2], nu[MAXS][D2]; /* weight, state before the step */
+    int64_t t[MAXS];                                    /* the site's iteration t */
+    uint8_t mask[N2];
+} Capture;
+
+static void cap_forward(void *ctx, const NsNormSite *s, int i, const float *x, const uint8_t *mask,
+                        int N, int training)
+{
+    Capture *c = ctx;
+    assert_true(training && N == N2 && s->d == D2 && i < MAXS);
+    memcpy(c->x[i], x, sizeof c->x[i]);
+    memcpy(c->mask, mask, N2);
+    for (int k = 0; k < D2; k++) {
+        c->w[i][k] = s->weight ? s->weight[k] : 1.0f;
+        c->r_psi2[i][k] = s->running_psi2 ? s->running_psi2[k] : NAN;
+        c->nu[i][k] = s->nu ? s->nu[k] : NAN;
+    }
+    c->t[i] = s->step + 1;
+}
+
+static void cap_backward(void *ctx, const NsNormSite *s, int i, const float *dy, const float *dx,
+                         const uint8_t *mask, int N)
+{
+    (void)s, (void)mask, (void)N;
+    memcpy(((Capture *)ctx)->dy[i], dy, sizeof(float) * N2 * D2);
+    memcpy(((Capture *)ctx)->dx[i], dx, sizeof(float) * N2 * D2);
+}
+
+static double norm_d(const double *v) /* (1/d)||v||_2 */
+{
+    double s = 0.0;
+    for (int c = 0; c < D2; c++)
+        s += v[c] * v[c];
+    return sqrt(s) / D2;
+}
+
+/* The series of site i at one step from the capture, model-spec.md and the probe headers; st
+ * gets mu_B, sigma2_B, psi2_B. run[3][d]: the running mean/var/psi2 the distances compare with
+ * (our own, updated here). */
+static void expect_site(const Capture *cap, int i, NsNormKind kind, int warmup, double eps,
+                        double run[3][D2], double q[Q_N], double st[3][D2])
+{
+    const float *x = cap->x[i], *dy = cap->dy[i], *dx = cap->dx[i];
+    int n = 0, pn = kind == NS_NORM_POWER || kind == NS_NORM_POWER_OFFICIAL;
+    int warm = pn && cap->t[i] <= warmup, batch = kind == NS_NORM_BATCH;
+    memset(st, 0, sizeof(double) * 3 * D2);
+    for (int r = 0; r < N2; r++) { /* over the real rows */
+        n += cap->mask[r] != 0;
+        for (int c = 0; c < D2 && cap->mask[r]; c++)
+            st[0][c] += x[r * D2 + c], st[2][c] += (double)x[r * D2 + c] * x[r * D2 + c];
+    }
+    for (int c = 0; c < D2; c++) {
+        st[0][c] /= n, st[2][c] /= n;
+        for (int r = 0; r < N2; r++) /* biased */
+            st[1][c] += cap->mask[r] ? pow(x[r * D2 + c] - st[0][c], 2) / n : 0.0;
+    }
+    double diff[3][D2], gmu[D2], gvar[D2], gpsi[D2], nu[D2], corr = 0.0;
+    for (int c = 0; c < D2; c++) {
+        if (pn) /* PN schemes supply running_psi2 themselves */
+            run[2][c] = cap->r_psi2[i][c];
+        for (int k = 0; k < 3; k++)
+            diff[k][c] = st[k][c] - run[k][c];
+        /* batch: r <- 0.9 r + 0.1 stat, variance unbiased; power-v: r <- a r + (1-a) psi2_B
+         * (a = 0.9); the probe's own averages: r <- r + 0.1 (stat - r) -- the same numbers */
+        run[0][c] = 0.9 * run[0][c] + 0.1 * st[0][c];
+        run[1][c] = 0.9 * run[1][c] + 0.1 * st[1][c] * (batch ? n / (n - 1.0) : 1.0);
+        run[2][c] = 0.9 * run[2][c] + 0.1 * st[2][c];
+        /* Every row r (padding too) has y_r = w (x_r - mu_B) (sigma2_B + eps)^-1/2 + b, so
+         * dL/dmu_B = sum_r w dy_r * -(sigma2_B + eps)^-1/2 and dL/dsigma2_B = sum_r w dy_r
+         * (x_r - mu_B) * -1/2 (sigma2_B + eps)^-3/2; PN-V: y_r = w x_r (psi2_B + eps)^-1/2 + b,
+         * dL/dpsi2_B = sum_r w dy_r x_r * -1/2 (psi2_B + eps)^-3/2. */
+        double sg = 0.0, sgc = 0.0, sgx = 0.0, w = cap->w[i][c];
+        for (int r = 0; r < N2; r++) {
+            double g = w * dy[r * D2 + c], xv = x[r * D2 + c];
+            sg += g, sgc += g * (xv - st[0][c]), sgx += g * xv;
+        }
+        gmu[c] = -sg / sqrt(st[1][c] + eps);
+        gvar[c] = -0.5 * sgc * pow(st[1][c] + eps, -1.5);
+        gpsi[c] = -0.5 * sgx * pow(st[2][c] + eps, -1.5);
+        /* subtracted term over real rows: power nu * x / sqrt(r + eps) after warm-up;
+         * power-official (1 - a) nu z, z = x / sqrt((t <= W ? psi2_B : r) + eps) */
+        nu[c] = cap->nu[i][c];
+        double denom = sqrt((warm ? st[2][c] : cap->r_psi2[i][c]) + eps);
+        for (int r = 0; r < N2 && pn; r++)
+            corr += cap->mask[r] ? pow((kind == NS_NORM_POWER_OFFICIAL ? 0.1 : 1.0) * nu[c] *
+                                       x[r * D2 + c] / denom, 2) : 0.0;
+    }
+    q[Q_DM] = norm_d(diff[0]), q[Q_DV] = norm_d(diff[1]), q[Q_DP] = norm_d(diff[2]);
+    q[Q_GMU] = batch ? norm_d(gmu) : NAN;
+    q[Q_GS2] = batch ? norm_d(gvar) : NAN;
+    q[Q_GPSI2] = kind == NS_NORM_POWER_V || (kind == NS_NORM_POWER && warm) ? norm_d(gpsi) : NAN;
+    q[Q_NU] = pn ? norm_d(nu) : NAN; /* nu before the step; 0 during power's warm-up */
+    q[Q_CORR] = pn && !(kind == NS_NORM_POWER && warm) ? sqrt(corr) : NAN;
+    double so = 0.0, si = 0.0, mx = 0.0;
+    for (int k = 0; k < N2 * D2; k++)
+        so += (double)dy[k] * dy[k], si += (double)dx[k] * dx[k], mx = fmax(mx, fabs(dx[k]));
+    q[Q_OUT] = sqrt(so), q[Q_IN] = sqrt(si), q[Q_GAIN] = sqrt(si / so), q[Q_MAX] = mx;
+}
+
+static void independent_run(NsNormKind kind, NsNormPosition pos, int warmup)
+{
+    static double q[T2][MAXS][Q_N], st[T2][MAXS][3][D2], run[MAXS][3][D2];
+    static const char *const vec[3] = {"batch_mean", "batch_var", "batch_psi2"};
+    char err[NS_ERRLEN] = "";
+    NsRunConfig cfg;
+    ns_run_config_default(&cfg);
+    NsModelConfig *mc = &cfg.model;
+    mc->d_model = D2, mc->n_heads = 2, mc->d_ff = 16, mc->n_layers = 2, mc->seq_len = 8;
+    mc->batch_size = 4, mc->vocab_size = 300, mc->dropout = 0.0f, mc->norm = kind;
+    mc->norm_position = pos, mc->pn_warmup = warmup;
+    cfg.synth_bytes = 20000, cfg.steps = T2, cfg.threads = 1, cfg.eval_every = 0;
+    cfg.probe_vectors_every = 1, cfg.lipschitz_every = 0;
+    snprintf(cfg.out_path, sizeof cfg.out_path, "%s", tmp("t2.h5"));
+    NsTrainer tr;
+    assert_int_equal(ns_trainer_init(&tr, &cfg, err), 0);
+    NsProbes *set = ns_probes_attach(&tr, err);
+    assert_non_null(set);
+    int S = tr.model.n_sites, padded = 0;
+    assert_true(S >= 4 && S <= MAXS);
+    NsModel rep; /* the replica: same parameters, norm state and batch; our own hooks */
+    ns_model_init(&rep, &tr.model.cfg, cfg.seed);
+    Capture *cap = calloc(1, sizeof *cap);
+    rep.hooks = (NsModelHooks){cap_forward, cap_backward, cap};
+    NsModelSnapshot snap = {0};
+    for (int s = 0; s < S; s++)
+        for (int c = 0; c < D2; c++)
+            run[s][0][c] = 0.0, run[s][1][c] = run[s][2][c] = 1.0;
+    for (int t = 0; t < T2; t++) {
+        NsStepInfo info;
+        memcpy(rep.params, tr.model.params, sizeof(float) * tr.model.layout.total);
+        ns_model_snapshot(&tr.model, &snap);
+        ns_model_restore(&rep, &snap);
+        assert_int_equal(ns_trainer_step(&tr, &info), 0);
+        double loss = ns_model_forward(&rep, tr.tokens, tr.mask, 1);
+        ns_model_zero_grad(&rep);
+        ns_model_backward(&rep);
+        assert_true(loss == info.loss); /* the replica took exactly the trainer's step */
+        for (int r = 0; r < N2; r++)
+            padded += !tr.mask[r];
+        for (int s = 0; s < S; s++)
+            expect_site(cap, s, kind, warmup, tr.model.cfg.eps, run[s], q[t][s], st[t][s]);
+    }
+    assert_true(padded > 0); /* the batches had padding rows */
+    assert_int_equal(ns_probes_close(set, err), 0);
+    hid_t f = open_ro(cfg.out_path);
+    assert_true(f >= 0);
+    for (int s = 0; s < S; s++) {
+        const char *site = tr.model.sites[s].path;
+        double *v;
+        long cols;
+        for (int k = 0; k < Q_N; k++) {
+            assert_int_equal(rd(f, P("norms/%s/%s", site, QNAME[k]), &v, NULL), T2);
+            for (int t = 0; t < T2; t++) {
+                double e = q[t][s][k], a = v[t];
+                SOFT(isnan(e) ? isnan(a) : isfinite(a) && fabs(a - e) <= 1e-4 * fabs(e) + 1e-9,
+                     "%s/%s %s step %d %s: recorded %.9g, independent %.9g\n",
+                     ns_norm_name(kind), ns_position_name(pos), site, t + 1, QNAME[k], a, e);
+            }
+            free(v);
+        }
+        for (int k = 0; k < 3; k++) {
+            assert_int_equal(rd(f, P("norms/%s/vectors/%s", site, vec[k]), &v, &cols), T2);
+            assert_int_equal(cols, D2);
+            for (int j = 0; j < T2 * D2; j++)
+                SOFT(fabs(v[j] - st[j / D2][s][k][j % D2]) <= 1e-5 * fabs(v[j]) + 1e-7,
+                     "%s %s step %d %s[%d]: %.9g, independent %.9g\n", ns_norm_name(kind), site,
+                     j / D2 + 1, vec[k], j % D2, v[j], st[j / D2][s][k][j % D2]);
+            free(v);
+        }
+    }
+    H5Fclose(f);
+    ns_model_snapshot_free(&snap);
+    ns_model_free(&rep);
+    free(cap);
+    ns_trainer_free(&tr);
+}
+
+TEST(test_independent_tiny_model)
+{
+    independent_run(NS_NORM_BATCH, NS_POS_PRE, 0);
+    independent_run(NS_NORM_BATCH, NS_POS_POST, 0);
+    independent_run(NS_NORM_LAYER, NS_POS_PRE, 0);
+    independent_run(NS_NORM_POWER_V, NS_POS_PRE, 0);
+    independent_run(NS_NORM_POWER, NS_POS_PRE, 2); /* t = 1, 2 warm-up; nu != 0 from t = 4 */
+    independent_run(NS_NORM_POWER_OFFICIAL, NS_POS_PRE, 2);
+}
+
+/* ------------------------------------------------------------ 3: plain HDF5 */
+
+TEST(test_plain_hdf5_layout)
+{
+    static const char *const attrs[][2] = {
+        {"norm", "layer"}, {"norm_position", "pre"}, {"format", "normscope-runlog-1"},
+        {"probes", "all"}, {"d_model", "32"}, {"n_layers", "2"}, {"seq_len", "16"},
+        {"seed", "1"}, {"steps", "12"}, {"lipschitz_every", "6"}, {"normscope_version", NULL}};
+    static const char *const nan_series[] = {"g_mu", "g_sigma2", "g_psi2", "nu_norm",
+                                             "correction_norm", "grad_out_norm"};
+    const char *out = tmp("t3.h5");
+    char buf[256], *docs = NULL;
+    double *v;
+    assert_int_equal(RUN(NULL, TINY " --steps 12 --eval-every 5 --norm layer --probe-vectors-every "
+                                    "5 --lipschitz-every 6 --hessian-iters 2 --out %s", out), 0);
+    hid_t f = open_ro(out);
+    assert_true(f >= 0);
+    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
+        const char *got = attr_text(f, attrs[i][0], buf, sizeof buf), *want = attrs[i][1];
+        SOFT(want ? !strcmp(got, want) : got[0] && strcmp(got, "(missing)"), "root attribute "
+             "%s = %s, expected %s\n", attrs[i][0], got, want ? want : "a version");
+    }
+    hid_t d = H5Dopen2(f, "docs/paths", H5P_DEFAULT), ft = H5Dget_type(d), mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(ft));
+    assert_true(H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &docs) >= 0 && docs);
+    H5Tclose(mt), H5Tclose(ft), H5Dclose(d);
+    PathList l = datasets(f);
+    assert_true(l.n > 100);
+    for (int i = 0; i < l.n; i++) {
+        const char *p = l.path[i];
+        if (strcmp(p, "docs/paths") == 0)
+            continue;
+        /* named on a line of its own ("/p | units | def" or "/p [units]") */
+        SOFT(strstr(docs, P("\n/%s ", p)), "/docs/paths does not mention %s\n", p);
+        hid_t ds = H5Dopen2(f, p, H5P_DEFAULT), dcpl = H5Dget_create_plist(ds);
+        hid_t space = H5Dget_space(ds);
+        SOFT(strcmp(attr_text(ds, "units", buf, sizeof buf), "(missing)") && buf[0] &&
+             strcmp(attr_text(ds, "definition", buf, sizeof buf), "(missing)") && buf[0],
+             "%s lacks units or definition\n", p);
+        hsize_t chunk[2], dims[2], maxdims[2];
+        int deflate = 0;
+        for (int k = 0; k < H5Pget_nfilters(dcpl); k++) {
+            unsigned flags, cd[8];
+            size_t ncd = 8;
+            deflate |= H5Pget_filter2(dcpl, (unsigned)k, &flags, &ncd, cd, 0, NULL, NULL) ==
+                       H5Z_FILTER_DEFLATE;
+        }
+        H5Sget_simple_extent_dims(space, dims, maxdims);
+        SOFT(H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 2, chunk) >= 1 && deflate &&
+             maxdims[0] == H5S_UNLIMITED, "%s is not chunked + deflate + unlimited\n", p);
+        H5Pclose(dcpl), H5Sclose(space), H5Dclose(ds);
+    }
+    for (char *line = strstr(docs, "\n/"); line; line = strstr(line + 1, "\n/"))
+        if (sscanf(line + 2, "%191[^ |[\n]", buf) == 1)
+            SOFT(exists(f, buf), "/docs/paths names %s, which is not in the file\n", buf);
+    H5free_memory(docs);
+    free(l.path);
+    for (int s = 0; s < N_SITES; s++)
+        for (int k = 0; k < 6; k++) { /* missing values are NaN, not 0 (layer: no such stats) */
+            long n = rd(f, P("norms/%s/%s", SITES[s], nan_series[k]), &v, NULL);
+            SOFT(n == 12, "norms/%s/%s has %ld rows\n", SITES[s], nan_series[k], n);
+            for (long t = 0; t < n; t++)
+                SOFT(k < 5 ? isnan(v[t]) : isfinite(v[t]) && v[t] > 0, "norms/%s/%s[%ld] = %g\n",
+                     SITES[s], nan_series[k], t, v[t]);
+            free(v);
+        }
+    long n = rd(f, "norms/final_norm/vectors/step", &v, NULL);
+    SOFT(n == 3 && v[0] == 1 && v[1] == 5 && v[2] == 10, "vectors/step: not 1, 5, 10\n");
+    free(v);
+    n = rd(f, "eval/step", &v, NULL);
+    SOFT(n == 3 && v[0] == 5 && v[1] == 10 && v[2] == 12, "eval/step: not 5, 10, 12\n");
+    free(v);
+    SOFT(check_alignment(f) == 0, "rows do not align with their group's step series\n");
+    H5Fclose(f);
+}
+
+/* ------------------------------------------------------------ 4: probes never change training */
+
+TEST(test_probes_do_not_change_training)
+{
+    static const char *const cases[] = {
+        "--norm batch --dropout 0.1", "--norm power --pn-warmup 6 --dropout 0.1",
+        "--norm power-official --pn-warmup 6 --dropout 0.2 --norm-position post",
+        "--norm layer --dropout 0.1"};
+    static const char *const series[] = {"steps/loss", "steps/grad_norm", "eval/loss"};
+    const char *a = tmp("t4a.h5"), *b = tmp("t4b.h5");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(RUN(NULL, TINY " --steps 20 --eval-every 10 %s --probes all --lipschitz-"
+                             "every 5 --hessian-iters 3 --probe-vectors-every 1 --out %s",
+                             cases[i], a), 0);
+        assert_int_equal(RUN(NULL, TINY " --steps 20 --eval-every 10 %s --probes none --out %s",
+                             cases[i], b), 0);
+        hid_t fa = open_ro(a), fb = open_ro(b);
+        assert_true(fa >= 0 && fb >= 0);
+        for (int k = 0; k < 3; k++) {
+            double *va, *vb;
+            long na = rd(fa, series[k], &va, NULL), nb = rd(fb, series[k], &vb, NULL);
+            assert_true(na == nb && na >= 2);
+            for (long t = 0; t < na; t++)
+                SOFT(memcmp(&va[t], &vb[t], sizeof(double)) == 0, "[%s] %s row %ld: probes all "
+                     "%.17g, none %.17g\n", cases[i], series[k], t, va[t], vb[t]);
+            free(va), free(vb);
+        }
+        H5Fclose(fa), H5Fclose(fb);
+    }
+}
+
+/* ------------------------------------------------------------ 5: live SWMR read */
+
+static long printed_step(const char *errfile) /* last "step N/" the writer printed */
+{
+    FILE *fp = fopen(errfile, "r");
+    long last = 0, s;
+    char line[512];
+    while (fp && fgets(line, sizeof line, fp))
+        last = sscanf(line, "step %ld/", &s) == 1 ? s : last;
+    if (fp)
+        fclose(fp);
+    return last;
+}
+
+TEST(test_live_swmr_read)
+{
+    const char *out = tmp("t5.h5"), *err = tmp("t5.err");
+    double t0 = now_s(), first_seen = -1;
+    hid_t f = H5I_INVALID_HID;
+    long last = 0, max_lag = 0, growths = 0, polls = 0, ahead = 0, n;
+    int running = 1;
+    pid_t pid = spawn(err, TINY " --steps 600 --flush-every 5 --eval-every 100 --log-every 1 "
+                               "--probe-vectors-every 0 --out %s", out);
+    while (now_s() - t0 < 25 && last < 150 && (running = waitpid(pid, NULL, WNOHANG) == 0)) {
+        if (f < 0 && (f = open_swmr(out)) < 0) {
+            sleep_ms(5);
+            continue;
+        }
+        long printed = printed_step(err);
+        n = upto(f, "steps/step"); /* the rows are there, not just the extent */
+        assert_true(n >= 0);
+        polls++;
+        max_lag = printed - n > max_lag ? printed - n : max_lag;
+        if (n > last) {
+            growths += waitpid(pid, NULL, WNOHANG) == 0; /* counted while the run goes on */
+            last = n;
+            first_seen = first_seen < 0 ? now_s() - t0 : first_seen;
+        }
+        /* a reader that reads a group's step series and then its data must find the data */
+        ahead += NROWS(f, "params/step") > NROWS(f, PARAMS_LAST);
+    }
+    if (f >= 0)
+        H5Fclose(f);
+    print_message("  SWMR: %ld polls; /steps/step grew %ld times to %ld rows while the run "
+                  "trained; first rows %.2f s after start; lag behind the printed step <= %ld "
+                  "steps; /params/step ahead of its data in %ld polls\n",
+                  polls, growths, last, first_seen, max_lag, ahead);
+    kill(pid, SIGTERM);
+    int rc = wait_exit(pid, 30);
+    assert_true(running && growths >= 3);
+    assert_true(max_lag <= 5 + 1); /* at most one flush behind (+1: printed before the flush) */
+    assert_true(rc == 130 || rc == 0);
+    SOFT(ahead == 0, "BUG: SWMR readers see /params/step ahead of %s (ns_runlog_flush appends "
+         "each group's step series before its data series)\n", PARAMS_LAST);
+}
+
+/* ------------------------------------------------------------ 6: SIGKILL */
+
+static void inspect_killed(const char *out)
+{
+    hid_t f = open_ro(out);
+    SOFT(f >= 0, "BUG: after SIGKILL the log does not open normally: H5Fopen(read-only) fails, "
+                 "'file is already open for write' (SWMR status flags left set)\n");
+    if (f < 0) { /* look at the contents anyway; no SWMR read retries: the writer is gone */
+        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+        H5Pset_metadata_read_attempts(fapl, 1);
+        f = H5Fopen(out, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+        H5Pclose(fapl);
+    }
+    assert_true(f >= 0);
+    long k = upto(f, "steps/step");
+    SOFT(k >= 20, "/steps/step is not 1..k, k >= 20 (%ld)\n", k);
+    for (int i = -1; i < N_SITES; i++) { /* every group at most one flush behind /steps */
+        const char *g = i < 0 ? "params" : P("norms/%s", SITES[i]);
+        long n = upto(f, P("%s/step", g));
+        SOFT(n >= k - 5 && n <= k, "%s/step is not 1..k' (%ld), /steps 1..%ld\n", g, n, k);
+    }
+    SOFT(check_alignment(f) == 0, "BUG: after SIGKILL the series of a group differ in length "
+         "(the flush appends a group's step series before its data series)\n");
+    print_message("  SIGKILL: the log holds /steps 1..%ld\n", k);
+    H5Fclose(f);
+}
+
+TEST(test_sigkill)
+{
+    const char *out = tmp("t6.h5"), *ckpt = tmp("t6.ckpt.h5");
+    const char *args = TINY " --flush-every 5 --eval-every 10 --lipschitz-every 10 --hessian-iters"
+                            " 2 --probe-vectors-every 10 --checkpoint-every 10 --norm batch";
+    long seen = 0, mid_flush = 0, steps;
+    double *s;
+    pid_t pid = spawn(NULL, "%s --steps 5000 --out %s", args, out);
+    /* kill -9 after >= 20 rows, at a moment a reader sees a flush under way (/params/step
+     * ahead of the last series of /params), else at 60 rows */
+    assert_true(wait_rows(out, pid, "steps/step", 20, 30) >= 20);
+    hid_t r = open_swmr(out);
+    for (double t0 = now_s(); r >= 0 && seen < 60 && now_s() - t0 < 30 && !mid_flush;)
+        seen = NROWS(r, "steps/step"), mid_flush = NROWS(r, "params/step") > NROWS(r, PARAMS_LAST);
+    kill(pid, SIGKILL);
+    H5Fclose(r);
+    assert_int_equal(wait_exit(pid, 10), 128 + SIGKILL);
+    print_message("  kill -9 at %ld visible rows%s\n", seen, mid_flush ? ", mid-flush" : "");
+    inspect_killed(out);
+    /* the checkpoint is older than the log: what resume's truncation is for */
+    hid_t c = open_ro(ckpt);
+    assert_true(c >= 0 && rd(c, "step", &s, NULL) == 1);
+    steps = (long)s[0] + 12;
+    free(s);
+    H5Fclose(c);
+    int rc = RUN(NULL, "%s --steps %ld --resume %s --out %s", args, steps, ckpt, out);
+    SOFT(rc == 0, "BUG: --resume after SIGKILL fails (exit %d): cannot open the log to append\n",
+         rc);
+    hid_t f = rc == 0 ? open_ro(out) : -1;
+    if (f >= 0) {
+        SOFT(upto(f, "steps/step") == steps, "after resume /steps/step is not 1..%ld\n", steps);
+        SOFT(check_alignment(f) == 0, "misaligned after resume\n");
+        H5Fclose(f);
+    }
+}
+
+/* ------------------------------------------------------------ 7: SIGTERM and resume */
+
+TEST(test_sigterm_and_resume)
+{
+    static const char *const same[] = {"eval/step", "lipschitz/step", "norms/final_norm/vectors/step",
+                                       "steps/loss", "steps/grad_norm", "eval/loss"};
+    const char *out = tmp("t7.h5"), *ckpt = tmp("t7.ckpt.h5"), *ref = tmp("t7ref.h5");
+    const char *err = tmp("t7.err");
+    const char *args = TINY " --flush-every 5 --eval-every 10 --lipschitz-every 10 --hessian-iters"
+                            " 2 --probe-vectors-every 7 --norm batch --dropout 0.1";
+    char line[1024];
+    int stop_lines = 0, names_ckpt = 0;
+    double *cs = NULL;
+    pid_t pid = spawn(err, "%s --steps 5000 --out %s", args, out);
+    assert_true(wait_rows(out, pid, "steps/step", 20, 30) >= 20);
+    kill(pid, SIGTERM);
+    assert_int_equal(wait_exit(pid, 30), 130);
+    FILE *fp = fopen(err, "r");
+    while (fp && fgets(line, sizeof line, fp))
+        if (strstr(line, "signal") || strstr(line, "stopped"))
+            stop_lines++, names_ckpt += strstr(line, ckpt) != NULL;
+    fclose(fp);
+    assert_true(stop_lines == 1 && names_ckpt == 1); /* one line, naming the checkpoint */
+    hid_t f = open_ro(out), c = open_ro(ckpt), g;
+    assert_true(f >= 0 && c >= 0);
+    long k = upto(f, "steps/step"), N = k + 23; /* every step up to the stop ... */
+    assert_true(k >= 20 && rd(c, "step", &cs, NULL) == 1 && (long)cs[0] == k); /* == checkpoint */
+    free(cs);
+    H5Fclose(f), H5Fclose(c);
+    assert_int_equal(RUN(NULL, "%s --steps %ld --resume %s --out %s", args, N, ckpt, out), 0);
+    assert_int_equal(RUN(NULL, "%s --steps %ld --out %s", args, N, ref), 0);
+    f = open_ro(out), g = open_ro(ref);
+    assert_true(f >= 0 && g >= 0);
+    for (int i = -2; i < N_SITES; i++) {
+        const char *p = i >= 0 ? P("norms/%s/step", SITES[i]) : i == -2 ? "steps/step"
+                                                                         : "params/step";
+        SOFT(upto(f, p) == N, "resumed log: %s is not 1..%ld\n", p, N);
+    }
+    SOFT(check_alignment(f) == 0, "resumed log misaligned or not ascending\n");
+    for (int i = 0; i < 6; i++) { /* the rows of the uninterrupted run, bit for bit */
+        double *a, *b, worst = 0.0;
+        long na = rd(f, same[i], &a, NULL), nb = rd(g, same[i], &b, NULL);
+        int differ = na != nb;
+        for (long t = 0; t < na && t < nb; t++)
+            if (memcmp(&a[t], &b[t], sizeof(double)))
+                differ = 1, worst = fmax(worst, fabs(a[t] - b[t]));
+        SOFT(!differ, "%s: resumed (%ld rows) differs from uninterrupted (%ld rows), largest "
+             "difference %g\n", same[i], na, nb, worst);
+        if (i == 3)
+            print_message("  resume: stopped at step %ld, resumed to %ld; /steps/loss %s the "
+                          "uninterrupted run's (largest difference %g)\n", k, N,
+                          differ ? "differs from" : "is bit for bit", worst);
+        free(a), free(b);
+    }
+    H5Fclose(f), H5Fclose(g);
+}
+
+/* ------------------------------------------------------------ 8: --probes */
+
+TEST(test_probes_option)
+{
+    const char *err = tmp("t8.err"), *out = tmp("t8.h5");
+    char line[1024], first[1024] = "";
+    int lines = 0, rc = RUN(err, TINY " --steps 3 --probes bogus --out %s", out);
+    assert_true(rc > 0 && rc < 127);
+    FILE *fp = fopen(err, "r");
+    while (fp && fgets(line, sizeof line, fp))
+        if (line[0] != '\n' && lines++ == 0)
+            snprintf(first, sizeof first, "%s", line);
+    fclose(fp);
+    assert_int_equal(lines, 1);
+    assert_non_null(strstr(first, "bogus"));
+
+    assert_int_equal(RUN(NULL, TINY " --steps 6 --probes batch-stats --out %s", out), 0);
+    hid_t f = open_ro(out);
+    assert_true(f >= 0);
+    for (int s = 0; s < N_SITES; s++) {
+        assert_int_equal(NROWS(f, P("norms/%s/dist_mean", SITES[s])), 6);
+        assert_int_equal(NROWS(f, P("norms/%s/vectors/batch_mean", SITES[s])), 1);
+        assert_int_equal(NROWS(f, P("norms/%s/g_mu", SITES[s])), -1);
+    }
+    assert_true(!exists(f, "params") && !exists(f, "lipschitz") && NROWS(f, "steps/loss") == 6);
+    H5Fclose(f);
+
+    assert_int_equal(RUN(NULL, TINY " --steps 6 --probes none --lipschitz-every 2 --out %s", out), 0);
+    f = open_ro(out);
+    assert_true(f >= 0 && NROWS(f, "steps/loss") == 6 && NROWS(f, "eval/loss") == 1);
+    PathList l = datasets(f);
+    for (int i = 0; i < l.n; i++)
+        SOFT(!strncmp(l.path[i], "steps/", 6) || !strncmp(l.path[i], "eval/", 5) ||
+             !strcmp(l.path[i], "docs/paths"), "--probes none recorded %s\n", l.path[i]);
+    free(l.path);
+    H5Fclose(f);
+}
+
+/* ------------------------------------------------------------ 9: Lipschitz */
+
+TEST(test_lipschitz)
+{
+    static const char *const name[] = {"grad_predictiveness", "beta_smoothness", "seconds",
+                                       "loss_range", "hessian_top_eig"};
+    const char *out = tmp("t9.h5");
+    double *st, *loss, *grid, *v[5];
+    long cols;
+    assert_int_equal(RUN(NULL, TINY " --steps 20 --eval-every 0 --lipschitz-every 5 --hessian-"
+                         "iters 3 --dropout 0 --norm power --pn-warmup 7 --out %s", out), 0);
+    hid_t f = open_ro(out);
+    assert_true(f >= 0);
+    assert_int_equal(rd(f, "lipschitz/step", &st, NULL), 4);
+    assert_int_equal(rd(f, "steps/loss", &loss, NULL), 20);
+    assert_int_equal(rd(f, "lipschitz/grid_loss", &grid, &cols), 4);
+    assert_int_equal(cols, 5);
+    for (int k = 0; k < 5; k++)
+        assert_int_equal(rd(f, P("lipschitz/%s", name[k]), &v[k], NULL), 4);
+    for (int i = 0; i < 4; i++) {
+        double lo = INFINITY, hi = -INFINITY, train = loss[(int)st[i] - 1];
+        assert_true(st[i] == 5.0 * (i + 1));
+        for (int k = 0; k < 5; k++) /* finite; > 0 except loss_range (>= 0), eigenvalue (any) */
+            SOFT(isfinite(v[k][i]) && (k == 4 || v[k][i] > 0 || (k == 3 && v[k][i] == 0)),
+                 "lipschitz/%s[%d] = %g\n", name[k], i, v[k][i]);
+        for (int c = 0; c < 5; c++)
+            lo = fmin(lo, grid[5 * i + c]), hi = fmax(hi, grid[5 * i + c]);
+        SOFT(fabs(v[3][i] - (hi - lo)) <= 1e-6, "loss_range[%d] = %g, grid max - min %g\n", i,
+             v[3][i], hi - lo);
+        /* r = 0, dropout 0, the pre-step norm state: exactly the step's training forward */
+        SOFT(grid[5 * i] == (double)(float)train, "grid_loss[%d][0] = %.9g, loss of step %g = "
+             "%.9g\n", i, grid[5 * i], st[i], train);
+    }
+    for (int k = 0; k < 5; k++)
+        free(v[k]);
+    free(st), free(loss), free(grid);
+    H5Fclose(f);
+}
+
+/* ------------------------------------------------------------ main */
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(DIR_, sizeof DIR_, "/tmp/ns_probes_XXXXXX");
+    return mkdtemp(DIR_) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return system(P("rm -rf '%s'", DIR_)) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_distances_from_vectors), cmocka_unit_test(test_independent_tiny_model),
+        cmocka_unit_test(test_plain_hdf5_layout), cmocka_unit_test(test_probes_do_not_change_training),
+        cmocka_unit_test(test_live_swmr_read), cmocka_unit_test(test_sigkill),
+        cmocka_unit_test(test_sigterm_and_resume), cmocka_unit_test(test_probes_option),
+        cmocka_unit_test(test_lipschitz),
+    };
+    if (!(BIN = getenv("NS_BINARY")) || access(BIN, X_OK) != 0) {
+        fprintf(stderr, "NS_BINARY must name the normscope program\n");
+        return 1;
+    }
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* expected failures (SWMR retries) stay quiet */
+    if (getenv("NS_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("NS_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
