@@ -252,8 +252,6 @@ static int write_pending(hid_t file, NsSeries *s)
     herr_t rc = H5Dwrite(s->dset, mem_type(s), mspace, fspace, H5P_DEFAULT, s->pending);
     H5Sclose(mspace);
     H5Sclose(fspace);
-    if (rc >= 0)
-        rc = H5Dflush(s->dset);
     H5Dclose(s->dset);
     s->dset = H5I_INVALID_HID;
     if (rc < 0)
@@ -299,6 +297,8 @@ int ns_runlog_flush(NsRunLog *log, char *err)
                 rc = ns_fail(err, "cannot append to '%s' in run log '%s' (disk full?)", s->path,
                              log->path);
         }
+        if (pass == 0 && rc == 0 && H5Fflush(file, H5F_SCOPE_LOCAL) < 0) /* data on disk first */
+            rc = ns_fail(err, "cannot flush run log '%s' (disk full?)", log->path);
     }
     if (H5Fclose(file) < 0 && rc == 0)
         rc = ns_fail(err, "cannot flush run log '%s' (disk full?)", log->path);
