@@ -30,8 +30,8 @@
  * minutes on 2 cores, sentence batches (padding present, as in the paper's NLP setting), pre
  * position where every scheme trains (see README "Choosing defaults"). */
 static const char *const STUDY_DEFAULTS[] = {
-    "--d-model", "128", "--heads", "4", "--d-ff", "512", "--layers", "4",
-    "--seq-len", "32", "--batch-size", "64", "--vocab-size", "8000",
+    "--d-model", "64", "--heads", "4", "--d-ff", "256", "--layers", "4",
+    "--seq-len", "32", "--batch-size", "32", "--vocab-size", "2000",
     "--steps", "800", "--lr", "1e-3", "--warmup", "100", "--dropout", "0.1",
     "--norm-position", "pre", "--pn-warmup", "100", "--batching", "sentences",
     "--eval-every", "100", "--probe-vectors-every", "50", "--lipschitz-every", "100",

@@ -117,9 +117,14 @@ static void norm_backward_end(NsProbe *p, NsProbes *set, const NsNormSite *site,
     NsRunLog *log = &set->log;
     int d = site->d, pn = site->nu != NULL;
     size_t n = (size_t)N * d;
-    double out = sqrt(ns_sumsq(dy, n)), in = sqrt(ns_sumsq(dx, n)), mx = 0.0;
-    for (size_t i = 0; i < n; i++)
-        mx = fmax(mx, fabs((double)dx[i]));
+    double out = sqrt(ns_sumsq(dy, n)), in_sq = 0.0;
+    float mx = 0.0f; /* one pass over dx for its norm and its largest magnitude */
+    for (size_t i = 0; i < n; i++) {
+        float a = fabsf(dx[i]);
+        in_sq += (double)a * a;
+        mx = a > mx ? a : mx;
+    }
+    double in = sqrt(in_sq);
     if (s->owns_step)
         ns_runlog_append_i64(log, s->ids[G_STEP], set->step);
     ns_runlog_append_f64(log, s->ids[G_MU], scaled_norm(site->g_mean, d));

@@ -11,6 +11,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${1:-$root/build/normscope}"
 out="${BENCH_OUT:-$root/bench-results}"
 steps="${BENCH_STEPS:-40}"
+reps="${BENCH_REPS:-3}"
 py=/usr/bin/python3
 mkdir -p "$out"
 corpus=()
@@ -43,21 +44,29 @@ for norm in layer batch power-v power power-official rms none; do
 done
 
 echo
-echo "# probe overhead, small configuration (ratio of median step time to --probes none)"
-printf "%-12s %-34s %10s %8s\n" scheme probes "s/step" ratio
+echo "# probe overhead, small configuration: median step time relative to --probes none"
+echo "# (runs alternate between settings, $reps rounds, median over rounds: step times on a"
+echo "# shared 2-core VM vary by ~10 % from run to run, more than the probes cost)"
+printf "%-8s %-28s %10s %8s\n" scheme probes "s/step" ratio
 for norm in layer batch power; do
-    base=""
-    for probes in none batch-stats,gradients,params all; do
-        log="$out/overhead-$norm-${probes//,/+}.h5"
-        "$bin" train "${small[@]}" --norm "$norm" --pn-warmup 10 --probes "$probes" \
-            --lipschitz-every 0 --out "$log" >/dev/null 2>"$log.err"
-        t=$(median_step "$log")
-        [ -n "$base" ] || base=$t
-        printf "%-12s %-34s %10s %8.3f\n" "$norm" "$probes" "$t" "$("$py" -c "print($t/$base)")"
+    declare -A times=()
+    for round in $(seq "$reps"); do
+        for probes in none batch-stats,gradients batch-stats,gradients,params; do
+            log="$out/overhead-$norm-${probes//,/+}-$round.h5"
+            "$bin" train "${small[@]}" --norm "$norm" --pn-warmup 10 --probes "$probes" \
+                --lipschitz-every 0 --out "$log" >/dev/null 2>"$log.err"
+            times[$probes]="${times[$probes]:-} $(median_step "$log")"
+        done
     done
+    base=""
+    for probes in none batch-stats,gradients batch-stats,gradients,params; do
+        t=$("$py" -c "import statistics,sys; print('%.5f' % statistics.median(map(float, sys.argv[1:])))" ${times[$probes]})
+        [ -n "$base" ] || base=$t
+        printf "%-8s %-28s %10s %8.3f\n" "$norm" "$probes" "$t" "$("$py" -c "print($t/$base)")"
+    done
+    unset times
 done
 
-echo
 echo "# smoothness probe: cost per invocation and at the default cadence"
 log="$out/lipschitz.h5"
 defaults=$("$bin" train --help | sed -n 's/.*--lipschitz-every.*\[\(.*\)\]/\1/p')

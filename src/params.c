@@ -82,17 +82,23 @@ int ns_layout_find(const NsParamLayout *L, const char *name)
     return -1;
 }
 
-static float *lookup(const NsParamLayout *L, float *buffer, const char *fmt, int l)
+static float *lookup_name(const NsParamLayout *L, float *buffer, const char *name)
 {
-    char name[NS_NAME_LEN];
-    snprintf(name, sizeof name, fmt, l);
     int i = ns_layout_find(L, name);
     return i < 0 ? NULL : buffer + L->tensors[i].offset;
 }
 
+/* fmt names a tensor of layer l, e.g. "layers/%d/attn/wq". */
+static float *lookup(const NsParamLayout *L, float *buffer, const char *fmt, int l)
+{
+    char name[NS_NAME_LEN];
+    snprintf(name, sizeof name, fmt, l);
+    return lookup_name(L, buffer, name);
+}
+
 void ns_view_bind(NsParamView *v, const NsParamLayout *L, const NsModelConfig *c, float *buffer)
 {
-    v->embed = lookup(L, buffer, "embed", 0);
+    v->embed = lookup_name(L, buffer, "embed");
     v->layers = ns_xcalloc((size_t)c->n_layers, sizeof(NsLayerView));
     for (int l = 0; l < c->n_layers; l++) {
         NsLayerView *y = &v->layers[l];
@@ -113,8 +119,8 @@ void ns_view_bind(NsParamView *v, const NsParamLayout *L, const NsModelConfig *c
         y->norm2_weight = lookup(L, buffer, "layers/%d/norm2/weight", l);
         y->norm2_bias = lookup(L, buffer, "layers/%d/norm2/bias", l);
     }
-    v->final_weight = lookup(L, buffer, "final_norm/weight", 0);
-    v->final_bias = lookup(L, buffer, "final_norm/bias", 0);
+    v->final_weight = lookup_name(L, buffer, "final_norm/weight");
+    v->final_bias = lookup_name(L, buffer, "final_norm/bias");
 }
 
 void ns_view_free(NsParamView *v)
