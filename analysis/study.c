@@ -33,7 +33,7 @@ static const char *const STUDY_DEFAULTS[] = {
     "--d-model", "64", "--heads", "4", "--d-ff", "256", "--layers", "4",
     "--seq-len", "32", "--batch-size", "32", "--vocab-size", "2000",
     "--steps", "800", "--lr", "1e-3", "--warmup", "100", "--dropout", "0.1",
-    "--norm-position", "pre", "--pn-warmup", "100", "--batching", "sentences",
+    "--norm-position", "pre", "--pn-warmup", "100", "--batching", "stream",
     "--eval-every", "100", "--probe-vectors-every", "50", "--lipschitz-every", "100",
     "--hessian-iters", "8", "--log-every", "100",
 };

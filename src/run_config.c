@@ -12,7 +12,7 @@ void ns_run_config_default(NsRunConfig *c)
     ns_model_config_default(&c->model);
     ns_optim_config_default(&c->optim);
     c->tokenizer = NS_TOK_WORD;
-    c->batching = NS_BATCH_SENTENCES;
+    c->batching = NS_BATCH_STREAM;
     c->synth_bytes = 2 * 1024 * 1024;
     c->steps = 1000;
     c->seed = 1;

@@ -454,7 +454,7 @@ static void test_train_eval_roundtrip(void **state)
 static void test_eval_without_training_text(void **state)
 {
     (void)state;
-    Run r = run("train " TINY " --steps 10 --corpus tc.txt --out tc.h5");
+    Run r = run("train " TINY " --steps 10 --corpus tc.txt --batching sentences --out tc.h5");
     assert_int_equal(r.code, 0);
     assert_int_equal(rename(scratch("tc.txt"), scratch("tc-moved.txt")), 0);
     r = run("eval --checkpoint tc.ckpt.h5 --corpus short.txt");

@@ -442,6 +442,7 @@ static void independent_run(NsNormKind kind, NsNormPosition pos, int warmup)
     mc->batch_size = 4, mc->vocab_size = 300, mc->dropout = 0.0f, mc->norm = kind;
     mc->norm_position = pos, mc->pn_warmup = warmup;
     cfg.synth_bytes = 20000, cfg.steps = T2, cfg.threads = 1, cfg.eval_every = 0;
+    cfg.batching = NS_BATCH_SENTENCES; /* padding rows, which the probes must skip */
     cfg.probe_vectors_every = 1, cfg.lipschitz_every = 0;
     snprintf(cfg.out_path, sizeof cfg.out_path, "%s", tmp("t2.h5"));
     NsTrainer tr;
