@@ -186,9 +186,18 @@ static void write_training(FILE *f, const NsLog *logs, int n)
                 order[j - 1] = t;
             }
         }
+    int shown = 0;
+    for (int i = 0; i < n; i++) {
+        double ppl = final_ppl(&logs[order[i]]);
+        if (isfinite(ppl))
+            fprintf(f, "%s%s %.2f", shown++ ? " < " : "", logs[order[i]].label, ppl);
+    }
+    fprintf(f, " (lower is better; the paper reports PN below LN below BN).");
     for (int i = 0; i < n; i++)
-        fprintf(f, "%s%s %.2f", i ? " < " : "", logs[order[i]].label, final_ppl(&logs[order[i]]));
-    fprintf(f, " (lower is better; the paper reports PN below LN below BN).\n\n");
+        if (!isfinite(final_ppl(&logs[order[i]])))
+            fprintf(f, " %s has no finite final validation loss: it diverged (see the table's "
+                       "\"diverged at\" column).", logs[order[i]].label);
+    fprintf(f, "\n\n");
 }
 
 static void write_figures(FILE *f)
