@@ -67,60 +67,49 @@ static hid_t open_dataset(const NsLog *log, const char *path, char *err)
     return d;
 }
 
-double *ns_log_read_series(const NsLog *log, const char *path, size_t *n, char *err)
+/* Reads a whole dataset of the given rank as mtype (elem bytes each); dims gets its shape. */
+static void *read_whole(const NsLog *log, const char *path, int want_rank, hid_t mtype,
+                        size_t elem, hsize_t dims[2], char *err)
 {
-    *n = 0;
+    dims[0] = dims[1] = 0;
     hid_t d = open_dataset(log, path, err);
     if (d < 0)
         return NULL;
     hid_t space = H5Dget_space(d);
-    hsize_t dims[2] = {0, 0};
     int rank = H5Sget_simple_extent_dims(space, dims, NULL);
     H5Sclose(space);
-    if (rank != 1) {
+    if (rank != want_rank) {
         H5Dclose(d);
-        ns_fail(err, "'%s' in '%s' is not a 1-D series", path, log->path);
+        ns_fail(err, "'%s' in '%s' is not a %d-D series", path, log->path, want_rank);
         return NULL;
     }
-    double *out = ns_xmalloc(sizeof(double) * (dims[0] ? dims[0] : 1));
-    if (dims[0] && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+    size_t count = (size_t)dims[0] * (want_rank == 2 ? (size_t)dims[1] : 1);
+    void *out = ns_xmalloc(elem * (count ? count : 1));
+    if (count && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
         free(out);
         H5Dclose(d);
         ns_fail(err, "cannot read '%s' in '%s'", path, log->path);
         return NULL;
     }
     H5Dclose(d);
-    *n = (size_t)dims[0];
+    return out;
+}
+
+double *ns_log_read_series(const NsLog *log, const char *path, size_t *n, char *err)
+{
+    hsize_t dims[2];
+    double *out = read_whole(log, path, 1, H5T_NATIVE_DOUBLE, sizeof(double), dims, err);
+    *n = out ? (size_t)dims[0] : 0;
     return out;
 }
 
 float *ns_log_read_matrix(const NsLog *log, const char *path, size_t *rows, size_t *cols,
                           char *err)
 {
-    *rows = *cols = 0;
-    hid_t d = open_dataset(log, path, err);
-    if (d < 0)
-        return NULL;
-    hid_t space = H5Dget_space(d);
-    hsize_t dims[2] = {0, 0};
-    int rank = H5Sget_simple_extent_dims(space, dims, NULL);
-    H5Sclose(space);
-    if (rank != 2) {
-        H5Dclose(d);
-        ns_fail(err, "'%s' in '%s' is not a 2-D series", path, log->path);
-        return NULL;
-    }
-    size_t count = (size_t)(dims[0] * dims[1]);
-    float *out = ns_xmalloc(sizeof(float) * (count ? count : 1));
-    if (count && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
-        free(out);
-        H5Dclose(d);
-        ns_fail(err, "cannot read '%s' in '%s'", path, log->path);
-        return NULL;
-    }
-    H5Dclose(d);
-    *rows = (size_t)dims[0];
-    *cols = (size_t)dims[1];
+    hsize_t dims[2];
+    float *out = read_whole(log, path, 2, H5T_NATIVE_FLOAT, sizeof(float), dims, err);
+    *rows = out ? (size_t)dims[0] : 0;
+    *cols = out ? (size_t)dims[1] : 0;
     return out;
 }
 
