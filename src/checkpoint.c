@@ -186,10 +186,7 @@ int ns_checkpoint_load(const char *path, NsModel *m, NsAdamW *opt, NsBatcher *ba
     if (rc == 0 && params_init)
         rc = ns_read_tensors(f, "init", &m->layout, params_init, err);
     H5Fclose(f);
-    if (rc != 0) {
-        char inner[NS_ERRLEN];
-        snprintf(inner, sizeof inner, "%s", err);
-        ns_fail(err, "checkpoint '%s': %s", path, inner);
-    }
+    if (rc != 0)
+        ns_fail_context(err, "checkpoint '%s'", path);
     return rc;
 }

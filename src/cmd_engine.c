@@ -150,11 +150,8 @@ static int eval_checkpoint(const char *ckpt, const char *corpus_path, const NsRu
     if (rc == 0) {
         loss = ns_evaluate_corpus(&m, c, cfg.batching, cfg.eval_batches, cfg.seed, err);
         rc = isnan(loss) ? -1 : 0;
-        if (rc < 0 && corpus_path[0]) {
-            char inner[NS_ERRLEN];
-            snprintf(inner, sizeof inner, "%s", err);
-            ns_fail(err, "text '%s': %s", corpus_path, inner);
-        }
+        if (rc < 0 && corpus_path[0])
+            ns_fail_context(err, "text '%s'", corpus_path);
     }
     if (rc == 0)
         printf("corpus %s\ntokens %zu (unk rate %.4f)\nloss %.6f\nperplexity %.4f\n",

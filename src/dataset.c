@@ -57,15 +57,6 @@ static int load_texts(NsDataset *ds, const NsRunConfig *cfg, char **train, size_
     return 0;
 }
 
-/* Puts "<what>: " in front of the message in err, so every data error names its text. */
-static int with_context(char *err, const char *what)
-{
-    char inner[NS_ERRLEN];
-    snprintf(inner, sizeof inner, "%s", err);
-    /* Messages about a file already name it; only add the role of the text. */
-    return ns_fail(err, "%s: %s", what, inner);
-}
-
 static void describe_texts(const NsRunConfig *cfg, char *train, size_t tn, char *valid, size_t vn)
 {
     if (cfg->corpus_path[0])
@@ -109,11 +100,11 @@ int ns_dataset_load(NsDataset *ds, const NsRunConfig *cfg, char *const *vocab_to
         (ns_corpus_tokenize(&ds->train, &ds->vocab, cfg->tokenizer, train, train_len, err) < 0 ||
          ns_batcher_init(&ds->train_batches, &ds->train, cfg->batching, cfg->model.batch_size,
                          cfg->model.seq_len, cfg->seed, 1, err) < 0))
-        rc = with_context(err, train_name);
+        rc = ns_fail_context(err, "%s", train_name);
     if (rc == 0 &&
         (ns_corpus_tokenize(&ds->valid, &ds->vocab, cfg->tokenizer, valid, valid_len, err) < 0 ||
          check_valid_batches(ds, cfg, err) < 0))
-        rc = with_context(err, valid_name);
+        rc = ns_fail_context(err, "%s", valid_name);
     if (rc == 0)
         ds->unigram_entropy = ns_corpus_unigram_entropy(&ds->train, ds->vocab.size);
     free(train);
@@ -131,9 +122,7 @@ int ns_load_corpus_file(const char *path, const NsVocab *vocab, NsTokenizer toke
     int rc = ns_corpus_tokenize(corpus, vocab, tokenizer, text, len, err);
     free(text);
     if (rc < 0) {
-        char what[NS_PATH_LEN + 16];
-        snprintf(what, sizeof what, "text '%s'", path);
-        return with_context(err, what);
+        return ns_fail_context(err, "text '%s'", path);
     }
     return 0;
 }

@@ -47,11 +47,8 @@ static int resume_from_checkpoint(NsTrainer *tr, char *err)
     if (rc < 0)
         return -1;
     tr->cfg.model.vocab_size = tr->data.vocab.size;
-    if (ns_model_config_compare(&saved.model, &tr->cfg.model, err) < 0) {
-        char inner[NS_ERRLEN];
-        snprintf(inner, sizeof inner, "%s", err);
-        return ns_fail(err, "--resume '%s': %s", tr->cfg.resume_path, inner);
-    }
+    if (ns_model_config_compare(&saved.model, &tr->cfg.model, err) < 0)
+        return ns_fail_context(err, "--resume '%s'", tr->cfg.resume_path);
     ns_model_init(&tr->model, &tr->cfg.model, tr->cfg.seed);
     ns_adamw_init(&tr->opt, &tr->cfg.optim, tr->model.layout.total);
     tr->params_init = ns_xmalloc(sizeof(float) * tr->model.layout.total);

@@ -57,6 +57,27 @@ int ns_fail(char *err, const char *fmt, ...)
     return -1;
 }
 
+int ns_fail_context(char *err, const char *fmt, ...)
+{
+    if (!err)
+        return -1;
+    char inner[NS_ERRLEN];
+    snprintf(inner, sizeof inner, "%s", err);
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(err, NS_ERRLEN, fmt, ap);
+    va_end(ap);
+    /* Append ": inner", cut at the buffer's end as ns_fail cuts long messages. */
+    size_t used = k < 0 ? 0 : (size_t)k, room = used + 3 < NS_ERRLEN ? NS_ERRLEN - used - 3 : 0;
+    if (room > 0) {
+        size_t n = strlen(inner) < room ? strlen(inner) : room;
+        memcpy(err + used, ": ", 2);
+        memcpy(err + used + 2, inner, n);
+        err[used + 2 + n] = '\0';
+    }
+    return -1;
+}
+
 static uint64_t splitmix64(uint64_t *x)
 {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);

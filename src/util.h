@@ -29,6 +29,9 @@ char *ns_xstrdup(const char *s);
 
 /* snprintf into an error buffer; returns -1 so callers can `return ns_fail(err, ...)`. */
 int ns_fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Puts "<context>: " in front of the message already in err (e.g. which file or flag an inner
+ * error is about); returns -1 like ns_fail. */
+int ns_fail_context(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Deterministic RNG (splitmix64 seeding + xoshiro256**). Its whole state is 4 words so it can
  * be checkpointed and restored exactly. */
