@@ -4,6 +4,8 @@
 #ifndef NS_PLOT_H
 #define NS_PLOT_H
 
+#include <stddef.h>
+
 #include "logread.h"
 
 typedef struct {
@@ -26,6 +28,13 @@ typedef struct {
  * says to install the Debian package gnuplot-nox (or gnuplot). */
 int ns_plot(const char *kind, NsLog *logs, int n_logs, const NsPlotOptions *opt, char *err);
 
+/* ns_plot, then the paths of the images drawn on stdout, one per line. */
+int ns_plot_print(const char *kind, NsLog *logs, int n_logs, const NsPlotOptions *opt, char *err);
+
 extern const char *const NS_PLOT_KINDS[]; /* NULL-terminated list of kinds */
+/* What a kind shows (one or two lines for --help), or NULL for an unknown kind. */
+const char *ns_plot_kind_description(const char *kind);
+/* "fluctuation, boxes, ..." into buf. */
+void ns_plot_kinds_list(char *buf, size_t len);
 
 #endif

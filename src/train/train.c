@@ -40,9 +40,9 @@ static int resume_from_checkpoint(NsTrainer *tr, char *err)
     if (ns_checkpoint_read_header(tr->cfg.resume_path, &saved, &vocab, &vocab_n, err) < 0)
         return -1;
     /* The data must be tokenized with the checkpoint's vocabulary, so ids mean the same. */
-    NsRunConfig data_cfg = tr->cfg;
-    data_cfg.tokenizer = saved.tokenizer;
-    int rc = ns_dataset_load(&tr->data, &data_cfg, vocab, vocab_n, err);
+    NsDataSpec spec = ns_run_config_data_spec(&tr->cfg);
+    spec.tokenizer = saved.tokenizer;
+    int rc = ns_dataset_load(&tr->data, &spec, vocab, vocab_n, err);
     ns_checkpoint_free_vocab(vocab, vocab_n);
     if (rc < 0)
         return -1;
@@ -86,7 +86,8 @@ int ns_trainer_init(NsTrainer *tr, const NsRunConfig *cfg, char *err)
         if (resume_from_checkpoint(tr, err) < 0)
             return -1;
     } else {
-        if (ns_dataset_load(&tr->data, &tr->cfg, NULL, 0, err) < 0)
+        NsDataSpec spec = ns_run_config_data_spec(&tr->cfg);
+        if (ns_dataset_load(&tr->data, &spec, NULL, 0, err) < 0)
             return -1;
         /* --vocab-size is a cap; the model's V is the vocabulary actually built. */
         tr->cfg.model.vocab_size = tr->data.vocab.size;

@@ -10,8 +10,8 @@
 #include "batcher.h"
 #include "config.h"
 #include "corpus.h"
+#include "dataset.h"
 
-#define NS_PATH_LEN 1024
 
 typedef struct {
     NsModelConfig model;
@@ -52,6 +52,9 @@ void ns_run_config_default(NsRunConfig *c);
 int ns_run_config_validate(const NsRunConfig *c, char *err);
 /* Fills checkpoint_path from out_path when it is empty. */
 void ns_run_config_finish(NsRunConfig *c);
+
+/* The data layer's view of this configuration (points into c). */
+NsDataSpec ns_run_config_data_spec(const NsRunConfig *c);
 
 const char *ns_tokenizer_name(NsTokenizer t);
 const char *ns_batching_name(NsBatching b);

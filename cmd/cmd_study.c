@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "options.h"
 #include "commands.h"
 #include "compare.h"
 #include "logread.h"

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
-#include "cli.h"
+#include "options.h"
 #include "commands.h"
 #include "h5util.h"
 #include "train.h"

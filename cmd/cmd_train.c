@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
-#include "cli.h"
+#include "options.h"
 #include "commands.h"
 #include "debug_state.h"
 #include "probes.h"
@@ -115,8 +115,10 @@ static int eval_text(const NsRunConfig *cfg, const char *corpus_path, char **voc
                      int vocab_n, NsDataset *ds, NsCorpus *other, char *err)
 {
     memset(ds, 0, sizeof *ds);
-    if (!corpus_path[0])
-        return ns_dataset_load(ds, cfg, vocab_list, vocab_n, err);
+    if (!corpus_path[0]) {
+        NsDataSpec spec = ns_run_config_data_spec(cfg);
+        return ns_dataset_load(ds, &spec, vocab_list, vocab_n, err);
+    }
     if (ns_vocab_from_list(&ds->vocab, vocab_list, vocab_n, err) < 0)
         return -1;
     return ns_load_corpus_file(corpus_path, &ds->vocab, cfg->tokenizer, other, err);
@@ -191,7 +193,8 @@ int ns_cmd_eval(int argc, char **argv)
 static int record_debug_steps(const NsRunConfig *cfg, char *err)
 {
     NsDataset ds;
-    if (ns_dataset_load(&ds, cfg, NULL, 0, err) < 0) {
+    NsDataSpec spec = ns_run_config_data_spec(cfg);
+    if (ns_dataset_load(&ds, &spec, NULL, 0, err) < 0) {
         ns_dataset_free(&ds);
         return -1;
     }

@@ -21,11 +21,11 @@ static size_t holdout_split(const char *text, size_t len, double fraction)
 }
 
 /* Reads or generates the training and validation texts. */
-static int load_texts(NsDataset *ds, const NsRunConfig *cfg, char **train, size_t *train_len,
+static int load_texts(NsDataset *ds, const NsDataSpec *cfg, char **train, size_t *train_len,
                       char **valid, size_t *valid_len, char *err)
 {
     *valid = NULL;
-    if (!cfg->corpus_path[0]) {
+    if (!*cfg->corpus_path) {
         *train = ns_synth_corpus(cfg->seed, (size_t)cfg->synth_bytes, train_len);
         snprintf(ds->source, sizeof ds->source, "embedded synthetic corpus (seed %llu, %zu bytes)",
                  (unsigned long long)cfg->seed, *train_len);
@@ -35,11 +35,11 @@ static int load_texts(NsDataset *ds, const NsRunConfig *cfg, char **train, size_
             return -1;
         snprintf(ds->source, sizeof ds->source, "%s", cfg->corpus_path);
     }
-    if (cfg->valid_path[0]) {
+    if (*cfg->valid_path) {
         *valid = ns_read_text_file(cfg->valid_path, valid_len, err);
         return *valid ? 0 : -1;
     }
-    if (!cfg->corpus_path[0]) {
+    if (!*cfg->corpus_path) {
         size_t vbytes = (size_t)cfg->synth_bytes / 10;
         *valid = ns_synth_corpus(cfg->seed + 1, vbytes < 4096 ? 4096 : vbytes, valid_len);
         return 0;
@@ -57,15 +57,15 @@ static int load_texts(NsDataset *ds, const NsRunConfig *cfg, char **train, size_
     return 0;
 }
 
-static void describe_texts(const NsRunConfig *cfg, char *train, size_t tn, char *valid, size_t vn)
+static void describe_texts(const NsDataSpec *cfg, char *train, size_t tn, char *valid, size_t vn)
 {
-    if (cfg->corpus_path[0])
+    if (*cfg->corpus_path)
         snprintf(train, tn, "training text '%s'", cfg->corpus_path);
     else
         snprintf(train, tn, "embedded training text");
-    if (cfg->valid_path[0])
+    if (*cfg->valid_path)
         snprintf(valid, vn, "validation text '%s'", cfg->valid_path);
-    else if (cfg->corpus_path[0])
+    else if (*cfg->corpus_path)
         snprintf(valid, vn, "validation text (last 5%% of '%s'; or give --valid)",
                  cfg->corpus_path);
     else
@@ -74,17 +74,17 @@ static void describe_texts(const NsRunConfig *cfg, char *train, size_t tn, char 
 
 /* Checks now that the validation text makes at least one batch, rather than failing at the
  * first validation pass after training for a while. */
-static int check_valid_batches(const NsDataset *ds, const NsRunConfig *cfg, char *err)
+static int check_valid_batches(const NsDataset *ds, const NsDataSpec *cfg, char *err)
 {
     NsBatcher b;
-    int rc = ns_batcher_init(&b, &ds->valid, cfg->batching, cfg->model.batch_size,
-                             cfg->model.seq_len, cfg->seed, 0, err);
+    int rc = ns_batcher_init(&b, &ds->valid, cfg->batching, cfg->batch_size,
+                             cfg->seq_len, cfg->seed, 0, err);
     if (rc == 0)
         ns_batcher_free(&b);
     return rc;
 }
 
-int ns_dataset_load(NsDataset *ds, const NsRunConfig *cfg, char *const *vocab_tokens,
+int ns_dataset_load(NsDataset *ds, const NsDataSpec *cfg, char *const *vocab_tokens,
                     int vocab_n, char *err)
 {
     memset(ds, 0, sizeof *ds);
@@ -95,11 +95,11 @@ int ns_dataset_load(NsDataset *ds, const NsRunConfig *cfg, char *const *vocab_to
     if (rc == 0)
         rc = vocab_tokens ? ns_vocab_from_list(&ds->vocab, vocab_tokens, vocab_n, err)
                           : ns_vocab_build(&ds->vocab, train, train_len, cfg->tokenizer,
-                                           cfg->model.vocab_size, err);
+                                           cfg->vocab_cap, err);
     if (rc == 0 &&
         (ns_corpus_tokenize(&ds->train, &ds->vocab, cfg->tokenizer, train, train_len, err) < 0 ||
-         ns_batcher_init(&ds->train_batches, &ds->train, cfg->batching, cfg->model.batch_size,
-                         cfg->model.seq_len, cfg->seed, 1, err) < 0))
+         ns_batcher_init(&ds->train_batches, &ds->train, cfg->batching, cfg->batch_size,
+                         cfg->seq_len, cfg->seed, 1, err) < 0))
         rc = ns_fail_context(err, "%s", train_name);
     if (rc == 0 &&
         (ns_corpus_tokenize(&ds->valid, &ds->vocab, cfg->tokenizer, valid, valid_len, err) < 0 ||

@@ -6,7 +6,22 @@
 
 #include "batcher.h"
 #include "corpus.h"
-#include "run_config.h"
+
+#include <stdint.h>
+
+#define NS_PATH_LEN 1024
+
+/* What the data layer needs to know about a run (the run configuration, src/config/, fills it
+ * with ns_run_config_data_spec): where the text is, how to cut it into tokens and batches. */
+typedef struct {
+    const char *corpus_path; /* "" = the embedded synthetic corpus */
+    const char *valid_path;  /* "" = hold out the last 5 % of the corpus lines */
+    NsTokenizer tokenizer;
+    NsBatching batching;
+    long synth_bytes;        /* size of the embedded corpus */
+    uint64_t seed;           /* embedded corpus text and training data order */
+    int vocab_cap, batch_size, seq_len;
+} NsDataSpec;
 
 typedef struct {
     NsVocab vocab;
@@ -18,7 +33,7 @@ typedef struct {
 
 /* Loads everything for a run. If `vocab_tokens` is non-NULL (resume / eval from a checkpoint),
  * the vocabulary is rebuilt from that list instead of from the text. */
-int ns_dataset_load(NsDataset *ds, const NsRunConfig *cfg, char *const *vocab_tokens,
+int ns_dataset_load(NsDataset *ds, const NsDataSpec *cfg, char *const *vocab_tokens,
                     int vocab_n, char *err);
 void ns_dataset_free(NsDataset *ds);
 

@@ -66,3 +66,18 @@ const char *ns_batching_name(NsBatching b)
 {
     return b == NS_BATCH_STREAM ? "stream" : "sentences";
 }
+
+NsDataSpec ns_run_config_data_spec(const NsRunConfig *c)
+{
+    return (NsDataSpec){
+        .corpus_path = c->corpus_path,
+        .valid_path = c->valid_path,
+        .tokenizer = c->tokenizer,
+        .batching = c->batching,
+        .synth_bytes = c->synth_bytes,
+        .seed = c->seed,
+        .vocab_cap = c->model.vocab_size,
+        .batch_size = c->model.batch_size,
+        .seq_len = c->model.seq_len,
+    };
+}
