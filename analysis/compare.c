@@ -86,12 +86,10 @@ static double *opt_series(const NsLog *log, const char *path, size_t *n)
 static void window_values(const NsLog *log, const char *group, const char *name, double max_step,
                           int all_if_empty, double **pool, size_t *count)
 {
-    char path[256];
+    char path[NS_RUNLOG_PATH_LEN];
     size_t ns = 0, nv = 0, b = 0, e = 0;
-    snprintf(path, sizeof path, "%s/step", group);
-    double *steps = opt_series(log, path, &ns);
-    snprintf(path, sizeof path, "%s/%s", group, name);
-    double *v = steps ? opt_series(log, path, &nv) : NULL;
+    double *steps = opt_series(log, ns_runlog_path(path, sizeof path, group, NS_RUNLOG_STEP), &ns);
+    double *v = steps ? opt_series(log, ns_runlog_path(path, sizeof path, group, name), &nv) : NULL;
     size_t n = ns < nv ? ns : nv;
     if (v && n > 0 && max_step > 0) {
         ns_progress_range(steps, n, max_step, WINDOW_LO, 1.0, &b, &e);
@@ -173,8 +171,8 @@ static void eval_outcome(const NsLog *log, Row *r)
 
 static void site_measurements(const NsLog *log, const char *site, double max_step, Row *r)
 {
-    char group[256];
-    snprintf(group, sizeof group, "norms/%s", site);
+    char group[NS_RUNLOG_PATH_LEN];
+    ns_runlog_site_path(group, sizeof group, site, NULL);
     for (int k = 0; k < N_DIST; k++) {
         r->dist_med[k] = window_quantile(log, group, DIST_NAMES[k], max_step, 0, 0.5);
         r->dist_p95[k] = window_quantile(log, group, DIST_NAMES[k], max_step, 0, 0.95);
@@ -188,8 +186,8 @@ static double pooled_grad_gain(const NsLog *log, char **sites, int nsites, doubl
     double *pool = NULL;
     size_t count = 0;
     for (int s = 0; s < nsites; s++) {
-        char group[256];
-        snprintf(group, sizeof group, "norms/%s", sites[s]);
+        char group[NS_RUNLOG_PATH_LEN];
+        ns_runlog_site_path(group, sizeof group, sites[s], NULL);
         window_values(log, group, "grad_gain", max_step, 0, &pool, &count);
     }
     double r = ns_median(pool, count);
@@ -214,9 +212,9 @@ static void compute_row(const NsLog *log, const char *site, char **sites, int ns
     if (r->has_site)
         site_measurements(log, site, max_step, r);
     r->grad_gain = pooled_grad_gain(log, sites, nsites, max_step);
-    r->beta = window_quantile(log, "lipschitz", "beta_smoothness", max_step, 1, 0.5);
-    r->hessian = window_quantile(log, "lipschitz", "hessian_top_eig", max_step, 1, 0.5);
-    r->tokens_per_s = window_quantile(log, "steps", "tokens_per_s", max_step, 0, 0.5);
+    r->beta = window_quantile(log, NS_RUNLOG_LIPSCHITZ, "beta_smoothness", max_step, 1, 0.5);
+    r->hessian = window_quantile(log, NS_RUNLOG_LIPSCHITZ, "hessian_top_eig", max_step, 1, 0.5);
+    r->tokens_per_s = window_quantile(log, NS_RUNLOG_STEPS, "tokens_per_s", max_step, 0, 0.5);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -233,16 +231,6 @@ static int site_index(const SiteList *l, const char *site)
         if (strcmp(l->names[i], site) == 0)
             return i;
     return -1;
-}
-
-/* "/norms/layers/0/norm1" and "norms/layers/0/norm1" name the same site as "layers/0/norm1". */
-static const char *strip_site(const char *site)
-{
-    if (!site)
-        return NULL;
-    while (*site == '/')
-        site++;
-    return strncmp(site, "norms/", 6) == 0 ? site + 6 : site;
 }
 
 /* Picks the site (the given one, or the first site of the first run with any) and warns for
@@ -443,7 +431,8 @@ int ns_compare_site(NsLog *logs, int n, const char *site, const char *out_prefix
         lists[i].n = ns_log_sites(&logs[i], &lists[i].names);
     Text md = {0}, notes = {0};
     Row *rows = ns_xcalloc((size_t)n, sizeof *rows);
-    site = strip_site(site);
+    /* "/norms/layers/0/norm1" and "norms/layers/0/norm1" name the site "layers/0/norm1". */
+    site = site ? ns_runlog_site_name(site) : NULL;
     int rc = choose_site(logs, lists, n, &site, &notes, err);
     if (rc == 0) {
         for (int i = 0; i < n; i++)

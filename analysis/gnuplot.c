@@ -426,7 +426,7 @@ int ns_plot_resolve_site(NsLog *logs, int n, const NsPlotOptions *opt, char *sit
     if (first < 0)
         return ns_fail(err, "no run has norm-site probes (/norms): %s", NS_HINT_BATCH_STATS);
     const char *want = opt->site ? opt->site : sites[0];
-    snprintf(path, sizeof path, "norms/%s/step", want);
+    ns_runlog_site_path(path, sizeof path, want, NS_RUNLOG_STEP);
     for (int i = 0; i < n; i++) {
         if (ns_log_has(&logs[i], path)) {
             snprintf(site, len, "%s", want);
@@ -446,7 +446,7 @@ int ns_plot_resolve_site(NsLog *logs, int n, const NsPlotOptions *opt, char *sit
 int ns_plot_site_check(const NsLog *log, const char *site, const char *figure)
 {
     char path[600], what[700], list[300] = "";
-    snprintf(path, sizeof path, "norms/%s/step", site);
+    ns_runlog_site_path(path, sizeof path, site, NS_RUNLOG_STEP);
     if (ns_log_has(log, path))
         return 1;
     char **sites = NULL;
@@ -477,8 +477,5 @@ void ns_plot_site_label(const char *site, char *buf, size_t len)
 
 const char *ns_plot_stat(const NsLog *log, const NsPlotOptions *opt)
 {
-    if (opt->stat)
-        return opt->stat;
-    /* power, power-v and power-official normalize by the quadratic mean psi2, not sigma2 */
-    return strncmp(log->norm, "power", 5) == 0 ? "psi2" : "var";
+    return opt->stat ? opt->stat : ns_log_scheme_stat(log);
 }

@@ -93,7 +93,7 @@ int ns_plot_resolve_site(NsLog *logs, int n, const NsPlotOptions *opt, char *sit
 int ns_plot_site_check(const NsLog *log, const char *site, const char *figure);
 /* Short axis label of a site: "L0 norm1", "final". */
 void ns_plot_site_label(const char *site, char *buf, size_t len);
-/* "var" or "psi2" for a run, by opt->stat or the scheme rule. */
+/* "var" or "psi2" for a run: opt->stat, or what its scheme normalizes by (ns_log_scheme_stat). */
 const char *ns_plot_stat(const NsLog *log, const NsPlotOptions *opt);
 
 int ns_plot_fluctuation(NsPlotJob *job, NsLog *logs, int n, char *err);

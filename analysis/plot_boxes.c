@@ -72,8 +72,8 @@ static int load_run(Run *r, const NsLog *log, const NsPlotOptions *opt, const ch
     if (!ns_plot_site_check(log, site, figure))
         return 0;
     r->series = series_for(log, opt, backward);
-    snprintf(x, sizeof x, "norms/%s/step", site);
-    snprintf(y, sizeof y, "norms/%s/%s", site, r->series);
+    ns_runlog_site_path(x, sizeof x, site, NS_RUNLOG_STEP);
+    ns_runlog_site_path(y, sizeof y, site, r->series);
     if (!ns_series_load(&s, log, x, y, figure, hint_for(r->series)))
         return 0;
     for (int k = 0; k < N_BUCKETS; k++)

@@ -25,15 +25,16 @@ typedef struct {
 /* Loads a run's two distances at the site; 0 (after a warning) when it lacks them. */
 static int load_run(Run *r, const NsLog *log, const char *site, const NsPlotOptions *opt)
 {
-    char x[600], y[600];
+    char x[600], y[600], dist[64];
     if (!ns_plot_site_check(log, site, FIG))
         return 0;
     r->stat = ns_plot_stat(log, opt);
-    snprintf(x, sizeof x, "norms/%s/step", site);
-    snprintf(y, sizeof y, "norms/%s/dist_mean", site);
+    ns_runlog_site_path(x, sizeof x, site, NS_RUNLOG_STEP);
+    ns_runlog_site_path(y, sizeof y, site, "dist_mean");
     if (!ns_series_load(&r->mean, log, x, y, FIG, NS_HINT_BATCH_STATS))
         return 0;
-    snprintf(y, sizeof y, "norms/%s/dist_%s", site, r->stat);
+    snprintf(dist, sizeof dist, "dist_%s", r->stat);
+    ns_runlog_site_path(y, sizeof y, site, dist);
     if (!ns_series_load(&r->dist, log, x, y, FIG, NS_HINT_BATCH_STATS)) {
         ns_series_free(&r->mean);
         return 0;

@@ -78,7 +78,7 @@ static void summarize(const NsLog *log, const char *site, const char *name, doub
     char path[600], err[NS_ERRLEN];
     size_t m = 0;
     out[0] = out[1] = out[2] = NAN;
-    snprintf(path, sizeof path, "norms/%s/%s", site, name);
+    ns_runlog_site_path(path, sizeof path, site, name);
     double *y = ns_log_has(log, path) ? ns_log_read_series(log, path, &m, err) : NULL;
     if (!y)
         return;
@@ -95,7 +95,7 @@ static int load_run(Run *r, const NsLog *log, char **sites, int n_sites)
     r->rows = ns_xcalloc((size_t)n_sites, sizeof *r->rows);
     for (int s = 0; s < n_sites; s++) {
         r->rows[s][0] = s;
-        snprintf(path, sizeof path, "norms/%s/grad_gain", sites[s]);
+        ns_runlog_site_path(path, sizeof path, sites[s], "grad_gain");
         if (!ns_log_has(log, path)) {
             snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%s",
                      missing[0] ? ", " : "", sites[s]);

@@ -35,8 +35,8 @@ static int load_run(Run *r, const NsLog *log, const char *stat)
     r->s = ns_xcalloc((size_t)r->n_sites, sizeof(NsSeries));
     int found = 0;
     for (int k = 0; k < r->n_sites; k++) {
-        snprintf(x, sizeof x, "norms/%s/step", r->sites[k]);
-        snprintf(y, sizeof y, "norms/%s/%s", r->sites[k], stat);
+        ns_runlog_site_path(x, sizeof x, r->sites[k], NS_RUNLOG_STEP);
+        ns_runlog_site_path(y, sizeof y, r->sites[k], stat);
         if (!ns_log_has(log, y) || !ns_log_has(log, x))
             continue;
         char err[NS_ERRLEN];

@@ -32,10 +32,11 @@ typedef struct {
 
 static int load_run(Run *r, const NsLog *log)
 {
-    char path[64];
+    char x[NS_RUNLOG_PATH_LEN], y[NS_RUNLOG_PATH_LEN];
+    ns_runlog_path(x, sizeof x, NS_RUNLOG_LIPSCHITZ, NS_RUNLOG_STEP);
     for (int p = 0; p < 3; p++) {
-        snprintf(path, sizeof path, "lipschitz/%s", PANELS[p].name);
-        if (!ns_series_load(&r->s[p], log, "lipschitz/step", path, FIG, NS_HINT_LIPSCHITZ)) {
+        ns_runlog_path(y, sizeof y, NS_RUNLOG_LIPSCHITZ, PANELS[p].name);
+        if (!ns_series_load(&r->s[p], log, x, y, FIG, NS_HINT_LIPSCHITZ)) {
             for (int k = 0; k < p; k++)
                 ns_series_free(&r->s[k]);
             return 0;

@@ -14,24 +14,27 @@
  * quadratic mean for the PN family (which never uses a variance). */
 static const char *primary_distance(const NsLog *log)
 {
-    return strncmp(log->norm, "power", 5) == 0 ? "dist_psi2" : "dist_var";
+    return strcmp(ns_log_scheme_stat(log), "psi2") == 0 ? "dist_psi2" : "dist_var";
 }
 
+/* The gradient through the batch statistic: sigma2_B for schemes that take a batch variance,
+ * psi2_B otherwise (NaN where the scheme takes none). */
 static const char *primary_gradient(const NsLog *log)
 {
-    return strcmp(log->norm, "batch") == 0 ? "g_sigma2" : "g_psi2";
+    return log->scheme && (log->scheme->batch_stats & NS_STAT_VAR) ? "g_sigma2" : "g_psi2";
 }
 
 /* Median of a site series in each 20 % of training; NaN where there is nothing. */
 static int bucket_medians(const NsLog *log, const char *site, const char *name,
                           double out[BUCKETS])
 {
-    char path[160], err[NS_ERRLEN];
+    char path[NS_RUNLOG_PATH_LEN], err[NS_ERRLEN];
     size_t n, m;
-    snprintf(path, sizeof path, "norms/%s/step", site);
-    double *steps = ns_log_read_series(log, path, &n, err);
-    snprintf(path, sizeof path, "norms/%s/%s", site, name);
-    double *v = steps ? ns_log_read_series(log, path, &m, err) : NULL;
+    double *steps = ns_log_read_series(
+        log, ns_runlog_site_path(path, sizeof path, site, NS_RUNLOG_STEP), &n, err);
+    double *v =
+        steps ? ns_log_read_series(log, ns_runlog_site_path(path, sizeof path, site, name), &m, err)
+              : NULL;
     for (int b = 0; b < BUCKETS; b++)
         out[b] = NAN;
     int rc = -1;
@@ -123,9 +126,9 @@ static void write_forward(FILE *f, const NsLog *logs, int n, const char *site)
 static void gradient_stats(const NsLog *log, const char *site, double *med, double *p99,
                            double *mx)
 {
-    char path[160], err[NS_ERRLEN];
+    char path[NS_RUNLOG_PATH_LEN], err[NS_ERRLEN];
     size_t n;
-    snprintf(path, sizeof path, "norms/%s/%s", site, primary_gradient(log));
+    ns_runlog_site_path(path, sizeof path, site, primary_gradient(log));
     double *v = ns_log_read_series(log, path, &n, err);
     *med = v ? ns_median(v, n) : NAN;
     *p99 = v ? ns_quantile(v, n, 0.99) : NAN;

@@ -135,11 +135,11 @@ static void render_sites(FILE *m, const NsLog *log)
         char path[256], cell[32];
         fprintf(m, "%-18s", sites[s]);
         for (int k = 0; k < 4; k++) {
-            snprintf(path, sizeof path, "norms/%s/%s", sites[s], COLS[k]);
+            ns_runlog_site_path(path, sizeof path, sites[s], COLS[k]);
             num(cell, sizeof cell, last_of(log, path), "%.4g");
             fprintf(m, " %11s", cell);
         }
-        snprintf(path, sizeof path, "norms/%s/step", sites[s]);
+        ns_runlog_site_path(path, sizeof path, sites[s], NS_RUNLOG_STEP);
         num(cell, sizeof cell, last_of(log, path), "%.0f");
         fprintf(m, "   %s\n", cell);
     }

@@ -32,49 +32,44 @@ typedef struct {
 
 #define PROBE_MOMENTUM 0.1f
 
-static int add_scalar(NsProbes *set, const char *site, const char *name, const char *def,
-                      char *err)
-{
-    char path[160];
-    snprintf(path, sizeof path, "norms/%s/%s", site, name);
-    return ns_runlog_add(&set->log, path, NS_SERIES_F64, 1, "1", def, err);
-}
+enum { D_STEP, D_MEAN, D_VAR, D_PSI2, D_N };
+
+static const NsRunLogScalar DISTANCES[D_N] = {
+    {"step", "step", "training step of each row of this site's series"},
+    {"dist_mean", "1", "(1/d)||mu_B - running_mean||_2; mu_B over real rows of the norm's input, "
+                       "running value before this step's update"},
+    {"dist_var", "1", "(1/d)||sigma2_B - running_var||_2 (sigma2_B biased)"},
+    {"dist_psi2", "1", "(1/d)||psi2_B - running_psi2||_2, psi2_B = mean x^2"},
+};
 
 static int declare_site(SiteSeries *s, NsProbes *set, const NsNormSite *site, char *err)
 {
-    char path[160];
-    snprintf(path, sizeof path, "norms/%s/step", site->path);
-    s->step = ns_runlog_add(&set->log, path, NS_SERIES_I64, 1, "step",
-                            "training step of each row of this site's series", err);
-    s->dist_mean = add_scalar(set, site->path, "dist_mean",
-                              "(1/d)||mu_B - running_mean||_2; mu_B over real rows of the "
-                              "norm's input, running value before this step's update", err);
-    s->dist_var = add_scalar(set, site->path, "dist_var",
-                             "(1/d)||sigma2_B - running_var||_2 (sigma2_B biased)", err);
-    s->dist_psi2 = add_scalar(set, site->path, "dist_psi2",
-                              "(1/d)||psi2_B - running_psi2||_2, psi2_B = mean x^2", err);
+    char path[NS_RUNLOG_PATH_LEN];
+    int ids[D_N];
+    if (ns_runlog_add_scalars(&set->log, ns_runlog_site_path(path, sizeof path, site->path, NULL),
+                              DISTANCES, D_N, ids, err) < 0)
+        return -1;
+    s->step = ids[D_STEP], s->dist_mean = ids[D_MEAN], s->dist_var = ids[D_VAR];
+    s->dist_psi2 = ids[D_PSI2];
     static const char *const names[V_N] = {"step", "batch_mean", "batch_var", "batch_psi2",
                                            "running_mean", "running_var", "running_psi2"};
     for (int v = 0; v < V_N; v++) {
-        snprintf(path, sizeof path, "norms/%s/vectors/%s", site->path, names[v]);
+        ns_runlog_vector_path(path, sizeof path, site->path, names[v]);
         s->vec[v] = ns_runlog_add(&set->log, path, v == V_STEP ? NS_SERIES_I64 :
                                   NS_SERIES_F32_VEC, site->d, v == V_STEP ? "step" : "1",
                                   v == V_STEP ? "training step of each vector row" :
                                   "per-channel statistic [n][d] (running: before the update)",
                                   err);
-    }
-    if (s->step < 0 || s->dist_mean < 0 || s->dist_var < 0 || s->dist_psi2 < 0)
-        return -1;
-    for (int v = 0; v < V_N; v++)
         if (s->vec[v] < 0)
             return -1;
+    }
     return 0;
 }
 
 static int declare(NsProbe *p, NsProbes *set, char *err)
 {
     StatsState *st = p->state;
-    NsModel *m = &set->tr->model;
+    const NsModel *m = &set->tr->model;
     int d = m->cfg.d_model;
     st->n_sites = m->n_sites;
     st->sites = ns_xcalloc((size_t)m->n_sites, sizeof(SiteSeries));
@@ -141,6 +136,12 @@ static void update_own(SiteSeries *s, int d)
     }
 }
 
+/* The paper's distance between a batch statistic and its running value. */
+static double scaled_distance(const float *a, const float *b, int d)
+{
+    return ns_l2_distance(a, b, (size_t)d) / d;
+}
+
 static void norm_forward_begin(NsProbe *p, NsProbes *set, const NsNormSite *site, int index,
                                const float *x, const uint8_t *mask, int N)
 {
@@ -152,9 +153,9 @@ static void norm_forward_begin(NsProbe *p, NsProbes *set, const NsNormSite *site
     update_own(s, d);
     NsRunLog *log = &set->log;
     ns_runlog_append_i64(log, s->step, set->step);
-    ns_runlog_append_f64(log, s->dist_mean, ns_scaled_distance(s->batch[0], s->running[0], d));
-    ns_runlog_append_f64(log, s->dist_var, ns_scaled_distance(s->batch[1], s->running[1], d));
-    ns_runlog_append_f64(log, s->dist_psi2, ns_scaled_distance(s->batch[2], s->running[2], d));
+    ns_runlog_append_f64(log, s->dist_mean, scaled_distance(s->batch[0], s->running[0], d));
+    ns_runlog_append_f64(log, s->dist_var, scaled_distance(s->batch[1], s->running[1], d));
+    ns_runlog_append_f64(log, s->dist_psi2, scaled_distance(s->batch[2], s->running[2], d));
     int every = set->tr->cfg.probe_vectors_every;
     if (every > 0 && (set->step % every == 0 || set->step == 1)) {
         ns_runlog_append_i64(log, s->vec[V_STEP], set->step);

@@ -4,8 +4,8 @@
  *     as the scheme computed them in its backward (NaN when the scheme takes no gradient
  *     through that statistic at this step);
  *   nu_norm: (1/d)||nu||_2 before this step's update, and correction_norm: the Frobenius norm
- *     over real rows of the term the PN backward subtracts (power: nu*xhat; power-official:
- *     (1-alpha)*nu*z) — PN schemes only;
+ *     over real rows of the term k*nu*xhat the backward subtracts, k as the scheme's descriptor
+ *     gives it (power: 1 after warm-up; power-official: 1-alpha) — schemes that keep nu only;
  *   grad_out_norm = ||dL/dy||_F, grad_in_norm = ||dL/dx||_F (the site's own dL/dx, before the
  *     residual gradient is added), grad_gain = their ratio (an empirical Lipschitz constant of
  *     the layer), grad_in_max = max |dL/dx| (the paper bounds it for PN). */
@@ -48,14 +48,14 @@ static const struct { const char *name, *units, *def; } SERIES[G_N] = {
 static int declare(NsProbe *p, NsProbes *set, char *err)
 {
     GradState *st = p->state;
-    NsModel *m = &set->tr->model;
+    const NsModel *m = &set->tr->model;
     st->n_sites = m->n_sites;
     st->sites = ns_xcalloc((size_t)m->n_sites, sizeof(SiteSeries));
-    char path[160];
+    char path[NS_RUNLOG_PATH_LEN];
     for (int i = 0; i < m->n_sites; i++) {
         st->sites[i].nu_before = ns_xcalloc((size_t)m->cfg.d_model, sizeof(float));
         for (int k = 0; k < G_N; k++) {
-            snprintf(path, sizeof path, "norms/%s/%s", m->sites[i].path, SERIES[k].name);
+            ns_runlog_site_path(path, sizeof path, m->sites[i].path, SERIES[k].name);
             /* The batch-stats probe, when on, declares and appends the site's step series. */
             int shared = k == G_STEP ? ns_runlog_find(&set->log, path) : -1;
             st->sites[i].owns_step |= k == G_STEP && shared < 0;
@@ -90,12 +90,14 @@ static double scaled_norm(const float *v, int d)
     return sqrt(ns_sumsq(v, (size_t)d)) / d;
 }
 
+/* ||k * nu * xhat||_F over the real rows, with k from the scheme (NaN when it subtracts none). */
 static double correction_norm(const NsNormSite *site, const float *nu, const uint8_t *mask, int N)
 {
-    NsNormKind kind = site->scheme->kind;
-    if (kind == NS_NORM_POWER && site->in_warmup)
+    if (!site->scheme->correction_scale)
         return NAN;
-    double scale = kind == NS_NORM_POWER_OFFICIAL ? 1.0 - site->alpha : 1.0, s = 0.0;
+    double scale = site->scheme->correction_scale(site), s = 0.0;
+    if (isnan(scale))
+        return NAN;
     int d = site->d;
     for (int r = 0; r < N; r++) {
         if (!mask[r])
@@ -115,7 +117,7 @@ static void norm_backward_end(NsProbe *p, NsProbes *set, const NsNormSite *site,
     GradState *st = p->state;
     SiteSeries *s = &st->sites[index];
     NsRunLog *log = &set->log;
-    int d = site->d, pn = site->nu != NULL;
+    int d = site->d, pn = (site->scheme->state & NS_STATE_NU) != 0;
     size_t n = (size_t)N * d;
     double out = sqrt(ns_sumsq(dy, n)), in_sq = 0.0;
     float mx = 0.0f; /* one pass over dx for its norm and its largest magnitude */

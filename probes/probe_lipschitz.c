@@ -1,8 +1,9 @@
 /* Loss smoothness along the training trajectory (Santurkar et al. 2018, as used in the
  * PowerNorm paper), every --lipschitz-every steps, on the step's own batch, right after its
- * backward pass. Parameters, gradients, every norm state and the dropout RNG are restored
- * afterwards, and the extra passes run with dropout off and with the other probes paused, so
- * training continues exactly as without this probe.
+ * backward pass. Every extra pass is one call of ns_model_loss_grad_at, which runs in the
+ * probe's own scratch model with dropout off and no hooks, so the model being trained (its
+ * parameters, gradients, norm state and dropout RNG) is only read, and training continues
+ * exactly as without this probe.
  *
  * With theta0 the parameters, g0 the gradient at theta0 (dropout off), u = -g0/||g0|| and
  * step lengths r_k = c_k * lr_t * sqrt(P) for c_k in GRID (lr_t * sqrt(P) is the length of a
@@ -12,9 +13,9 @@
  *   beta_smoothness     max_k ||g(theta0 + r_k u) - g0|| / r_k
  *   hessian_top_eig     power iteration (--hessian-iters) with Hv ~ (g(theta0 + eps v) - g0)/eps,
  *                       eps = HVP_EPS, v unit-norm, starting from a seeded random direction.
- * Each pass starts from the norm state before the step, so batch-type schemes and PN see the
- * same state and phase in every pass. For power and power-official after warm-up, "gradient"
- * means what their approximate backward computes. */
+ * Each pass starts from the norm state before the step (kept at step_begin), so batch-type
+ * schemes and PN see the same state and phase in every pass. For power and power-official
+ * after warm-up, "gradient" means what their approximate backward computes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +32,13 @@ enum { L_STEP, L_RANGE, L_PRED, L_BETA, L_EIG, L_SECONDS, L_N };
 typedef struct {
     int ids[L_N];
     int losses_id;
-    float *theta0, *g0, *g_train, *g, *v;
-    NsModelSnapshot snap;
+    float *theta, *g0, *g, *v; /* [P]: parameters of a pass, gradients, direction */
+    NsModelSnapshot snap;      /* norm state before the measured step */
+    NsModelScratch scratch;    /* where the passes run */
     NsRng rng;
 } LipState;
 
-static const struct { const char *name, *units, *def; } SERIES[L_N] = {
+static const NsRunLogScalar SERIES[L_N] = {
     {"step", "step", "training step at which the smoothness was measured"},
     {"loss_range", "nats", "max - min of the loss along -g0 over the step grid (incl. 0)"},
     {"grad_predictiveness", "1", "max over the grid of ||g(theta0 + r u) - g0||_2"},
@@ -49,51 +51,39 @@ static const struct { const char *name, *units, *def; } SERIES[L_N] = {
 static int declare(NsProbe *p, NsProbes *set, char *err)
 {
     LipState *st = p->state;
-    char path[64];
-    for (int k = 0; k < L_N; k++) {
-        snprintf(path, sizeof path, "lipschitz/%s", SERIES[k].name);
-        st->ids[k] = ns_runlog_add(&set->log, path, k == L_STEP ? NS_SERIES_I64 : NS_SERIES_F64,
-                                   1, SERIES[k].units, SERIES[k].def, err);
-        if (st->ids[k] < 0)
-            return -1;
-    }
-    st->losses_id = ns_runlog_add(&set->log, "lipschitz/grid_loss", NS_SERIES_F32_VEC, N_GRID + 1,
-                                  "nats", "loss at r = 0 then at each grid step r_k = c_k * lr * "
+    if (ns_runlog_add_scalars(&set->log, NS_RUNLOG_LIPSCHITZ, SERIES, L_N, st->ids, err) < 0)
+        return -1;
+    char path[NS_RUNLOG_PATH_LEN];
+    ns_runlog_path(path, sizeof path, NS_RUNLOG_LIPSCHITZ, "grid_loss");
+    st->losses_id = ns_runlog_add(&set->log, path, NS_SERIES_F32_VEC, N_GRID + 1, "nats",
+                                  "loss at r = 0 then at each grid step r_k = c_k * lr * "
                                   "sqrt(P), c_k = 0.5, 1, 2, 4", err);
-    size_t P = set->tr->model.layout.total;
-    st->theta0 = ns_xmalloc(sizeof(float) * P);
+    const NsModel *m = &set->tr->model;
+    size_t P = m->layout.total;
+    st->theta = ns_xmalloc(sizeof(float) * P);
     st->g0 = ns_xmalloc(sizeof(float) * P);
-    st->g_train = ns_xmalloc(sizeof(float) * P);
     st->g = ns_xmalloc(sizeof(float) * P);
     st->v = ns_xmalloc(sizeof(float) * P);
+    if (set->tr->cfg.lipschitz_every > 0) /* a second model's memory, only when measuring */
+        ns_model_scratch_init(&st->scratch, m);
     ns_rng_seed(&st->rng, set->tr->cfg.seed ^ 0x11b5c417ULL);
     return st->losses_id < 0 ? -1 : 0;
 }
 
 /* Loss and gradient (into out) at theta0 + r * dir, from the pre-step norm state. */
-static double loss_and_grad(LipState *st, NsTrainer *tr, const float *dir, double r, float *out)
+static double loss_and_grad(LipState *st, const NsTrainer *tr, const float *dir, double r,
+                            float *out)
 {
-    NsModel *m = &tr->model;
+    const NsModel *m = &tr->model;
+    const float *theta0 = m->params; /* the passes never write the model: still the step's */
     size_t P = m->layout.total;
     for (size_t i = 0; i < P; i++)
-        m->params[i] = st->theta0[i] + (float)(r * (dir ? dir[i] : 0.0f));
-    ns_model_restore(m, &st->snap);
-    double loss = ns_model_forward(m, tr->tokens, tr->mask, 1);
-    ns_model_zero_grad(m);
-    ns_model_backward(m);
-    memcpy(out, m->grads, sizeof(float) * P);
-    return loss;
+        st->theta[i] = theta0[i] + (float)(r * (dir ? dir[i] : 0.0f));
+    return ns_model_loss_grad_at(m, &st->snap, st->theta, tr->tokens, tr->mask, out,
+                                 &st->scratch);
 }
 
-static double distance(const float *a, const float *b, size_t n)
-{
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-    return sqrt(s);
-}
-
-static double top_eigenvalue(LipState *st, NsTrainer *tr, int iters)
+static double top_eigenvalue(LipState *st, const NsTrainer *tr, int iters)
 {
     size_t P = tr->model.layout.total;
     for (size_t i = 0; i < P; i++)
@@ -117,7 +107,7 @@ static double top_eigenvalue(LipState *st, NsTrainer *tr, int iters)
 
 static void measure(LipState *st, NsProbes *set, const NsStepInfo *info)
 {
-    NsTrainer *tr = set->tr;
+    const NsTrainer *tr = set->tr;
     size_t P = tr->model.layout.total;
     float losses[N_GRID + 1];
     losses[0] = (float)loss_and_grad(st, tr, NULL, 0.0, st->g0);
@@ -130,7 +120,7 @@ static void measure(LipState *st, NsProbes *set, const NsStepInfo *info)
         losses[k + 1] = (float)loss_and_grad(st, tr, st->v, r, st->g);
         lo = fmin(lo, losses[k + 1]);
         hi = fmax(hi, losses[k + 1]);
-        double change = distance(st->g, st->g0, P);
+        double change = ns_l2_distance(st->g, st->g0, P);
         pred = fmax(pred, change);
         beta = fmax(beta, change / r);
     }
@@ -154,27 +144,11 @@ static void step_begin(NsProbe *p, NsProbes *set, int64_t step)
 static void after_backward(NsProbe *p, NsProbes *set, const NsStepInfo *info)
 {
     LipState *st = p->state;
-    NsTrainer *tr = set->tr;
-    int every = tr->cfg.lipschitz_every;
+    int every = set->tr->cfg.lipschitz_every;
     if (every <= 0 || info->step % every != 0 || !isfinite(info->loss))
         return;
     double t0 = ns_now_seconds();
-    NsModel *m = &tr->model;
-    size_t bytes = sizeof(float) * m->layout.total;
-    NsModelSnapshot after_step = {0}; /* the state the step itself left, to put back */
-    ns_model_snapshot(m, &after_step);
-    memcpy(st->theta0, m->params, bytes);
-    memcpy(st->g_train, m->grads, bytes);
-    float dropout = m->cfg.dropout;
-    m->cfg.dropout = 0.0f;
-    set->paused = 1;
     measure(st, set, info);
-    set->paused = 0;
-    m->cfg.dropout = dropout;
-    memcpy(m->params, st->theta0, bytes);
-    memcpy(m->grads, st->g_train, bytes);
-    ns_model_restore(m, &after_step);
-    ns_model_snapshot_free(&after_step);
     ns_runlog_append_i64(&set->log, st->ids[L_STEP], info->step);
     ns_runlog_append_f64(&set->log, st->ids[L_SECONDS], ns_now_seconds() - t0);
 }
@@ -182,12 +156,12 @@ static void after_backward(NsProbe *p, NsProbes *set, const NsStepInfo *info)
 static void destroy(NsProbe *p)
 {
     LipState *st = p->state;
-    free(st->theta0);
+    free(st->theta);
     free(st->g0);
-    free(st->g_train);
     free(st->g);
     free(st->v);
     ns_model_snapshot_free(&st->snap);
+    ns_model_scratch_free(&st->scratch);
     free(st);
 }
 

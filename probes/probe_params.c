@@ -29,14 +29,14 @@ static int declare(NsProbe *p, NsProbes *set, char *err)
     const NsParamLayout *L = &set->tr->model.layout;
     st->ids = ns_xcalloc((size_t)L->n_tensors, sizeof *st->ids);
     st->before = ns_xmalloc(sizeof(float) * L->total);
-    st->step_id = ns_runlog_add(&set->log, "params/step", NS_SERIES_I64, 1, "step",
-                                "training step of each row of every params/<name> series", err);
-    if (st->step_id < 0)
+    static const NsRunLogScalar step = {"step", "step",
+                                        "training step of each row of every params/<name> series"};
+    if (ns_runlog_add_scalars(&set->log, NS_RUNLOG_PARAMS, &step, 1, &st->step_id, err) < 0)
         return -1;
-    char path[200];
+    char path[NS_RUNLOG_PATH_LEN];
     for (int i = 0; i < L->n_tensors; i++) {
         for (int k = 0; k < P_N; k++) {
-            snprintf(path, sizeof path, "params/%s/%s", L->tensors[i].name, SERIES[k].name);
+            ns_runlog_param_path(path, sizeof path, L->tensors[i].name, SERIES[k].name);
             st->ids[i][k] = ns_runlog_add(&set->log, path, NS_SERIES_F64, 1, "1", SERIES[k].def,
                                           err);
             if (st->ids[i][k] < 0)
@@ -47,14 +47,6 @@ static int declare(NsProbe *p, NsProbes *set, char *err)
 }
 
 static double tensor_norm(const float *x, size_t n) { return sqrt(ns_sumsq(x, n)); }
-
-static double tensor_distance(const float *a, const float *b, size_t n)
-{
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-    return sqrt(s);
-}
 
 static void after_backward(NsProbe *p, NsProbes *set, const NsStepInfo *info)
 {
@@ -82,9 +74,9 @@ static void step_end(NsProbe *p, NsProbes *set, const NsStepInfo *info)
         const NsTensorInfo *t = &L->tensors[i];
         const float *now = tr->model.params + t->offset;
         ns_runlog_append_f64(&set->log, st->ids[i][P_UPDATE],
-                             tensor_distance(now, st->before + t->offset, t->size));
+                             ns_l2_distance(now, st->before + t->offset, t->size));
         ns_runlog_append_f64(&set->log, st->ids[i][P_INIT],
-                             tensor_distance(now, tr->params_init + t->offset, t->size));
+                             ns_l2_distance(now, tr->params_init + t->offset, t->size));
     }
 }
 

@@ -13,42 +13,32 @@ typedef struct {
     int eval_ids[E_N];
 } StepsState;
 
+static const NsRunLogScalar STEPS[S_N] = {
+    {"step", "step", "1-based index of the training step"},
+    {"loss", "nats", "mean cross-entropy over the real positions of the step's batch, before the "
+                     "update"},
+    {"lr", "1", "learning rate of the step's update"},
+    {"grad_norm", "1", "global L2 norm of the gradient before clipping"},
+    {"tokens_per_s", "positions/s", "B*T / step_seconds (padding included)"},
+    {"real_tokens_per_s", "tokens/s", "real (non-padding) positions / step_seconds"},
+    {"step_seconds", "s", "wall time from fetching the batch to the end of the update, with the "
+                          "probes that run inside (norm-site hooks, smoothness); end-of-step "
+                          "recording excluded"},
+    {"wall_time", "s", "seconds since this process started training"},
+};
+
+static const NsRunLogScalar EVALS[E_N] = {
+    {"step", "step", "training steps completed when the validation pass ran"},
+    {"loss", "nats", "mean cross-entropy over the validation text, inference mode"},
+    {"ppl", "1", "validation perplexity exp(loss)"},
+};
+
 static int declare(NsProbe *p, NsProbes *set, char *err)
 {
     StepsState *st = p->state;
-    static const struct { const char *path, *units, *def; } steps[S_N] = {
-        {"steps/step", "step", "1-based index of the training step"},
-        {"steps/loss", "nats", "mean cross-entropy over the real positions of the step's batch, "
-                               "before the update"},
-        {"steps/lr", "1", "learning rate of the step's update"},
-        {"steps/grad_norm", "1", "global L2 norm of the gradient before clipping"},
-        {"steps/tokens_per_s", "positions/s", "B*T / step_seconds (padding included)"},
-        {"steps/real_tokens_per_s", "tokens/s", "real (non-padding) positions / step_seconds"},
-        {"steps/step_seconds", "s", "wall time from fetching the batch to the end of the update, "
-                                    "with the probes that run inside (norm-site hooks, "
-                                    "smoothness); end-of-step recording excluded"},
-        {"steps/wall_time", "s", "seconds since this process started training"},
-    };
-    static const struct { const char *path, *units, *def; } evals[E_N] = {
-        {"eval/step", "step", "training steps completed when the validation pass ran"},
-        {"eval/loss", "nats", "mean cross-entropy over the validation text, inference mode"},
-        {"eval/ppl", "1", "validation perplexity exp(loss)"},
-    };
-    for (int i = 0; i < S_N; i++) {
-        st->step_ids[i] = ns_runlog_add(&set->log, steps[i].path,
-                                        i == S_STEP ? NS_SERIES_I64 : NS_SERIES_F64, 1,
-                                        steps[i].units, steps[i].def, err);
-        if (st->step_ids[i] < 0)
-            return -1;
-    }
-    for (int i = 0; i < E_N; i++) {
-        st->eval_ids[i] = ns_runlog_add(&set->log, evals[i].path,
-                                        i == E_STEP ? NS_SERIES_I64 : NS_SERIES_F64, 1,
-                                        evals[i].units, evals[i].def, err);
-        if (st->eval_ids[i] < 0)
-            return -1;
-    }
-    return 0;
+    if (ns_runlog_add_scalars(&set->log, NS_RUNLOG_STEPS, STEPS, S_N, st->step_ids, err) < 0)
+        return -1;
+    return ns_runlog_add_scalars(&set->log, NS_RUNLOG_EVAL, EVALS, E_N, st->eval_ids, err);
 }
 
 static void step_end(NsProbe *p, NsProbes *set, const NsStepInfo *info)

@@ -1,15 +1,11 @@
 #include "probes.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "h5util.h"
 #include "model_io.h"
 #include "util.h"
-
-#define LOG_FORMAT "normscope-runlog-1"
 
 typedef void (*ProbeConstructor)(NsProbe *p);
 
@@ -23,21 +19,14 @@ static const struct { const char *name; ProbeConstructor make; } OPTIONAL_PROBES
 
 const char *ns_probe_names(void) { return "batch-stats, gradients, params, lipschitz"; }
 
-double ns_scaled_distance(const float *a, const float *b, int d)
-{
-    double s = 0.0;
-    for (int c = 0; c < d; c++)
-        s += ((double)a[c] - b[c]) * ((double)a[c] - b[c]);
-    return sqrt(s) / d;
-}
-
 /* ------------------------------------------------------------ fan-out */
 
+/* Evaluation passes run the same sites in inference mode; the probes record training steps. */
 static void on_norm_forward(void *ctx, const NsNormSite *site, int index, const float *x,
                             const uint8_t *mask, int N, int training)
 {
     NsProbes *set = ctx;
-    if (set->paused || !training)
+    if (!training)
         return;
     for (int i = 0; i < set->n_probes; i++)
         if (set->probes[i].norm_forward_begin)
@@ -48,14 +37,12 @@ static void on_norm_backward(void *ctx, const NsNormSite *site, int index, const
                              const float *dx, const uint8_t *mask, int N)
 {
     NsProbes *set = ctx;
-    if (set->paused)
-        return;
     for (int i = 0; i < set->n_probes; i++)
         if (set->probes[i].norm_backward_end)
             set->probes[i].norm_backward_end(&set->probes[i], set, site, index, dy, dx, mask, N);
 }
 
-static void on_step_begin(void *ctx, NsTrainer *tr, int64_t step)
+static void on_step_begin(void *ctx, const NsTrainer *tr, int64_t step)
 {
     (void)tr;
     NsProbes *set = ctx;
@@ -65,7 +52,7 @@ static void on_step_begin(void *ctx, NsTrainer *tr, int64_t step)
             set->probes[i].step_begin(&set->probes[i], set, step);
 }
 
-static void on_after_backward(void *ctx, NsTrainer *tr, const NsStepInfo *info)
+static void on_after_backward(void *ctx, const NsTrainer *tr, const NsStepInfo *info)
 {
     (void)tr;
     NsProbes *set = ctx;
@@ -74,7 +61,7 @@ static void on_after_backward(void *ctx, NsTrainer *tr, const NsStepInfo *info)
             set->probes[i].after_backward(&set->probes[i], set, info);
 }
 
-static void on_step_end(void *ctx, NsTrainer *tr, const NsStepInfo *info)
+static void on_step_end(void *ctx, const NsTrainer *tr, const NsStepInfo *info)
 {
     (void)tr;
     NsProbes *set = ctx;
@@ -83,7 +70,7 @@ static void on_step_end(void *ctx, NsTrainer *tr, const NsStepInfo *info)
             set->probes[i].step_end(&set->probes[i], set, info);
 }
 
-static void on_eval_end(void *ctx, NsTrainer *tr, int64_t step, double loss, double ppl)
+static void on_eval_end(void *ctx, const NsTrainer *tr, int64_t step, double loss, double ppl)
 {
     (void)tr;
     NsProbes *set = ctx;
@@ -142,41 +129,11 @@ static int select_probes(NsProbes *set, const char *list, char *err)
     return 0;
 }
 
-/* The /docs/paths page: every series with its units and definition, generated from the
- * declarations so it cannot drift from what is written. */
-static int write_docs(NsProbes *set, char *err)
-{
-    size_t cap = 4096, len = 0;
-    char *text = ns_xmalloc(cap);
-    len += (size_t)snprintf(text, cap,
-                            "normscope run log (%s). Rows of a group align with its 'step' "
-                            "series. Missing values are NaN. Each path below is followed by "
-                            "its units in brackets and, indented, its definition.\n\n",
-                            LOG_FORMAT);
-    for (int i = 0; i < set->log.n_series; i++) {
-        const NsSeries *s = &set->log.series[i];
-        size_t need = strlen(s->path) + strlen(s->units) + strlen(s->definition) + 24;
-        if (len + need >= cap) {
-            cap = 2 * (len + need);
-            text = ns_xrealloc(text, cap);
-        }
-        len += (size_t)snprintf(text + len, cap - len, "/%s [%s]\n    %s\n", s->path, s->units,
-                                s->definition);
-    }
-    hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, H5T_VARIABLE);
-    H5Tset_cset(type, H5T_CSET_UTF8);
-    int rc = ns_h5_write(set->log.file, "docs/paths", type, &text, 0, NULL, err);
-    H5Tclose(type);
-    free(text);
-    return rc;
-}
-
-static int open_log(NsProbes *set, char *err)
+/* A fresh log is created; a resumed run appends to the log it wrote before. */
+static int open_log(NsProbes *set, int fresh, char *err)
 {
     const NsRunConfig *c = &set->tr->cfg;
-    int append = c->resume_path[0] && H5Fis_hdf5(c->out_path) > 0;
-    if (append) { /* the configuration attributes now describe the resumed run (e.g. steps) */
+    if (!fresh) { /* the configuration attributes now describe the resumed run (e.g. steps) */
         if (ns_runlog_open_append(&set->log, c->out_path, err) < 0)
             return -1;
         if (ns_write_run_attrs(set->log.file, c) < 0)
@@ -185,25 +142,8 @@ static int open_log(NsProbes *set, char *err)
     }
     if (ns_runlog_create(&set->log, c->out_path, err) < 0)
         return -1;
-    if (ns_write_run_attrs(set->log.file, c) < 0 ||
-        ns_h5_attr_write_str(set->log.file, "format", LOG_FORMAT) < 0)
+    if (ns_write_run_attrs(set->log.file, c) < 0)
         return ns_fail(err, "cannot write attributes to run log '%s'", c->out_path);
-    return 0;
-}
-
-/* After a resume the log may hold steps past the checkpoint: drop them from every group. */
-static int truncate_to_checkpoint(NsProbes *set, char *err)
-{
-    for (int i = 0; i < set->log.n_series; i++) {
-        char group[160];
-        snprintf(group, sizeof group, "%s", set->log.series[i].path);
-        char *slash = strrchr(group, '/');
-        if (!slash || strcmp(slash, "/step") != 0)
-            continue;
-        *slash = '\0';
-        if (ns_runlog_truncate_group(&set->log, group, set->tr->step, err) < 0)
-            return -1;
-    }
     return 0;
 }
 
@@ -212,19 +152,21 @@ static int declare_all(NsProbes *set, int fresh, char *err)
     for (int i = 0; i < set->n_probes; i++)
         if (set->probes[i].declare && set->probes[i].declare(&set->probes[i], set, err) < 0)
             return -1;
+    /* A resumed log may hold steps past the checkpoint: they are taken again. */
     if (fresh)
-        return write_docs(set, err);
-    return truncate_to_checkpoint(set, err);
+        return ns_runlog_write_docs(&set->log, err);
+    return ns_runlog_truncate_after(&set->log, set->tr->step, err);
 }
 
 NsProbes *ns_probes_attach(NsTrainer *tr, char *err)
 {
     NsProbes *set = ns_xcalloc(1, sizeof *set);
     set->tr = tr;
+    set->host = tr;
     set->step = tr->step + 1;
     set->log.file = H5I_INVALID_HID;
     int fresh = !(tr->cfg.resume_path[0] && H5Fis_hdf5(tr->cfg.out_path) > 0);
-    if (select_probes(set, tr->cfg.probes, err) < 0 || open_log(set, err) < 0 ||
+    if (select_probes(set, tr->cfg.probes, err) < 0 || open_log(set, fresh, err) < 0 ||
         declare_all(set, fresh, err) < 0 || ns_runlog_start(&set->log, err) < 0) {
         char ignored[NS_ERRLEN];
         ns_probes_close(set, ignored);
@@ -240,9 +182,9 @@ int ns_probes_close(NsProbes *set, char *err)
 {
     if (!set)
         return 0;
-    if (set->tr) {
-        memset(&set->tr->model.hooks, 0, sizeof set->tr->model.hooks);
-        memset(&set->tr->observer, 0, sizeof set->tr->observer);
+    if (set->host) {
+        memset(&set->host->model.hooks, 0, sizeof set->host->model.hooks);
+        memset(&set->host->observer, 0, sizeof set->host->observer);
     }
     int rc = ns_runlog_close(&set->log, err);
     for (int i = 0; i < set->n_probes; i++)

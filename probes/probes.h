@@ -1,7 +1,10 @@
 /* The probe set: opens the run log, attaches every selected probe to the trainer (step and
  * evaluation events) and to the model (norm-site hooks), fans events out to them, and flushes
- * the log on the trainer's cadence. Probes only read what the hooks hand them; the recorded
- * numbers are computed on copies, so a run with probes trains exactly like one without. */
+ * the log on the trainer's cadence. Probes see the engine through const pointers only (the
+ * trainer, the model, the norm sites), compute on their own copies, and run any extra pass
+ * through ns_model_loss_grad_at, which leaves the model untouched; so a run with probes trains
+ * exactly like one without. They write nothing but the run log (runlog.h, paths from the
+ * schema in runlog_schema.h). */
 #ifndef NS_PROBES_H
 #define NS_PROBES_H
 
@@ -31,12 +34,12 @@ typedef struct NsProbe {
 #define NS_MAX_PROBES 8
 
 struct NsProbes {
-    NsTrainer *tr;
+    const NsTrainer *tr; /* what the probes observe */
+    NsTrainer *host;     /* the same trainer, kept only to detach from it on close */
     NsRunLog log;
     NsProbe probes[NS_MAX_PROBES];
     int n_probes;
-    int paused;      /* set while a probe runs extra passes (smoothness): hooks stay silent */
-    int64_t step;    /* the step being taken (1-based) */
+    int64_t step;        /* the step being taken (1-based) */
 };
 
 /* Opens (or, on --resume, appends to) the run log and attaches the probes named by
@@ -53,8 +56,5 @@ void ns_probe_batch_stats(NsProbe *p);
 void ns_probe_gradients(NsProbe *p);
 void ns_probe_params(NsProbe *p);
 void ns_probe_lipschitz(NsProbe *p);
-
-/* Shared helper for probes: "(1/d) * ||a - b||_2" as the paper defines the distances. */
-double ns_scaled_distance(const float *a, const float *b, int d);
 
 #endif

@@ -145,3 +145,11 @@ double ns_sumsq(const float *x, size_t n)
         s += (double)x[i] * x[i];
     return s;
 }
+
+double ns_l2_distance(const float *a, const float *b, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return sqrt(s);
+}

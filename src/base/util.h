@@ -49,5 +49,7 @@ double ns_now_seconds(void); /* monotonic clock */
 
 /* Sum of squares in double precision: used wherever a norm is reported. */
 double ns_sumsq(const float *x, size_t n);
+/* ||a - b||_2 in double precision: used wherever a distance is reported. */
+double ns_l2_distance(const float *a, const float *b, size_t n);
 
 #endif

@@ -25,17 +25,18 @@ int ns_log_open(NsLog *log, const char *path, char *err)
     if (log->file < 0)
         return ns_fail(err, "cannot open HDF5 file '%s'", path);
     char format[64] = "";
-    if (ns_h5_attr_read_str(log->file, "format", format, sizeof format) < 0) {
+    if (ns_h5_attr_read_str(log->file, NS_RUNLOG_FORMAT_ATTR, format, sizeof format) < 0) {
         ns_log_close(log);
         return ns_fail(err, "'%s' is an HDF5 file but not a normscope run log (no 'format' "
                             "attribute)", path);
     }
-    if (strcmp(format, NS_LOG_FORMAT) != 0) {
+    if (strcmp(format, NS_RUNLOG_FORMAT) != 0) {
         ns_log_close(log);
         return ns_fail(err, "'%s' is a run log of unknown format '%s' (this normscope reads %s); "
-                            "re-run it with this version", path, format, NS_LOG_FORMAT);
+                            "re-run it with this version", path, format, NS_RUNLOG_FORMAT);
     }
     ns_log_attr_str(log, "norm", log->norm, sizeof log->norm);
+    log->scheme = ns_norm_scheme_named(log->norm);
     ns_log_attr_str(log, "norm_position", log->position, sizeof log->position);
     ns_log_attr_str(log, "normscope_version", log->version, sizeof log->version);
     ns_log_attr_long(log, "d_model", &log->d_model);
@@ -113,19 +114,26 @@ float *ns_log_read_matrix(const NsLog *log, const char *path, size_t *rows, size
     return out;
 }
 
+const char *ns_log_scheme_stat(const NsLog *log)
+{
+    return log->scheme && (log->scheme->batch_stats & NS_STAT_PSI2) ? "psi2" : "var";
+}
+
+/* Candidates in model order, by the site names of model-spec.md; those with a group exist. */
 int ns_log_sites(const NsLog *log, char ***sites)
 {
     int cap = (int)(2 * log->n_layers + 1), n = 0;
     *sites = ns_xcalloc((size_t)(cap > 0 ? cap : 1), sizeof(char *));
-    char path[64];
+    char site[64], path[NS_RUNLOG_PATH_LEN];
     for (long l = 0; l < log->n_layers; l++) {
         for (int k = 1; k <= 2; k++) {
-            snprintf(path, sizeof path, "norms/layers/%ld/norm%d", l, k);
-            if (ns_h5_exists(log->file, path))
-                (*sites)[n++] = ns_xstrdup(path + 6);
+            snprintf(site, sizeof site, "layers/%ld/norm%d", l, k);
+            if (ns_h5_exists(log->file, ns_runlog_site_path(path, sizeof path, site, NULL)))
+                (*sites)[n++] = ns_xstrdup(site);
         }
     }
-    if (ns_h5_exists(log->file, "norms/final_norm") && n < cap)
+    if (ns_h5_exists(log->file, ns_runlog_site_path(path, sizeof path, "final_norm", NULL)) &&
+        n < cap)
         (*sites)[n++] = ns_xstrdup("final_norm");
     return n;
 }

@@ -1,18 +1,22 @@
-/* Reading normscope run logs for analysis. Analysis code reads only the HDF5 log (never the
- * engine's internals): configuration from root attributes, series by path. Logs are opened in
- * SWMR-read mode, so a log that a training run is still writing can be read too. */
+/* The run-log reader, for analysis and the notebook export. They read only the HDF5 log (never
+ * the engine's state): configuration from root attributes, series by the paths of the schema
+ * (runlog_schema.h, shared with the writer), and what the run's scheme is from its static
+ * description (norm.h). Logs are opened in SWMR-read mode, so a log that a training run is still
+ * writing can be read too. */
 #ifndef NS_LOGREAD_H
 #define NS_LOGREAD_H
 
 #include <hdf5.h>
 #include <stddef.h>
 
-#define NS_LOG_FORMAT "normscope-runlog-1"
+#include "norm.h"
+#include "runlog_schema.h"
 
 typedef struct {
     char path[1024];
     hid_t file;
     char norm[32];          /* root attribute `norm` (scheme name) */
+    const NsNormScheme *scheme; /* its descriptor; NULL for a scheme this version does not know */
     char position[8];       /* `norm_position` */
     char version[32];       /* `normscope_version` */
     char label[96];         /* legend label: "<norm> (<position>)" */
@@ -32,6 +36,10 @@ double *ns_log_read_series(const NsLog *log, const char *path, size_t *n, char *
 /* Reads a 2-D float32 series [rows][cols]; malloc'd. */
 float *ns_log_read_matrix(const NsLog *log, const char *path, size_t *rows, size_t *cols,
                           char *err);
+
+/* The batch statistic the run's scheme normalizes by, which its forward distance is judged by:
+ * "psi2" for schemes that take psi2_B (the PN family), "var" for every other (and unknown) one. */
+const char *ns_log_scheme_stat(const NsLog *log);
 
 /* Norm sites recorded under /norms, in model order (layers/0/norm1, layers/0/norm2, …,
  * final_norm). Returns the count; *sites is malloc'd (free with ns_log_free_sites). */

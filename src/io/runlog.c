@@ -9,12 +9,12 @@
 
 #define CHUNK_ROWS 256
 
-static size_t row_bytes(const NsSeries *s)
+static size_t row_bytes(const NsRunLogSeries *s)
 {
     return s->type == NS_SERIES_F32_VEC ? sizeof(float) * (size_t)s->width : 8;
 }
 
-static hid_t mem_type(const NsSeries *s)
+static hid_t mem_type(const NsRunLogSeries *s)
 {
     switch (s->type) {
     case NS_SERIES_I64: return H5T_NATIVE_INT64;
@@ -41,6 +41,8 @@ int ns_runlog_create(NsRunLog *log, const char *path, char *err)
     if (log->file < 0)
         return ns_fail(err, "cannot create run log '%s': check that its directory exists and is "
                             "writable", path);
+    if (ns_h5_attr_write_str(log->file, NS_RUNLOG_FORMAT_ATTR, NS_RUNLOG_FORMAT) < 0)
+        return ns_fail(err, "cannot write attributes to run log '%s'", path);
     return 0;
 }
 
@@ -68,7 +70,7 @@ int ns_runlog_open_append(NsRunLog *log, const char *path, char *err)
     return 0;
 }
 
-static hid_t create_series_dataset(hid_t file, const NsSeries *s)
+static hid_t create_series_dataset(hid_t file, const NsRunLogSeries *s)
 {
     int rank = s->type == NS_SERIES_F32_VEC ? 2 : 1;
     hsize_t dims[2] = {0, (hsize_t)s->width}, maxdims[2] = {H5S_UNLIMITED, (hsize_t)s->width};
@@ -101,9 +103,9 @@ int ns_runlog_add(NsRunLog *log, const char *path, NsSeriesType type, int width,
 {
     if (log->n_series == log->cap_series) {
         log->cap_series = log->cap_series ? 2 * log->cap_series : 64;
-        log->series = ns_xrealloc(log->series, sizeof(NsSeries) * (size_t)log->cap_series);
+        log->series = ns_xrealloc(log->series, sizeof(NsRunLogSeries) * (size_t)log->cap_series);
     }
-    NsSeries *s = &log->series[log->n_series];
+    NsRunLogSeries *s = &log->series[log->n_series];
     memset(s, 0, sizeof *s);
     snprintf(s->path, sizeof s->path, "%s", path);
     snprintf(s->units, sizeof s->units, "%s", units ? units : "");
@@ -126,6 +128,21 @@ int ns_runlog_add(NsRunLog *log, const char *path, NsSeriesType type, int width,
     if (s->dset < 0)
         return ns_fail(err, "cannot create series '%s' in run log '%s'", path, log->path);
     return log->n_series++;
+}
+
+int ns_runlog_add_scalars(NsRunLog *log, const char *group, const NsRunLogScalar *scalars, int n,
+                          int *ids, char *err)
+{
+    char path[NS_RUNLOG_PATH_LEN];
+    for (int i = 0; i < n; i++) {
+        ns_runlog_path(path, sizeof path, group, scalars[i].name);
+        int is_step = strcmp(scalars[i].name, NS_RUNLOG_STEP) == 0;
+        ids[i] = ns_runlog_add(log, path, is_step ? NS_SERIES_I64 : NS_SERIES_F64, 1,
+                               scalars[i].units, scalars[i].definition, err);
+        if (ids[i] < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int ns_runlog_find(const NsRunLog *log, const char *path)
@@ -151,12 +168,12 @@ int ns_runlog_describe(NsRunLog *log, const char *path, const char *key, const c
  * norms/<site>/vectors). Writes it into owner; empty if none. */
 static void step_owner(const NsRunLog *log, const char *path, char *owner, size_t n)
 {
-    char group[160], step_path[200];
+    char group[160], step_path[NS_RUNLOG_PATH_LEN];
     snprintf(group, sizeof group, "%s", path);
     owner[0] = '\0';
     for (char *slash = strrchr(group, '/'); slash; slash = strrchr(group, '/')) {
         *slash = '\0';
-        snprintf(step_path, sizeof step_path, "%s/step", group);
+        ns_runlog_path(step_path, sizeof step_path, group, NS_RUNLOG_STEP);
         if (ns_runlog_find(log, step_path) >= 0) {
             snprintf(owner, n, "%s", group);
             return;
@@ -164,10 +181,11 @@ static void step_owner(const NsRunLog *log, const char *path, char *owner, size_
     }
 }
 
-int ns_runlog_truncate_group(NsRunLog *log, const char *group, int64_t last_step, char *err)
+/* Truncates `group`/step and every series it indexes to the rows with step <= last_step. */
+static int truncate_group(NsRunLog *log, const char *group, int64_t last_step, char *err)
 {
-    char step_path[200];
-    snprintf(step_path, sizeof step_path, "%s/step", group);
+    char step_path[NS_RUNLOG_PATH_LEN];
+    ns_runlog_path(step_path, sizeof step_path, group, NS_RUNLOG_STEP);
     long n = ns_h5_numel(log->file, step_path);
     if (n <= 0)
         return 0;
@@ -181,7 +199,7 @@ int ns_runlog_truncate_group(NsRunLog *log, const char *group, int64_t last_step
         keep++;
     free(steps);
     for (int i = 0; i < log->n_series; i++) {
-        NsSeries *s = &log->series[i];
+        NsRunLogSeries *s = &log->series[i];
         char owner[160];
         step_owner(log, s->path, owner, sizeof owner);
         if (strcmp(owner, group) != 0 || s->rows_file <= keep)
@@ -192,6 +210,48 @@ int ns_runlog_truncate_group(NsRunLog *log, const char *group, int64_t last_step
         s->rows_file = keep;
     }
     return 0;
+}
+
+int ns_runlog_truncate_after(NsRunLog *log, int64_t last_step, char *err)
+{
+    for (int i = 0; i < log->n_series; i++) {
+        if (!ns_runlog_is_step_path(log->series[i].path))
+            continue;
+        char group[160];
+        snprintf(group, sizeof group, "%s", log->series[i].path);
+        *strrchr(group, '/') = '\0';
+        if (truncate_group(log, group, last_step, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int ns_runlog_write_docs(NsRunLog *log, char *err)
+{
+    size_t cap = 4096, len = 0;
+    char *text = ns_xmalloc(cap);
+    len += (size_t)snprintf(text, cap,
+                            "normscope run log (%s). Rows of a group align with its 'step' "
+                            "series. Missing values are NaN. Each path below is followed by "
+                            "its units in brackets and, indented, its definition.\n\n",
+                            NS_RUNLOG_FORMAT);
+    for (int i = 0; i < log->n_series; i++) {
+        const NsRunLogSeries *s = &log->series[i];
+        size_t need = strlen(s->path) + strlen(s->units) + strlen(s->definition) + 24;
+        if (len + need >= cap) {
+            cap = 2 * (len + need);
+            text = ns_xrealloc(text, cap);
+        }
+        len += (size_t)snprintf(text + len, cap - len, "/%s [%s]\n    %s\n", s->path, s->units,
+                                s->definition);
+    }
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    int rc = ns_h5_write(log->file, NS_RUNLOG_DOCS_PATHS, type, &text, 0, NULL, err);
+    H5Tclose(type);
+    free(text);
+    return rc;
 }
 
 /* After the declarations the file is closed, and each flush reopens it in SWMR-write mode,
@@ -214,7 +274,7 @@ int ns_runlog_start(NsRunLog *log, char *err)
 
 void ns_runlog_append(NsRunLog *log, int series, const void *row)
 {
-    NsSeries *s = &log->series[series];
+    NsRunLogSeries *s = &log->series[series];
     size_t rb = row_bytes(s);
     if (s->n_pending == s->cap_pending) {
         s->cap_pending = s->cap_pending ? 2 * s->cap_pending : 16;
@@ -234,7 +294,7 @@ void ns_runlog_append_i64(NsRunLog *log, int series, int64_t value)
     ns_runlog_append(log, series, &value);
 }
 
-static int write_pending(hid_t file, NsSeries *s)
+static int write_pending(hid_t file, NsRunLogSeries *s)
 {
     if (s->n_pending == 0)
         return 0;
@@ -259,12 +319,6 @@ static int write_pending(hid_t file, NsSeries *s)
     s->rows_file += s->n_pending;
     s->n_pending = 0;
     return 0;
-}
-
-static int is_step_series(const NsSeries *s)
-{
-    const char *leaf = strrchr(s->path, '/');
-    return leaf && strcmp(leaf, "/step") == 0;
 }
 
 static int any_pending(const NsRunLog *log)
@@ -292,8 +346,8 @@ int ns_runlog_flush(NsRunLog *log, char *err)
     int rc = 0;
     for (int pass = 0; pass < 2 && rc == 0; pass++) {
         for (int i = 0; i < log->n_series && rc == 0; i++) {
-            NsSeries *s = &log->series[i];
-            if (is_step_series(s) == pass && write_pending(file, s) < 0)
+            NsRunLogSeries *s = &log->series[i];
+            if (ns_runlog_is_step_path(s->path) == pass && write_pending(file, s) < 0)
                 rc = ns_fail(err, "cannot append to '%s' in run log '%s' (disk full?)", s->path,
                              log->path);
         }

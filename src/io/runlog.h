@@ -1,6 +1,7 @@
-/* The run log: an HDF5 file of appendable time series, written in SWMR mode so readers can
- * follow a run while it trains, and flushed every few steps so a killed run loses at most the
- * steps since the last flush.
+/* The run-log writer: an HDF5 file of appendable time series, written in SWMR mode so readers
+ * can follow a run while it trains, and flushed every few steps so a killed run loses at most the
+ * steps since the last flush. Paths and the format version come from the schema
+ * (runlog_schema.h), which the reader (logread.h) shares.
  *
  * SWMR forbids creating objects after writing starts, so every series is declared first
  * (ns_runlog_add), then ns_runlog_start closes the file; each flush reopens it in SWMR-write
@@ -15,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runlog_schema.h"
+
 typedef enum { NS_SERIES_F64, NS_SERIES_I64, NS_SERIES_F32_VEC } NsSeriesType;
 
 typedef struct {
@@ -27,17 +30,18 @@ typedef struct {
     size_t rows_file; /* rows already in the file */
     unsigned char *pending;
     size_t n_pending, cap_pending;
-} NsSeries;
+} NsRunLogSeries; /* one declared series of the log being written */
 
 typedef struct {
     hid_t file;
     char path[1024];
-    NsSeries *series;
+    NsRunLogSeries *series;
     int n_series, cap_series;
     int swmr;
 } NsRunLog;
 
-/* Creates a new log (truncating), or opens an existing one to append after a resume. */
+/* Creates a new log (truncating) stamped with the schema's format version, or opens an
+ * existing one to append after a resume. */
 int ns_runlog_create(NsRunLog *log, const char *path, char *err);
 int ns_runlog_open_append(NsRunLog *log, const char *path, char *err);
 
@@ -45,15 +49,27 @@ int ns_runlog_open_append(NsRunLog *log, const char *path, char *err);
  * and definition as dataset attributes. Returns its index, or -1. */
 int ns_runlog_add(NsRunLog *log, const char *path, NsSeriesType type, int width,
                   const char *units, const char *definition, char *err);
+/* A scalar series of a group: its name there, units and definition. */
+typedef struct {
+    const char *name, *units, *definition;
+} NsRunLogScalar;
+/* Declares <group>/<name> for each of the n scalars (int64 for the `step` series, float64 for
+ * the others), their indices into ids[]. Returns 0, or -1 with err set. */
+int ns_runlog_add_scalars(NsRunLog *log, const char *group, const NsRunLogScalar *scalars, int n,
+                          int *ids, char *err);
 /* Index of an already declared series, or -1. */
 int ns_runlog_find(const NsRunLog *log, const char *path);
 /* Writes a string attribute on a group or dataset path (before start only). */
 int ns_runlog_describe(NsRunLog *log, const char *path, const char *key, const char *text);
 
-/* Drops rows whose step is > last_step from `group`/step and every series it indexes (those
- * below `group` with no nearer step series). Resume uses it: the log may hold steps the
- * checkpoint does not. */
-int ns_runlog_truncate_group(NsRunLog *log, const char *group, int64_t last_step, char *err);
+/* After a resume the log may hold steps the checkpoint does not: drops, in every group with a
+ * declared step series, the rows whose step is > last_step (from the step series and every
+ * series it indexes). Call after the declarations, before start. */
+int ns_runlog_truncate_after(NsRunLog *log, int64_t last_step, char *err);
+
+/* Writes /docs/paths: every declared series with its units and definition, generated from the
+ * declarations so it cannot drift from what is written. Call before start. */
+int ns_runlog_write_docs(NsRunLog *log, char *err);
 
 int ns_runlog_start(NsRunLog *log, char *err); /* declarations done: close until flushes */
 

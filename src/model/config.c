@@ -1,30 +1,49 @@
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
+#include "norm.h"
 #include "util.h"
 
-static const char *const NORM_NAMES[NS_NORM_COUNT] = {
-    "layer", "batch", "power-v", "power", "power-official", "rms", "none",
-};
+/* ------------------------------------------------------------ scheme names */
 
 const char *ns_norm_name(NsNormKind kind)
 {
-    return (kind >= 0 && kind < NS_NORM_COUNT) ? NORM_NAMES[kind] : "?";
+    return (kind >= 0 && kind < NS_NORM_COUNT) ? ns_norm_scheme_for(kind)->name : "?";
 }
 
 int ns_norm_from_name(const char *name, NsNormKind *kind)
 {
-    for (int i = 0; i < NS_NORM_COUNT; i++) {
-        if (strcmp(name, NORM_NAMES[i]) == 0) {
-            *kind = (NsNormKind)i;
+    for (int k = 0; k < NS_NORM_COUNT; k++) {
+        if (strcmp(name, ns_norm_scheme_for((NsNormKind)k)->name) == 0) {
+            *kind = (NsNormKind)k;
             return 0;
         }
     }
     return -1;
 }
 
-const char *ns_norm_names_list(void) { return "layer, batch, power-v, power, power-official, rms, none"; }
+void ns_norm_names_join(char *out, size_t len, const char *sep)
+{
+    size_t used = 0;
+    if (len > 0)
+        out[0] = '\0';
+    for (int k = 0; k < NS_NORM_COUNT && used < len; k++) {
+        int n = snprintf(out + used, len - used, "%s%s", k ? sep : "",
+                         ns_norm_scheme_for((NsNormKind)k)->name);
+        used += n > 0 ? (size_t)n : 0;
+    }
+}
+
+/* Built once from the descriptors; a static buffer keeps the old const char * signature. */
+const char *ns_norm_names_list(void)
+{
+    static char list[256];
+    if (!list[0])
+        ns_norm_names_join(list, sizeof list, ", ");
+    return list;
+}
 
 const char *ns_position_name(NsNormPosition pos) { return pos == NS_POS_PRE ? "pre" : "post"; }
 
@@ -77,13 +96,9 @@ void ns_optim_config_default(NsOptimConfig *c)
     };
 }
 
-int ns_norm_is_batch_type(NsNormKind kind)
-{
-    return kind == NS_NORM_BATCH || kind == NS_NORM_POWER_V || kind == NS_NORM_POWER ||
-           kind == NS_NORM_POWER_OFFICIAL;
-}
+int ns_norm_is_batch_type(NsNormKind kind) { return ns_norm_scheme_for(kind)->batch_stats != 0; }
 
-int ns_norm_has_affine(NsNormKind kind) { return kind != NS_NORM_NONE; }
+int ns_norm_has_affine(NsNormKind kind) { return ns_norm_scheme_for(kind)->affine; }
 
 int ns_model_config_validate(const NsModelConfig *c, char *err)
 {

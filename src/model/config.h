@@ -4,18 +4,15 @@
 #ifndef NS_CONFIG_H
 #define NS_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-typedef enum {
-    NS_NORM_LAYER = 0,
-    NS_NORM_BATCH,
-    NS_NORM_POWER_V,
-    NS_NORM_POWER,
-    NS_NORM_POWER_OFFICIAL,
-    NS_NORM_RMS,
-    NS_NORM_NONE,
-    NS_NORM_COUNT
-} NsNormKind;
+#include "norm_schemes.h"
+
+/* One value per line of the scheme registry (norm_schemes.h), in its order. */
+#define NS_NORM_KIND_ENTRY(kind, scheme) kind,
+typedef enum { NS_NORM_SCHEMES(NS_NORM_KIND_ENTRY) NS_NORM_COUNT } NsNormKind;
+#undef NS_NORM_KIND_ENTRY
 
 typedef enum { NS_POS_POST = 0, NS_POS_PRE = 1 } NsNormPosition;
 
@@ -45,9 +42,12 @@ typedef struct {
     float clip;     /* global gradient-norm clip, 0 = off */
 } NsOptimConfig;
 
-const char *ns_norm_name(NsNormKind kind);
+/* Scheme names come from the scheme descriptors (norm.h). */
+const char *ns_norm_name(NsNormKind kind);                /* "?" for a value out of range */
 int ns_norm_from_name(const char *name, NsNormKind *kind); /* 0 ok, -1 unknown */
 const char *ns_norm_names_list(void);                     /* "layer, batch, ..." for messages */
+/* Every name joined by sep ("layer | batch | ..." for help text), truncated to fit out. */
+void ns_norm_names_join(char *out, size_t len, const char *sep);
 const char *ns_position_name(NsNormPosition pos);
 int ns_position_from_name(const char *name, NsNormPosition *pos);
 
@@ -58,7 +58,8 @@ void ns_optim_config_default(NsOptimConfig *c);
 int ns_model_config_validate(const NsModelConfig *c, char *err);
 int ns_optim_config_validate(const NsOptimConfig *c, char *err);
 
-/* Whether this scheme keeps running statistics / the PN state (nu, step). */
+/* Whether the scheme takes statistics over the batch (and so keeps running statistics), and
+ * whether it has an affine map; both answered by its descriptor. */
 int ns_norm_is_batch_type(NsNormKind kind);
 int ns_norm_has_affine(NsNormKind kind);
 

@@ -408,3 +408,40 @@ void ns_model_snapshot_free(NsModelSnapshot *snap)
     free(snap->steps);
     memset(snap, 0, sizeof *snap);
 }
+
+/* ------------------------------------------------------------------ side-effect-free passes */
+
+void ns_model_scratch_init(NsModelScratch *scratch, const NsModel *m)
+{
+    memset(scratch, 0, sizeof *scratch);
+    NsModelConfig cfg = m->cfg;
+    cfg.dropout = 0.0f;
+    /* The seed only fills parameters that every pass overwrites. */
+    ns_model_init(&scratch->work, &cfg, 0);
+}
+
+void ns_model_scratch_free(NsModelScratch *scratch)
+{
+    if (scratch->work.params)
+        ns_model_free(&scratch->work);
+    ns_model_snapshot_free(&scratch->state);
+}
+
+double ns_model_loss_grad_at(const NsModel *m, const NsModelSnapshot *state, const float *params,
+                             const int32_t *tokens, const uint8_t *mask, float *grad,
+                             NsModelScratch *scratch)
+{
+    NsModel *w = &scratch->work;
+    size_t bytes = sizeof(float) * m->layout.total;
+    if (!state) {
+        ns_model_snapshot(m, &scratch->state);
+        state = &scratch->state;
+    }
+    memcpy(w->params, params, bytes);
+    ns_model_restore(w, state);
+    double loss = ns_model_forward(w, tokens, mask, 1);
+    ns_model_zero_grad(w);
+    ns_model_backward(w);
+    memcpy(grad, w->grads, bytes);
+    return loss;
+}

@@ -95,6 +95,27 @@ void ns_model_snapshot(const NsModel *m, NsModelSnapshot *snap); /* allocates on
 void ns_model_restore(NsModel *m, const NsModelSnapshot *snap);
 void ns_model_snapshot_free(NsModelSnapshot *snap);
 
+/* Passes that leave the model untouched. An observer that wants the loss and gradient at other
+ * parameters (the smoothness probe) must not disturb training, which it could by writing the
+ * parameters, gradients, norm state, dropout RNG or hooks of the model being trained. So such a
+ * pass runs in an NsModelScratch: a private model of the same configuration, with its own
+ * buffers and norm sites, dropout off and no hooks, reused from pass to pass. */
+typedef struct {
+    NsModel work;
+    NsModelSnapshot state; /* m's norm state, for passes given none */
+} NsModelScratch;
+
+void ns_model_scratch_init(NsModelScratch *scratch, const NsModel *m);
+void ns_model_scratch_free(NsModelScratch *scratch);
+
+/* Loss and gradient (into grad, layout.total floats) at `params` on the batch tokens/mask,
+ * computed as a training step of m computes them (batch statistics; the norm state, and with it
+ * PN's phase, taken from `state`, or m's current state when NULL) but with dropout off and
+ * without firing hooks. Nothing of m is written. Returns the loss. */
+double ns_model_loss_grad_at(const NsModel *m, const NsModelSnapshot *state, const float *params,
+                             const int32_t *tokens, const uint8_t *mask, float *grad,
+                             NsModelScratch *scratch);
+
 /* Site lookup by model-spec.md path ("layers/1/norm2", "final_norm"): index or -1. */
 int ns_model_find_site(const NsModel *m, const char *path);
 

@@ -3,8 +3,11 @@
  * A *site* is one place in the network where a normalization layer sits (`layers/0/norm1`, …,
  * `final_norm`). It owns the scheme's state (running statistics, PN's nu and step counter), views
  * of its affine parameters and their gradients, and the caches its backward pass needs.
- * A *scheme* is a forward/backward pair (one file each: norm_layer.c, norm_batch.c, …) that
- * follows model-spec.md to the letter.
+ * A *scheme* is described once, by its NsNormScheme (one file each: norm_layer.c, norm_batch.c,
+ * …, listed in norm_schemes.h): its name, what it takes from a batch and keeps between steps,
+ * and its forward/backward pair, which follows model-spec.md to the letter. Everything outside
+ * the scheme's file (names, help, state allocation, checkpoints, probes, plots) asks the
+ * descriptor instead of testing for particular schemes.
  *
  * Every scheme maps X[N][d] (rows in (b,t) order) to Y. Batch-type schemes take statistics per
  * channel over the real rows only (mask[r] != 0). Backward receives dL/dY and writes dL/dX,
@@ -20,8 +23,38 @@
 
 typedef struct NsNormSite NsNormSite;
 
+/* Batch statistics a scheme takes per channel over the real rows of a training batch. */
+enum { NS_STAT_MEAN = 1 << 0, NS_STAT_VAR = 1 << 1, NS_STAT_PSI2 = 1 << 2 };
+
+/* State a site keeps between steps for its scheme: allocated (and checkpointed) only when set.
+ * NS_STATE_STEP: the iteration counter is part of the state (saved, restored, in debug states). */
+enum {
+    NS_STATE_RUNNING_MEAN = 1 << 0, /* init 0 */
+    NS_STATE_RUNNING_VAR = 1 << 1,  /* init 1 */
+    NS_STATE_RUNNING_PSI2 = 1 << 2, /* init 1 */
+    NS_STATE_NU = 1 << 3,           /* init 0 */
+    NS_STATE_STEP = 1 << 4,
+};
+
+/* Row scaling the site applies in front of the scheme (model-spec.md, group scaling). */
+typedef enum {
+    NS_GROUPS_NONE,   /* none */
+    NS_GROUPS_OPTION, /* pn_groups groups (0 = none): the PN schemes */
+    NS_GROUPS_LAYER,  /* always one group over all d channels ("layer scaling") */
+} NsGroupScaling;
+
 typedef struct {
-    NsNormKind kind;
+    const char *name;        /* the --norm value, and the `norm` attribute of logs/checkpoints */
+    unsigned batch_stats;    /* NS_STAT_* taken in training (0: per-row or no statistics) */
+    unsigned state;          /* NS_STATE_* kept between steps */
+    int affine;              /* per-channel weight and bias after the normalization */
+    NsGroupScaling groups;
+    int exact_backward;      /* backward is the exact derivative of forward at every step (the
+                              * PN schemes approximate it after warm-up) */
+    /* The term the backward subtracts from g = weight * dy is k * nu * xhat, with nu as it was
+     * before this step's update: returns k for this step, or NAN when this step subtracts none.
+     * NULL for schemes without such a correction. Probes use it to report the term's size. */
+    double (*correction_scale)(const NsNormSite *s);
     void (*forward)(NsNormSite *s, const float *x, float *y, const uint8_t *mask, int N,
                     int training);
     void (*backward)(NsNormSite *s, const float *dy, float *dx, const uint8_t *mask, int N);
@@ -32,7 +65,8 @@ struct NsNormSite {
     const NsNormScheme *scheme;
     int d, max_rows;
     float eps, momentum, alpha; /* eps, batch momentum, pn_alpha */
-    int warmup, groups;         /* pn_warmup, pn_groups */
+    int warmup;                 /* pn_warmup */
+    int groups;                 /* groups of the row scaling in front of the scheme (0: none) */
 
     /* Affine parameters and their gradients: views into the model's buffers (NULL for none). */
     float *weight, *bias, *dweight, *dbias;
@@ -48,7 +82,7 @@ struct NsNormSite {
     float *batch_mean, *batch_var, *batch_psi2; /* [d] statistics this scheme took (or NaN) */
     int in_warmup;    /* PN schemes: this step used the batch statistic */
 
-    /* Group scaling (PN schemes with groups > 0): the scaled input and per-group factors. */
+    /* Group scaling (groups > 0): the scaled input and per-group factors. */
     float *grouped;   /* [N][d] */
     float *group_inv; /* [N][groups] */
     float *dgrouped;  /* [N][d] */
@@ -73,10 +107,14 @@ void ns_norm_backward(NsNormSite *s, const float *dy, float *dx, const uint8_t *
 /* Names of the state tensors this scheme keeps, for checkpoints and debug states. Returns the
  * count and fills names[]/ptrs[] (at most 4: running_mean, running_var, running_psi2, nu). */
 int ns_norm_state_tensors(NsNormSite *s, const char **names, float **ptrs);
-int ns_norm_has_step(const NsNormSite *s);
+int ns_norm_has_step(const NsNormSite *s); /* the step counter is part of the state */
+
+/* The descriptor of a scheme (the none scheme for a kind out of range), or by its name (NULL
+ * when unknown, e.g. a run log of a newer version). */
+const NsNormScheme *ns_norm_scheme_for(NsNormKind kind);
+const NsNormScheme *ns_norm_scheme_named(const char *name);
 
 /* ---- helpers shared by the scheme files ---- */
-const NsNormScheme *ns_norm_scheme_for(NsNormKind kind);
 /* out[c] = mean over real rows of x[r][c] (double accumulation). Returns the real row count. */
 int ns_channel_mean(double *out, const float *x, const uint8_t *mask, int N, int d);
 /* out[c] = mean over real rows of x[r][c]^2 */
@@ -94,8 +132,10 @@ int ns_psi2_batch(NsNormSite *s, const float *x, const uint8_t *mask, int N);
 void ns_psi2_normalize(NsNormSite *s, const float *x, const float *psi2, int N);
 void ns_psi2_exact_backward(NsNormSite *s, float *g, const uint8_t *mask, int N);
 
-extern const NsNormScheme ns_scheme_layer, ns_scheme_rms, ns_scheme_none, ns_scheme_batch,
-    ns_scheme_power_v, ns_scheme_power, ns_scheme_power_official;
+/* The descriptors, one per line of norm_schemes.h. */
+#define NS_NORM_SCHEME_DECL(kind, scheme) extern const NsNormScheme scheme;
+NS_NORM_SCHEMES(NS_NORM_SCHEME_DECL)
+#undef NS_NORM_SCHEME_DECL
 
 /* Group scaling of model-spec.md (norm_group.c). */
 void ns_group_scale_forward(NsNormSite *s, const float *x, float *y, int N);

@@ -100,4 +100,12 @@ static void batch_backward(NsNormSite *s, const float *dy, float *dx, const uint
     free(mean_g);
 }
 
-const NsNormScheme ns_scheme_batch = {NS_NORM_BATCH, batch_forward, batch_backward};
+const NsNormScheme ns_scheme_batch = {
+    .name = "batch",
+    .batch_stats = NS_STAT_MEAN | NS_STAT_VAR,
+    .state = NS_STATE_RUNNING_MEAN | NS_STATE_RUNNING_VAR,
+    .affine = 1,
+    .exact_backward = 1,
+    .forward = batch_forward,
+    .backward = batch_backward,
+};

@@ -1,5 +1,6 @@
-/* What every normalization scheme shares: site set-up, state, the channel reductions over real
- * rows, the affine map, and the dispatch that puts group scaling in front of the PN schemes. */
+/* What every normalization scheme shares: the registry lookup, site set-up with the state its
+ * descriptor asks for, the channel reductions over real rows, the affine map, and the dispatch
+ * that puts group scaling in front of the schemes that take it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,46 +9,57 @@
 #include "norm.h"
 #include "util.h"
 
+#define NS_NORM_SCHEME_ENTRY(kind, scheme) [kind] = &scheme,
+static const NsNormScheme *const SCHEMES[NS_NORM_COUNT] = {NS_NORM_SCHEMES(NS_NORM_SCHEME_ENTRY)};
+#undef NS_NORM_SCHEME_ENTRY
+
 const NsNormScheme *ns_norm_scheme_for(NsNormKind kind)
 {
-    switch (kind) {
-    case NS_NORM_LAYER: return &ns_scheme_layer;
-    case NS_NORM_BATCH: return &ns_scheme_batch;
-    case NS_NORM_POWER_V: return &ns_scheme_power_v;
-    case NS_NORM_POWER: return &ns_scheme_power;
-    case NS_NORM_POWER_OFFICIAL: return &ns_scheme_power_official;
-    case NS_NORM_RMS: return &ns_scheme_rms;
-    default: return &ns_scheme_none;
-    }
+    return (kind >= 0 && kind < NS_NORM_COUNT) ? SCHEMES[kind] : &ns_scheme_none;
 }
 
-static int is_pn(NsNormKind k) { return k == NS_NORM_POWER || k == NS_NORM_POWER_OFFICIAL; }
+const NsNormScheme *ns_norm_scheme_named(const char *name)
+{
+    for (int k = 0; k < NS_NORM_COUNT; k++)
+        if (strcmp(SCHEMES[k]->name, name) == 0)
+            return SCHEMES[k];
+    return NULL;
+}
+
+static float *alloc_state(const NsNormScheme *scheme, unsigned which, int d)
+{
+    return (scheme->state & which) ? ns_xcalloc((size_t)d, sizeof(float)) : NULL;
+}
 
 static float *alloc_d(int d) { return ns_xcalloc((size_t)d, sizeof(float)); }
+
+static int group_count(const NsNormScheme *scheme, const NsModelConfig *cfg)
+{
+    switch (scheme->groups) {
+    case NS_GROUPS_OPTION: return cfg->pn_groups;
+    case NS_GROUPS_LAYER: return 1;
+    default: return 0;
+    }
+}
 
 void ns_norm_site_init(NsNormSite *s, const char *path, const NsModelConfig *cfg, int max_rows)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->path, sizeof s->path, "%s", path);
-    s->scheme = ns_norm_scheme_for(cfg->norm);
+    const NsNormScheme *scheme = ns_norm_scheme_for(cfg->norm);
+    s->scheme = scheme;
     s->d = cfg->d_model;
     s->max_rows = max_rows;
     s->eps = cfg->eps;
     s->momentum = cfg->bn_momentum;
     s->alpha = cfg->pn_alpha;
     s->warmup = cfg->pn_warmup;
-    /* Group scaling is part of the two PN schemes only (model-spec.md). */
-    s->groups = is_pn(cfg->norm) ? cfg->pn_groups : 0;
+    s->groups = group_count(scheme, cfg);
     int d = s->d;
-    NsNormKind k = cfg->norm;
-    if (k == NS_NORM_BATCH) {
-        s->running_mean = alloc_d(d);
-        s->running_var = alloc_d(d);
-    }
-    if (k == NS_NORM_POWER_V || is_pn(k))
-        s->running_psi2 = alloc_d(d);
-    if (is_pn(k))
-        s->nu = alloc_d(d);
+    s->running_mean = alloc_state(scheme, NS_STATE_RUNNING_MEAN, d);
+    s->running_var = alloc_state(scheme, NS_STATE_RUNNING_VAR, d);
+    s->running_psi2 = alloc_state(scheme, NS_STATE_RUNNING_PSI2, d);
+    s->nu = alloc_state(scheme, NS_STATE_NU, d);
     size_t nd = (size_t)max_rows * d;
     s->xhat = ns_xcalloc(nd, sizeof(float));
     s->inv_std = ns_xcalloc((size_t)(max_rows > d ? max_rows : d), sizeof(float));
@@ -139,7 +151,7 @@ int ns_norm_state_tensors(NsNormSite *s, const char **names, float **ptrs)
     return n;
 }
 
-int ns_norm_has_step(const NsNormSite *s) { return s->nu != NULL; }
+int ns_norm_has_step(const NsNormSite *s) { return (s->scheme->state & NS_STATE_STEP) != 0; }
 
 int ns_channel_mean(double *out, const float *x, const uint8_t *mask, int N, int d)
 {

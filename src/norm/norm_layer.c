@@ -49,4 +49,10 @@ static void layer_backward(NsNormSite *s, const float *dy, float *dx, const uint
     }
 }
 
-const NsNormScheme ns_scheme_layer = {NS_NORM_LAYER, layer_forward, layer_backward};
+const NsNormScheme ns_scheme_layer = {
+    .name = "layer",
+    .affine = 1,
+    .exact_backward = 1,
+    .forward = layer_forward,
+    .backward = layer_backward,
+};

@@ -20,4 +20,9 @@ static void none_backward(NsNormSite *s, const float *dy, float *dx, const uint8
         memcpy(dx, dy, sizeof(float) * (size_t)N * s->d);
 }
 
-const NsNormScheme ns_scheme_none = {NS_NORM_NONE, none_forward, none_backward};
+const NsNormScheme ns_scheme_none = {
+    .name = "none",
+    .exact_backward = 1,
+    .forward = none_forward,
+    .backward = none_backward,
+};

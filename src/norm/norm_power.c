@@ -74,4 +74,17 @@ static void power_backward(NsNormSite *s, const float *dy, float *dx, const uint
         s->nu[c] += (1.0f - s->alpha) * (n > 0 ? (float)(gamma_sum[c] / n) : 0.0f);
 }
 
-const NsNormScheme ns_scheme_power = {NS_NORM_POWER, power_forward, power_backward};
+/* After warm-up the backward subtracts nu * xhat; in warm-up it is exact and subtracts nothing. */
+static double power_correction_scale(const NsNormSite *s) { return s->in_warmup ? NAN : 1.0; }
+
+const NsNormScheme ns_scheme_power = {
+    .name = "power",
+    .batch_stats = NS_STAT_PSI2,
+    .state = NS_STATE_RUNNING_PSI2 | NS_STATE_NU | NS_STATE_STEP,
+    .affine = 1,
+    .groups = NS_GROUPS_OPTION,
+    .exact_backward = 0,
+    .correction_scale = power_correction_scale,
+    .forward = power_forward,
+    .backward = power_backward,
+};

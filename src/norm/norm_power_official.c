@@ -63,5 +63,18 @@ static void official_backward(NsNormSite *s, const float *dy, float *dx, const u
         s->nu[c] += N > 0 ? (float)(gz_sum[c] / N) : 0.0f;
 }
 
-const NsNormScheme ns_scheme_power_official = {NS_NORM_POWER_OFFICIAL, official_forward,
-                                               official_backward};
+/* (1 - alpha) * nu * z is subtracted in every phase. Computed in double, as the probes always
+ * have, so recorded correction norms stay the same to the bit. */
+static double official_correction_scale(const NsNormSite *s) { return 1.0 - s->alpha; }
+
+const NsNormScheme ns_scheme_power_official = {
+    .name = "power-official",
+    .batch_stats = NS_STAT_PSI2,
+    .state = NS_STATE_RUNNING_PSI2 | NS_STATE_NU | NS_STATE_STEP,
+    .affine = 1,
+    .groups = NS_GROUPS_OPTION,
+    .exact_backward = 0,
+    .correction_scale = official_correction_scale,
+    .forward = official_forward,
+    .backward = official_backward,
+};

@@ -90,4 +90,12 @@ static void power_v_backward(NsNormSite *s, const float *dy, float *dx, const ui
     ns_fill_nan(s->g_var, s->d);
 }
 
-const NsNormScheme ns_scheme_power_v = {NS_NORM_POWER_V, power_v_forward, power_v_backward};
+const NsNormScheme ns_scheme_power_v = {
+    .name = "power-v",
+    .batch_stats = NS_STAT_PSI2,
+    .state = NS_STATE_RUNNING_PSI2,
+    .affine = 1,
+    .exact_backward = 1,
+    .forward = power_v_forward,
+    .backward = power_v_backward,
+};

@@ -42,4 +42,10 @@ static void rms_backward(NsNormSite *s, const float *dy, float *dx, const uint8_
     }
 }
 
-const NsNormScheme ns_scheme_rms = {NS_NORM_RMS, rms_forward, rms_backward};
+const NsNormScheme ns_scheme_rms = {
+    .name = "rms",
+    .affine = 1,
+    .exact_backward = 1,
+    .forward = rms_forward,
+    .backward = rms_backward,
+};

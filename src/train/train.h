@@ -1,13 +1,15 @@
 /* The training loop: one step is batch -> forward -> backward -> clip -> AdamW, with periodic
  * validation, checkpoints, a progress line, divergence detection and a clean stop on
  * SIGINT/SIGTERM. Observers (the probes) are told about every step and evaluation through
- * NsTrainObserver, and about norm sites through the model's hooks; neither can change what
- * training computes. */
+ * NsTrainObserver, and about norm sites through the model's hooks. Both hand them const
+ * pointers, and passes of their own go through ns_model_loss_grad_at (model.h), so they cannot
+ * change what training computes. */
 #ifndef NS_TRAIN_H
 #define NS_TRAIN_H
 
 #include <stdint.h>
 
+#include "checkpoint.h"
 #include "dataset.h"
 #include "model.h"
 #include "optim.h"
@@ -30,13 +32,13 @@ typedef struct {
 typedef struct {
     void *ctx;
     /* Before the step's forward pass: the norm state is still the pre-step state. */
-    void (*step_begin)(void *ctx, NsTrainer *tr, int64_t step);
+    void (*step_begin)(void *ctx, const NsTrainer *tr, int64_t step);
     /* After backward, before clipping and the update: gradients of this step are in
      * model.grads, parameters are still those the gradients were taken at. */
-    void (*after_backward)(void *ctx, NsTrainer *tr, const NsStepInfo *info);
+    void (*after_backward)(void *ctx, const NsTrainer *tr, const NsStepInfo *info);
     /* After the update. */
-    void (*step_end)(void *ctx, NsTrainer *tr, const NsStepInfo *info);
-    void (*eval_end)(void *ctx, NsTrainer *tr, int64_t step, double loss, double ppl);
+    void (*step_end)(void *ctx, const NsTrainer *tr, const NsStepInfo *info);
+    void (*eval_end)(void *ctx, const NsTrainer *tr, int64_t step, double loss, double ppl);
     /* Make everything recorded so far durable (called every flush_every steps and at exit). */
     int (*flush)(void *ctx, char *err);
 } NsTrainObserver;
@@ -57,8 +59,14 @@ struct NsTrainer {
     int quiet;
 };
 
-/* Loads data, builds the model (from the checkpoint when cfg->resume_path is set). */
+/* Loads data, builds the model (from the checkpoint when cfg->resume_path is set, reading its
+ * header here). */
 int ns_trainer_init(NsTrainer *tr, const NsRunConfig *cfg, char *err);
+/* The same for a caller that has read the header of cfg->resume_path already (normscope train
+ * reads it to take the checkpoint's configuration as the base of its flags), so the file is
+ * read once; ckpt NULL: a fresh run. */
+int ns_trainer_init_resume(NsTrainer *tr, const NsRunConfig *cfg, const NsCheckpointHeader *ckpt,
+                           char *err);
 void ns_trainer_free(NsTrainer *tr);
 
 /* Runs until cfg.steps steps are done, the loss diverges, or a stop signal arrives. Returns an
