@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "options.h"
 #include "commands.h"
 #include "compare.h"
 #include "logread.h"
@@ -25,10 +25,11 @@
 
 #define MAX_SCHEMES 8
 #define MAX_ARGS 256
+#define DEFAULT_SCHEMES "layer,batch,power-v,power,power-official"
 
 /* The study's model and schedule unless the user overrides them: small enough for a few
- * minutes on 2 cores, sentence batches (padding present, as in the paper's NLP setting), pre
- * position where every scheme trains (see README "Choosing defaults"). */
+ * minutes on 2 cores, pre position where every scheme trains, stream batching (see README
+ * "Choosing defaults"). They are train flags, checked and passed on like the user's. */
 static const char *const STUDY_DEFAULTS[] = {
     "--d-model", "64", "--heads", "4", "--d-ff", "256", "--layers", "4",
     "--seq-len", "32", "--batch-size", "32", "--vocab-size", "2000",
@@ -39,21 +40,50 @@ static const char *const STUDY_DEFAULTS[] = {
 };
 #define N_DEFAULTS (int)(sizeof STUDY_DEFAULTS / sizeof STUDY_DEFAULTS[0])
 
-static const char *const DEFAULT_SCHEMES = "layer,batch,power-v,power,power-official";
-
 typedef struct {
     char out_dir[NS_PATH_LEN];
+    const char *scheme_list; /* --schemes, as given */
     char schemes[MAX_SCHEMES][32];
     int n_schemes;
-    char *pass[MAX_ARGS]; /* flags passed on to every run */
+    char *pass[MAX_ARGS]; /* flags passed on to every run: STUDY_DEFAULTS, then the user's */
     int n_pass;
 } Study;
 
-static int fail(const char *msg, int code)
+/* Study's own flags; every other flag is one of train's (NS_CMD_STUDY rows of NS_RUN_OPTIONS). */
+#define REFUSE(name)                                                                             \
+    {.flag = name, .kind = NS_OPT_REFUSE,                                                        \
+     .help = "study sets " name " itself for each run; use --schemes to choose the schemes"}
+static const NsOption OPTIONS[] = {
+    {.flag = "--out", .kind = NS_OPT_PATH, .offset = offsetof(Study, out_dir), .metavar = "DIR",
+     .help = "output directory"},
+    {.flag = "--schemes", .kind = NS_OPT_TEXT, .offset = offsetof(Study, scheme_list),
+     .metavar = "LIST", .help = "comma-separated schemes"},
+    REFUSE("--norm"),
+    REFUSE("--resume"),
+    REFUSE("--checkpoint"),
+};
+
+static void print_study_defaults(void)
 {
-    fprintf(stderr, "normscope: %s\n", msg);
-    return code;
+    printf("\nAny flag of 'normscope train' is passed to every run (see normscope train --help);\n"
+           "study's own defaults, which they override:\n ");
+    for (int i = 0; i < N_DEFAULTS; i += 2)
+        printf(" %s %s", STUDY_DEFAULTS[i], STUDY_DEFAULTS[i + 1]);
+    printf("\nWith no --corpus the embedded synthetic corpus is used.\n");
 }
+
+static const NsCommandSpec SPEC = {
+    .name = "study",
+    .options = OPTIONS,
+    .n_options = sizeof OPTIONS / sizeof OPTIONS[0],
+    .usage = "[--out DIR] [--schemes LIST] [train flags]",
+    .summary = "Trains one model per scheme (default " DEFAULT_SCHEMES ") on the same corpus, "
+               "seed and\nconfiguration, then writes DIR/runs/<scheme>.h5, DIR/figures/ (gnuplot "
+               "PNG, SVG,\ndata and scripts), DIR/compare.md and .csv, DIR/report.md and "
+               "DIR/study.ipynb.",
+    .heading = "flags",
+    .after_flags = print_study_defaults,
+};
 
 static int parse_schemes(Study *s, const char *list, char *err)
 {
@@ -72,46 +102,38 @@ static int parse_schemes(Study *s, const char *list, char *err)
     return s->n_schemes ? 0 : ns_fail(err, "--schemes needs at least one scheme");
 }
 
-/* Splits argv into study flags (--out, --schemes) and flags for the runs, which are checked
- * here with train's parser so a typo fails before any training starts. */
-static int parse_study_args(Study *s, int argc, char **argv, char *err)
+/* Study's flags into s, train's into s->pass after STUDY_DEFAULTS; train's are checked here
+ * with train's rows, so that a typo fails before any training starts. Returns 1 to go on, or 0
+ * with *code. */
+static int parse_study_args(Study *s, int argc, char **argv, int *code)
 {
-    snprintf(s->out_dir, sizeof s->out_dir, "study");
-    if (parse_schemes(s, DEFAULT_SCHEMES, err) < 0)
-        return -1;
-    for (int i = 0; i < N_DEFAULTS; i++)
-        s->pass[s->n_pass++] = (char *)STUDY_DEFAULTS[i];
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        int takes_value = i + 1 < argc && !strchr(a, '=');
-        if (strcmp(a, "--out") == 0 || strcmp(a, "--schemes") == 0) {
-            if (!takes_value)
-                return ns_fail(err, "%s needs a value", a);
-            if (a[2] == 'o')
-                snprintf(s->out_dir, sizeof s->out_dir, "%s", argv[++i]);
-            else if (parse_schemes(s, argv[++i], err) < 0)
-                return -1;
-            continue;
-        }
-        if (strcmp(a, "--norm") == 0 || strcmp(a, "--resume") == 0 ||
-            strcmp(a, "--checkpoint") == 0)
-            return ns_fail(err, "study sets %s itself for each run; use --schemes to choose "
-                                "the schemes", a);
-        if (s->n_pass + 1 >= MAX_ARGS)
-            return ns_fail(err, "too many flags");
-        s->pass[s->n_pass++] = argv[i];
-    }
+    char err[NS_ERRLEN];
     NsRunConfig probe;
     ns_run_config_default(&probe);
-    int rc = ns_cli_parse(s->n_pass, s->pass,
-                          NS_FLAGS_MODEL | NS_FLAGS_OPTIM | NS_FLAGS_DATA | NS_FLAGS_SCHEDULE |
-                              NS_FLAGS_PROBES | NS_FLAGS_OUTPUT, "study", &probe, err);
-    if (rc < 0)
-        return -1;
-    if (ns_model_config_validate(&probe.model, err) < 0 ||
-        ns_optim_config_validate(&probe.optim, err) < 0 || ns_run_config_validate(&probe, err) < 0)
-        return -1;
-    return 0;
+    snprintf(s->out_dir, sizeof s->out_dir, "study");
+    s->scheme_list = DEFAULT_SCHEMES;
+    for (int i = 0; i < N_DEFAULTS; i++)
+        s->pass[s->n_pass++] = (char *)STUDY_DEFAULTS[i];
+    /* the defaults first (they are ours: they parse), then the user's flags over them */
+    NsOptSet defaults = {NS_RUN_OPTIONS, NS_N_RUN_OPTIONS, &probe, NS_CMD_STUDY, 0};
+    NsParse d = {0};
+    if (ns_options_parse(&SPEC, &defaults, 1, s->n_pass, s->pass, &d, err) != 0) {
+        *code = ns_cmd_error(NS_EXIT_ERROR, "study's defaults: %s", err);
+        return 0;
+    }
+    NsOptSet sets[] = {
+        {SPEC.options, SPEC.n_options, s, 0, 0},
+        {NS_RUN_OPTIONS, NS_N_RUN_OPTIONS, &probe, NS_CMD_STUDY, NS_SET_HIDDEN | NS_SET_PASS_ON},
+    };
+    NsParse p = {.pass = s->pass + s->n_pass, .pass_cap = MAX_ARGS - s->n_pass};
+    if (!ns_cmd_parse_sets(&SPEC, sets, 2, argc, argv, &p, code))
+        return 0;
+    s->n_pass += p.n_pass;
+    if (parse_schemes(s, s->scheme_list, err) < 0 || ns_run_config_validate_all(&probe, err) < 0) {
+        *code = ns_cmd_error(NS_EXIT_USAGE, "%s", err);
+        return 0;
+    }
+    return 1;
 }
 
 static int make_dir(const char *path, char *err)
@@ -235,40 +257,19 @@ static int analyse(const Study *s, char paths[][NS_PATH_LEN], const int *ok, cha
     return rc;
 }
 
-static void print_help(void)
-{
-    printf("usage: normscope study [--out DIR] [--schemes LIST] [train flags]\n\n"
-           "Trains one model per scheme (default %s) on the same corpus, seed and\n"
-           "configuration, then writes DIR/runs/<scheme>.h5, DIR/figures/ (gnuplot PNG, SVG,\n"
-           "data and scripts), DIR/compare.md and .csv, DIR/report.md and DIR/study.ipynb.\n\n"
-           "  --out DIR         output directory [study]\n"
-           "  --schemes LIST    comma-separated schemes [%s]\n\n"
-           "Any flag of 'normscope train' is passed to every run (see normscope train --help);\n"
-           "study's own defaults, which they override:\n ", DEFAULT_SCHEMES, DEFAULT_SCHEMES);
-    for (int i = 0; i < N_DEFAULTS; i += 2)
-        printf(" %s %s", STUDY_DEFAULTS[i], STUDY_DEFAULTS[i + 1]);
-    printf("\nWith no --corpus the embedded synthetic corpus is used.\n");
-}
-
 int ns_cmd_study(int argc, char **argv)
 {
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            print_help();
-            return NS_EXIT_OK;
-        }
     char err[NS_ERRLEN] = "";
     Study s;
+    int code;
     memset(&s, 0, sizeof s);
-    if (parse_study_args(&s, argc, argv, err) < 0)
-        return fail(err, NS_EXIT_USAGE);
+    if (!parse_study_args(&s, argc, argv, &code))
+        return code;
     char logs[MAX_SCHEMES][NS_PATH_LEN];
     int ok[MAX_SCHEMES] = {0};
     double t0 = ns_now_seconds();
-    if (train_all(&s, logs, ok, err) < 0)
-        return fail(err, NS_EXIT_ERROR);
-    if (analyse(&s, logs, ok, err) < 0)
-        return fail(err, NS_EXIT_ERROR);
+    if (train_all(&s, logs, ok, err) < 0 || analyse(&s, logs, ok, err) < 0)
+        return ns_cmd_error(NS_EXIT_ERROR, "%s", err);
     printf("study done in %.0f s: report %s/report.md, table %s/compare.md, figures "
            "%s/figures/, notebook %s/study.ipynb\n", ns_now_seconds() - t0, s.out_dir,
            s.out_dir, s.out_dir, s.out_dir);

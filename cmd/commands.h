@@ -1,25 +1,61 @@
-/* The subcommands of the normscope program, each `int run(argc, argv)` returning an exit code.
- * Engine commands live in src/cmd_engine.c; analysis commands in analysis/. */
+/* The commands of the normscope program, one file each (cmd_<name>.c, like git's builtin/), and
+ * what they share: the command table, the one error helper, and parsing a command line with the
+ * option tables (options.h). A command is `int run(argc, argv)` and returns its exit code
+ * (NS_EXIT_* of util.h). */
 #ifndef NS_COMMANDS_H
 #define NS_COMMANDS_H
 
 #include <stdio.h>
 
+#include "checkpoint.h"
+#include "logread.h"
+#include "options.h"
+#include "run_config.h"
+
 typedef struct {
     const char *name;
     int (*run)(int argc, char **argv);
+    const char *synopsis; /* for normscope --help: "plot KIND RUN.h5..." */
+    const char *summary;  /* one line ('\n' continues it) */
+    int engine;           /* listed under "engine" (else under "analysis") */
 } NsCommand;
 
 const NsCommand *ns_find_command(const char *name);
-void ns_print_analysis_usage(FILE *out);
+/* The command list of normscope --help. */
+void ns_print_commands(FILE *out);
 
 int ns_cmd_train(int argc, char **argv);
 int ns_cmd_eval(int argc, char **argv);
 int ns_cmd_debug_step(int argc, char **argv);
-int ns_cmd_plot(int argc, char **argv);            /* analysis/cmd_plot.c */
-int ns_cmd_compare(int argc, char **argv);         /* analysis/compare.c */
-int ns_cmd_study(int argc, char **argv);           /* analysis/study.c */
-int ns_cmd_watch(int argc, char **argv);           /* analysis/watch.c */
-int ns_cmd_export_notebook(int argc, char **argv); /* notebooks-export/notebook.c */
+int ns_cmd_plot(int argc, char **argv);
+int ns_cmd_compare(int argc, char **argv);
+int ns_cmd_study(int argc, char **argv);
+int ns_cmd_watch(int argc, char **argv);
+int ns_cmd_export_notebook(int argc, char **argv);
+
+/* Every error a command reports: one line "normscope: <message>" on stderr. Returns code, so a
+ * command can `return ns_cmd_error(NS_EXIT_USAGE, ...)`. */
+int ns_cmd_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parses a command line into the sets' targets (ns_options_parse). Returns 1 to go on, or 0
+ * when the command is done: help printed (*code 0) or a usage error reported (*code
+ * NS_EXIT_USAGE). */
+int ns_cmd_parse_sets(const NsCommandSpec *spec, NsOptSet *sets, int n_sets, int argc,
+                      char **argv, NsParse *p, int *code);
+/* The same for a command whose flags are its own table (spec->options), aimed at target. */
+int ns_cmd_parse(const NsCommandSpec *spec, void *target, int argc, char **argv, NsParse *p,
+                 int *code);
+
+/* The flags of a command that runs the engine (train, debug-step; `command` is its NS_CMD_*) into
+ * cfg, which holds the command's defaults, then checks the result. With --resume CKPT the
+ * checkpoint's header is read into *ckpt — once: the trainer takes it from there — and its
+ * configuration is the base that the flags given override. Returns 1 to go on, or 0 with *code
+ * set and the error reported. Free *ckpt with ns_checkpoint_header_free either way. */
+int ns_cmd_parse_run(const NsCommandSpec *spec, unsigned command, int argc, char **argv,
+                     NsRunConfig *cfg, NsCheckpointHeader *ckpt, int *code);
+
+/* Opens the run logs paths[0..n): all of them, or none (NULL, with err). */
+NsLog *ns_cmd_open_logs(char *const *paths, int n, char *err);
+void ns_cmd_close_logs(NsLog *logs, int n);
 
 #endif

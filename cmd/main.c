@@ -1,34 +1,20 @@
-/* normscope: the command-line front door. Each subcommand parses its flags, runs, and turns any
- * error into one line on stderr and a non-zero exit code (util.h lists the codes). */
-#include <math.h>
+/* normscope: the command-line front door. It finds the command (commands.c) and returns what the
+ * command returns; each command parses its flags, runs, and turns any error into one line on
+ * stderr and a non-zero exit code (util.h lists the codes). */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "options.h"
 #include "commands.h"
 #include "h5util.h"
-#include "train.h"
 #include "util.h"
-
-static int fail(const char *msg, int code)
-{
-    fprintf(stderr, "normscope: %s\n", msg);
-    return code;
-}
 
 static void print_usage(FILE *out)
 {
     fprintf(out, "normscope %s: look inside the normalization layers of a Transformer while it "
-           "trains\n\n"
-           "usage: normscope <command> [flags]   (normscope <command> --help for its flags)\n\n"
-           "engine:\n"
-           "  train            train a language model and record the probes into an HDF5 log\n"
-           "  eval             loss and perplexity of a checkpoint on a corpus\n"
-           "  debug-step       write a debug state (a few steps pinned down) for parity checks\n",
-           NORMSCOPE_VERSION);
-    ns_print_analysis_usage(out);
+                 "trains\n\n"
+                 "usage: normscope <command> [flags]   (normscope <command> --help for its "
+                 "flags)\n\n", NORMSCOPE_VERSION);
+    ns_print_commands(out);
 }
 
 int main(int argc, char **argv)
@@ -45,10 +31,7 @@ int main(int argc, char **argv)
         return NS_EXIT_OK;
     }
     const NsCommand *cmd = ns_find_command(argv[1]);
-    if (!cmd) {
-        char msg[NS_ERRLEN];
-        snprintf(msg, sizeof msg, "unknown command '%s' (see normscope --help)", argv[1]);
-        return fail(msg, NS_EXIT_USAGE);
-    }
+    if (!cmd)
+        return ns_cmd_error(NS_EXIT_USAGE, "unknown command '%s' (see normscope --help)", argv[1]);
     return cmd->run(argc - 2, argv + 2);
 }

@@ -22,6 +22,7 @@
 
 #include "logread.h"
 #include "notebook_cells.h"
+#include "run_config.h"
 #include "util.h"
 
 typedef struct {
@@ -38,17 +39,6 @@ static const Figure FIGURES[] = {
     {"layers", LAYERS_MD, CODE_LAYERS},
 };
 #define N_FIGURES (int)(sizeof FIGURES / sizeof FIGURES[0])
-
-/* Root attributes shown in the configuration table, in reading order. */
-static const char *const CONFIG_ATTRS[] = {
-    "norm", "norm_position", "n_layers", "d_model", "n_heads", "d_ff", "seq_len",
-    "batch_size", "vocab_size", "dropout", "tie_embeddings", "lr", "warmup", "clip",
-    "weight_decay", "adam_beta1", "adam_beta2", "eps", "bn_momentum", "pn_alpha", "pn_warmup",
-    "pn_groups", "steps", "seed", "corpus", "valid", "tokenizer", "batching", "synth_bytes",
-    "probes", "eval_every", "lipschitz_every", "hessian_iters", "probe_vectors_every",
-    "normscope_version",
-};
-#define N_CONFIG (int)(sizeof CONFIG_ATTRS / sizeof CONFIG_ATTRS[0])
 
 /* ------------------------------------------------------------------------------------------
  * JSON pieces */
@@ -302,7 +292,26 @@ static void runs_table(FILE *m, const NsLog *logs, int n, const char *const *pat
     }
 }
 
-/* One row per attribute, one column per run; attributes that differ between runs in bold. */
+/* One attribute's row: its value in each run, in bold when they differ. */
+static void config_row(FILE *m, const NsLog *logs, int n, const char *attr)
+{
+    char first[256], value[256];
+    int differ = 0;
+    attr_text(&logs[0], attr, first, sizeof first);
+    for (int i = 1; i < n; i++) {
+        attr_text(&logs[i], attr, value, sizeof value);
+        differ |= strcmp(first, value) != 0;
+    }
+    fprintf(m, differ ? "| **%s** |" : "| %s |", attr);
+    for (int i = 0; i < n; i++) {
+        attr_text(&logs[i], attr, value, sizeof value);
+        fprintf(m, " %s |", value);
+    }
+    fputc('\n', m);
+}
+
+/* One row per root attribute of the run configuration (the rows of its option table that name
+ * one, in the table's order), one column per run. */
 static void config_table(FILE *m, const NsLog *logs, int n)
 {
     fputs("\n### Configuration (root attributes of the logs)\n\nAttributes in **bold** differ "
@@ -313,21 +322,9 @@ static void config_table(FILE *m, const NsLog *logs, int n)
     for (int i = 0; i < n; i++)
         fputs("---|", m);
     fputc('\n', m);
-    for (int a = 0; a < N_CONFIG; a++) {
-        char first[256], value[256];
-        int differ = 0;
-        attr_text(&logs[0], CONFIG_ATTRS[a], first, sizeof first);
-        for (int i = 1; i < n; i++) {
-            attr_text(&logs[i], CONFIG_ATTRS[a], value, sizeof value);
-            differ |= strcmp(first, value) != 0;
-        }
-        fprintf(m, differ ? "| **%s** |" : "| %s |", CONFIG_ATTRS[a]);
-        for (int i = 0; i < n; i++) {
-            attr_text(&logs[i], CONFIG_ATTRS[a], value, sizeof value);
-            fprintf(m, " %s |", value);
-        }
-        fputc('\n', m);
-    }
+    for (size_t k = 0; k < NS_N_RUN_OPTIONS; k++)
+        if (NS_RUN_OPTIONS[k].attr)
+            config_row(m, logs, n, NS_RUN_OPTIONS[k].attr);
 }
 
 static char *title_markdown(const NsLog *logs, int n, const char *const *paths)

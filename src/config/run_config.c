@@ -50,6 +50,14 @@ int ns_run_config_validate(const NsRunConfig *c, char *err)
     return 0;
 }
 
+int ns_run_config_validate_all(const NsRunConfig *c, char *err)
+{
+    if (ns_model_config_validate(&c->model, err) < 0 ||
+        ns_optim_config_validate(&c->optim, err) < 0 || ns_run_config_validate(c, err) < 0)
+        return -1;
+    return 0;
+}
+
 void ns_run_config_finish(NsRunConfig *c)
 {
     if (c->checkpoint_path[0])
@@ -65,6 +73,22 @@ const char *ns_tokenizer_name(NsTokenizer t) { return t == NS_TOK_CHAR ? "char" 
 const char *ns_batching_name(NsBatching b)
 {
     return b == NS_BATCH_STREAM ? "stream" : "sentences";
+}
+
+int ns_tokenizer_from_name(const char *name, NsTokenizer *t)
+{
+    if (strcmp(name, "word") && strcmp(name, "char"))
+        return -1;
+    *t = name[0] == 'c' ? NS_TOK_CHAR : NS_TOK_WORD;
+    return 0;
+}
+
+int ns_batching_from_name(const char *name, NsBatching *b)
+{
+    if (strcmp(name, "stream") && strcmp(name, "sentences"))
+        return -1;
+    *b = name[1] == 't' ? NS_BATCH_STREAM : NS_BATCH_SENTENCES;
+    return 0;
 }
 
 NsDataSpec ns_run_config_data_spec(const NsRunConfig *c)

@@ -1,6 +1,7 @@
 /* The full configuration of a training run: model and optimizer (config.h) plus data, schedule,
- * output and probe options. Filled from the command line (cli.c), stored in checkpoints and as
- * root attributes of the run log, so every file says exactly how it was made. */
+ * output and probe options. Its option table, NS_RUN_OPTIONS (run_options.c), describes every
+ * field: the command line fills it, and checkpoints and run logs store it as root attributes,
+ * so every file says exactly how it was made. */
 #ifndef NS_RUN_CONFIG_H
 #define NS_RUN_CONFIG_H
 
@@ -11,7 +12,7 @@
 #include "config.h"
 #include "corpus.h"
 #include "dataset.h"
-
+#include "options.h"
 
 typedef struct {
     NsModelConfig model;
@@ -41,15 +42,30 @@ typedef struct {
     int flush_every;      /* run-log flush cadence in steps */
 
     /* Probes (probes/). */
-    char probes[256];        /* comma list, "all" or "none" */
+    char probes[NS_OPT_STR_LEN]; /* comma list, "all" or "none" */
     int probe_vectors_every; /* full statistic vectors every N steps (0 = never) */
     int lipschitz_every;     /* smoothness probes every N steps (0 = off) */
     int hessian_iters;
 } NsRunConfig;
 
+/* The commands that run the engine, for NsOption.commands: which of them accept a flag. */
+enum {
+    NS_CMD_TRAIN = 1 << 0,
+    NS_CMD_EVAL = 1 << 1,
+    NS_CMD_DEBUG_STEP = 1 << 2,
+    NS_CMD_STUDY = 1 << 3, /* flags study checks and passes on to every run */
+};
+
+/* The option table of NsRunConfig (offsets into it), in --help order. To add a setting: a
+ * field above, a default in ns_run_config_default, a row in run_options.c. */
+extern const NsOption NS_RUN_OPTIONS[];
+extern const size_t NS_N_RUN_OPTIONS;
+
 void ns_run_config_default(NsRunConfig *c);
 /* Checks data/schedule/output options (model and optimizer have their own validators). */
 int ns_run_config_validate(const NsRunConfig *c, char *err);
+/* Checks everything: model, optimizer, then the rest; one line in err for the first problem. */
+int ns_run_config_validate_all(const NsRunConfig *c, char *err);
 /* Fills checkpoint_path from out_path when it is empty. */
 void ns_run_config_finish(NsRunConfig *c);
 
@@ -58,5 +74,7 @@ NsDataSpec ns_run_config_data_spec(const NsRunConfig *c);
 
 const char *ns_tokenizer_name(NsTokenizer t);
 const char *ns_batching_name(NsBatching b);
+int ns_tokenizer_from_name(const char *name, NsTokenizer *t); /* 0, or -1 for an unknown name */
+int ns_batching_from_name(const char *name, NsBatching *b);
 
 #endif

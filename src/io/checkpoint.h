@@ -24,19 +24,29 @@ int ns_checkpoint_save(const char *path, const NsRunConfig *cfg, NsModel *m, con
                        const NsBatcher *batches, const NsVocab *vocab, const float *params_init,
                        int64_t step, char *err);
 
-/* Reads the run configuration and vocabulary of a checkpoint (caller frees the list with
- * ns_checkpoint_free_vocab). */
-int ns_checkpoint_read_header(const char *path, NsRunConfig *cfg, char ***vocab, int *vocab_n,
-                              char *err);
-void ns_checkpoint_free_vocab(char **vocab, int n);
+/* What must be known of a checkpoint before a model can be built from it: the run configuration
+ * it was made with and its vocabulary (id order). */
+typedef struct {
+    NsRunConfig cfg;
+    char **vocab;
+    int vocab_n;
+} NsCheckpointHeader;
+
+/* Reads the header of the checkpoint at path. h->cfg holds a base on entry (the caller's
+ * defaults): what the file stores overwrites it. Free with ns_checkpoint_header_free, also after
+ * an error. */
+int ns_checkpoint_read_header(const char *path, NsCheckpointHeader *h, char *err);
+void ns_checkpoint_header_free(NsCheckpointHeader *h);
 
 /* Loads parameters, norm state and, when opt/batches are non-NULL, the optimizer, RNG and data
- * position (and params_init, when non-NULL). The model must have been built with the checkpoint's model configuration; any
- * difference is reported as an error naming the first differing field. */
+ * position (and params_init, when non-NULL). The model must have been built with the
+ * configuration of the checkpoint's header; a caller that may differ from it (a resumed run with
+ * flags of its own) checks with ns_model_config_compare first. */
 int ns_checkpoint_load(const char *path, NsModel *m, NsAdamW *opt, NsBatcher *batches,
                        float *params_init, int64_t *step, char *err);
 
-/* 0 if equal, else -1 with err naming the first field that differs. */
-int ns_model_config_compare(const NsModelConfig *a, const NsModelConfig *b, char *err);
+/* The checkpoint-compatibility check: 0 if every NS_OPT_SHAPE row of NS_RUN_OPTIONS is equal,
+ * else -1 with err naming the first that differs and both values. */
+int ns_model_config_compare(const NsModelConfig *saved, const NsModelConfig *run, char *err);
 
 #endif

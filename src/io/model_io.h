@@ -22,17 +22,20 @@ int ns_read_tensors(hid_t loc, const char *prefix, const NsParamLayout *layout, 
 int ns_write_norm_state(hid_t loc, const char *prefix, NsModel *m, char *err);
 int ns_read_norm_state(hid_t loc, const char *prefix, NsModel *m, char *err);
 
-/* Root attributes of debug-state.md: vocab_size, d_model, …, norm, norm_position, eps, lr, …,
- * tie_embeddings. */
+/* The configuration as root attributes, one per row of NS_RUN_OPTIONS (run_config.h) that names
+ * one: integers as int64, reals as float64, names and paths as strings. */
+
+/* The model and optimizer rows: debug-state.md's vocab_size, d_model, …, norm, norm_position,
+ * eps, lr, …, tie_embeddings. */
 int ns_write_config_attrs(hid_t loc, const NsModelConfig *mc, const NsOptimConfig *oc);
-/* Reads them back; missing attributes keep the values already in mc/oc, except the sizes,
- * norm and norm_position, which are required. */
+/* Reads them back; missing attributes keep the values already in mc/oc, except the rows marked
+ * NS_OPT_REQUIRED (the sizes, norm and norm_position). */
 int ns_read_config_attrs(hid_t loc, NsModelConfig *mc, NsOptimConfig *oc, char *err);
 
-/* The whole run configuration: the model/optimizer attributes above plus data, schedule, probe
- * options and the program version. */
+/* Every row: the model and optimizer attributes plus data, schedule, probe settings and the
+ * program version. */
 int ns_write_run_attrs(hid_t loc, const NsRunConfig *rc);
-/* Reads what ns_write_run_attrs wrote (model/optimizer via ns_read_config_attrs). */
+/* Reads what ns_write_run_attrs wrote, over the values already in rc. */
 int ns_read_run_attrs(hid_t loc, NsRunConfig *rc, char *err);
 
 #endif

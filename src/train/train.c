@@ -31,23 +31,17 @@ int ns_stop_requested(void) { return stop_signal != 0; }
 
 /* ------------------------------------------------------------ set-up */
 
-static int resume_from_checkpoint(NsTrainer *tr, char *err)
+/* Builds the model from the checkpoint whose header h the caller has read. */
+static int resume_from_checkpoint(NsTrainer *tr, const NsCheckpointHeader *h, char *err)
 {
-    NsRunConfig saved;
-    ns_run_config_default(&saved);
-    char **vocab = NULL;
-    int vocab_n = 0;
-    if (ns_checkpoint_read_header(tr->cfg.resume_path, &saved, &vocab, &vocab_n, err) < 0)
-        return -1;
     /* The data must be tokenized with the checkpoint's vocabulary, so ids mean the same. */
     NsDataSpec spec = ns_run_config_data_spec(&tr->cfg);
-    spec.tokenizer = saved.tokenizer;
-    int rc = ns_dataset_load(&tr->data, &spec, vocab, vocab_n, err);
-    ns_checkpoint_free_vocab(vocab, vocab_n);
-    if (rc < 0)
+    spec.tokenizer = h->cfg.tokenizer;
+    if (ns_dataset_load(&tr->data, &spec, h->vocab, h->vocab_n, err) < 0)
         return -1;
     tr->cfg.model.vocab_size = tr->data.vocab.size;
-    if (ns_model_config_compare(&saved.model, &tr->cfg.model, err) < 0)
+    /* Flags given with --resume may change the model; the one check that they did not. */
+    if (ns_model_config_compare(&h->cfg.model, &tr->cfg.model, err) < 0)
         return ns_fail_context(err, "--resume '%s'", tr->cfg.resume_path);
     ns_model_init(&tr->model, &tr->cfg.model, tr->cfg.seed);
     ns_adamw_init(&tr->opt, &tr->cfg.optim, tr->model.layout.total);
@@ -75,6 +69,21 @@ static int check_writable(const char *path, const char *what, const char *flag, 
 
 int ns_trainer_init(NsTrainer *tr, const NsRunConfig *cfg, char *err)
 {
+    if (!cfg->resume_path[0])
+        return ns_trainer_init_resume(tr, cfg, NULL, err);
+    memset(tr, 0, sizeof *tr); /* ns_trainer_free must work after an error here */
+    NsCheckpointHeader h;
+    ns_run_config_default(&h.cfg);
+    int rc = ns_checkpoint_read_header(cfg->resume_path, &h, err);
+    if (rc == 0)
+        rc = ns_trainer_init_resume(tr, cfg, &h, err);
+    ns_checkpoint_header_free(&h);
+    return rc;
+}
+
+int ns_trainer_init_resume(NsTrainer *tr, const NsRunConfig *cfg, const NsCheckpointHeader *ckpt,
+                           char *err)
+{
     memset(tr, 0, sizeof *tr);
     tr->cfg = *cfg;
     ns_run_config_finish(&tr->cfg);
@@ -82,8 +91,8 @@ int ns_trainer_init(NsTrainer *tr, const NsRunConfig *cfg, char *err)
         check_writable(tr->cfg.checkpoint_path, "checkpoint", "--checkpoint", err) < 0)
         return -1;
     openblas_set_num_threads(tr->cfg.threads);
-    if (tr->cfg.resume_path[0]) {
-        if (resume_from_checkpoint(tr, err) < 0)
+    if (ckpt) {
+        if (resume_from_checkpoint(tr, ckpt, err) < 0)
             return -1;
     } else {
         NsDataSpec spec = ns_run_config_data_spec(&tr->cfg);

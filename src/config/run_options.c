@@ -1,0 +1,116 @@
+/* NS_RUN_OPTIONS: every setting of a run, once. A row with a flag is parsed and listed by --help
+ * for the commands named in its `commands`; a row with an attribute is written to and read from
+ * every run log, checkpoint and (model and optimizer rows) debug state under that name, and shown
+ * in the notebook's configuration cell; NS_OPT_SHAPE rows must match for a checkpoint to be
+ * resumed. Rows are in --help order; rows without a flag sit where they read best in the
+ * notebook. Attribute names and value formats are those of debug-state.md and of every log
+ * written so far: do not rename them. */
+#include <stddef.h>
+
+#include "run_config.h"
+
+#define TDS (NS_CMD_TRAIN | NS_CMD_DEBUG_STEP | NS_CMD_STUDY)
+#define TDSE (TDS | NS_CMD_EVAL)
+#define FIXED (NS_OPT_SHAPE | NS_OPT_REQUIRED)
+
+/* flag, attribute, kind, field, section, commands, traits, help */
+#define RUN(flag_, attr_, kind_, field_, section_, commands_, traits_, help_)                     \
+    {.flag = flag_, .attr = attr_, .kind = NS_OPT_##kind_,                                     \
+     .offset = offsetof(NsRunConfig, field_), .section = NS_SEC_##section_,                    \
+     .commands = commands_, .traits = traits_, .help = help_}
+/* A path whose empty value is stored as the text `empty_`. */
+#define RUN_PATH(flag_, attr_, field_, commands_, help_, empty_)                                 \
+    {.flag = flag_, .attr = attr_, .kind = NS_OPT_PATH, .offset = offsetof(NsRunConfig, field_), \
+     .section = NS_SEC_DATA, .commands = commands_, .help = help_, .stored = empty_}
+/* An attribute with a fixed value and no field. */
+#define CONST(attr_, kind_, section_, value_)                                                    \
+    {.attr = attr_, .kind = NS_OPT_##kind_, .section = NS_SEC_##section_, .help = "",            \
+     .stored = value_}
+
+const NsOption NS_RUN_OPTIONS[] = {
+    /* --norm's help is the list of schemes, from the schemes themselves (options.c). */
+    RUN("--norm", "norm", NORM, model.norm, MODEL, NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, FIXED, NULL),
+    RUN("--norm-position", "norm_position", POSITION, model.norm_position, MODEL, TDS, FIXED,
+        "post | pre"),
+    RUN("--layers", "n_layers", INT, model.n_layers, MODEL, TDS, FIXED,
+        "number of Transformer layers L"),
+    RUN("--d-model", "d_model", INT, model.d_model, MODEL, TDS, FIXED, "model width d"),
+    RUN("--heads", "n_heads", INT, model.n_heads, MODEL, TDS, FIXED,
+        "attention heads H (divides d)"),
+    RUN("--d-ff", "d_ff", INT, model.d_ff, MODEL, TDS, FIXED, "feed-forward width F"),
+    RUN("--seq-len", "seq_len", INT, model.seq_len, MODEL, TDS, FIXED, "positions per row T"),
+    RUN("--batch-size", "batch_size", INT, model.batch_size, MODEL, TDS, FIXED,
+        "rows per batch B"),
+    RUN("--vocab-size", "vocab_size", INT, model.vocab_size, MODEL, TDS, FIXED,
+        "vocabulary cap (rarer tokens become <unk>)"),
+    CONST("tie_embeddings", CONST_INT, MODEL, "1"),
+    RUN("--dropout", "dropout", FLOAT, model.dropout, MODEL, TDS, 0, "dropout probability"),
+    RUN("--pn-alpha", "pn_alpha", FLOAT, model.pn_alpha, MODEL, TDS, NS_OPT_SHAPE,
+        "PN running-average factor alpha in (0,1)"),
+    RUN("--pn-warmup", "pn_warmup", INT, model.pn_warmup, MODEL, TDS, NS_OPT_SHAPE,
+        "PN warm-up iterations using batch statistics"),
+    RUN("--pn-groups", "pn_groups", INT, model.pn_groups, MODEL, TDS, NS_OPT_SHAPE,
+        "PN group scaling groups (0 = off; divides d)"),
+    RUN("--bn-momentum", "bn_momentum", FLOAT, model.bn_momentum, MODEL, TDS, 0,
+        "batch norm running-statistics momentum"),
+    RUN(NULL, "eps", FLOAT, model.eps, MODEL, 0, NS_OPT_SHAPE, ""),
+
+    RUN("--lr", "lr", FLOAT, optim.lr, OPTIM, TDS, 0, "peak learning rate"),
+    RUN("--warmup", "warmup", INT, optim.warmup, OPTIM, TDS, 0,
+        "learning-rate warm-up steps (then inverse square root)"),
+    RUN("--weight-decay", "weight_decay", FLOAT, optim.weight_decay, OPTIM, TDS, 0,
+        "decoupled AdamW weight decay"),
+    RUN(NULL, "adam_beta1", FLOAT, optim.adam_beta1, OPTIM, 0, 0, ""),
+    RUN(NULL, "adam_beta2", FLOAT, optim.adam_beta2, OPTIM, 0, 0, ""),
+    RUN(NULL, "adam_eps", FLOAT, optim.adam_eps, OPTIM, 0, 0, ""),
+    RUN("--clip", "clip", FLOAT, optim.clip, OPTIM, TDS, 0, "global gradient-norm clip (0 = off)"),
+
+    RUN_PATH("--corpus", "corpus", corpus_path, TDSE,
+             "training text, one sentence per line (default: embedded synthetic corpus)",
+             "(embedded)"),
+    RUN_PATH("--valid", "valid", valid_path, TDS,
+             "validation text (default: last 5% of --corpus lines)", "(held out)"),
+    RUN("--tokenizer", "tokenizer", TOKENIZER, tokenizer, DATA, TDS, 0, "word | char"),
+    RUN("--batching", "batching", BATCHING, batching, DATA, TDSE, 0,
+        "sentences (one padded line per row) | stream (contiguous chunks)"),
+    RUN("--synth-bytes", "synth_bytes", LONG, synth_bytes, DATA, TDS, 0,
+        "size of the embedded corpus in bytes"),
+
+    RUN("--steps", "steps", LONG, steps, SCHEDULE, TDS, 0, "training steps"),
+    RUN("--seed", "seed", U64, seed, SCHEDULE, TDS, 0,
+        "seed for initialisation, data order, dropout"),
+    RUN("--threads", "threads", INT, threads, SCHEDULE, TDSE, 0,
+        "BLAS threads (default: number of cores)"),
+    RUN("--eval-every", "eval_every", INT, eval_every, SCHEDULE, TDS, 0,
+        "steps between validation passes (0 = end only)"),
+    RUN("--eval-batches", "eval_batches", INT, eval_batches, SCHEDULE, TDSE, 0,
+        "cap on validation batches (0 = whole set)"),
+    RUN("--log-every", NULL, INT, log_every, SCHEDULE, TDS, 0,
+        "steps between log lines when not on a terminal"),
+
+    /* study names each run's log and checkpoint itself (cmd_study.c) */
+    RUN("--out", NULL, PATH, out_path, OUTPUT, NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, 0,
+        "output HDF5 file"),
+    RUN("--checkpoint", NULL, PATH, checkpoint_path, OUTPUT,
+        NS_CMD_TRAIN | NS_CMD_DEBUG_STEP | NS_CMD_EVAL, 0,
+        "checkpoint file (train default: OUT with .ckpt.h5)"),
+    RUN("--checkpoint-every", NULL, INT, checkpoint_every, OUTPUT, TDS, 0,
+        "steps between checkpoints (0 = at the end and on SIGINT/SIGTERM)"),
+    RUN("--resume", NULL, PATH, resume_path, OUTPUT, NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, 0,
+        "continue from this checkpoint, appending to --out"),
+    RUN("--flush-every", "flush_every", INT, flush_every, OUTPUT, TDS, 0,
+        "steps between flushes of the HDF5 log"),
+
+    RUN("--probes", "probes", STR, probes, PROBES, NS_CMD_TRAIN | NS_CMD_STUDY, 0,
+        "comma list of probes, 'all' or 'none'"),
+    RUN("--probe-vectors-every", "probe_vectors_every", INT, probe_vectors_every, PROBES,
+        NS_CMD_TRAIN | NS_CMD_STUDY, 0, "record full statistic vectors every N steps (0 = never)"),
+    RUN("--lipschitz-every", "lipschitz_every", INT, lipschitz_every, PROBES,
+        NS_CMD_TRAIN | NS_CMD_STUDY, 0, "loss-smoothness probes every N steps (0 = off)"),
+    RUN("--hessian-iters", "hessian_iters", INT, hessian_iters, PROBES,
+        NS_CMD_TRAIN | NS_CMD_STUDY, 0, "power iterations for the Hessian's top eigenvalue"),
+
+    CONST("normscope_version", CONST_STR, NONE, NORMSCOPE_VERSION),
+};
+
+const size_t NS_N_RUN_OPTIONS = sizeof NS_RUN_OPTIONS / sizeof NS_RUN_OPTIONS[0];
