@@ -1,5 +1,5 @@
-/* Reproduces the reference debug states in ../shared/testdata (computed independently from
- * model-spec.md in float64): for every step of every file, the loss, every gradient and the
+/* Reproduces the reference debug states in tests/data/debug-states (copies of the files computed
+ * independently from the model spec in float64, one per scheme and position): for every step of every file, the loss, every gradient and the
  * norm state after the step, within debug-state.md's tolerances (relative to the largest
  * magnitude of each tensor: loss 1e-4, gradients 2e-3, state 1e-3). Steps are chained: the
  * parameters after our AdamW update must match the next step's recorded parameters, so the
@@ -16,23 +16,10 @@
 #include <cmocka.h>
 
 #include "h5util.h"
+#include "harness.h"
 #include "model.h"
 #include "model_io.h"
 #include "optim.h"
-
-static const char *testdata_dir(void)
-{
-    const char *dir = getenv("NS_SHARED_TESTDATA");
-    return dir ? dir : "../shared/testdata";
-}
-
-static double max_abs(const float *x, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++)
-        m = fmax(m, fabs((double)x[i]));
-    return m;
-}
 
 /* max |a - b| / max(max |b|, floor). The floor only matters for tensors whose exact value is 0
  * (the key bias: softmax ignores a constant shift of the scores), where the reference holds
@@ -172,23 +159,21 @@ static void test_reference_debug_states(void **state)
 {
     (void)state;
     ns_h5_quiet();
-    DIR *dir = opendir(testdata_dir());
-    if (!dir) {
-        print_message("no reference data at %s (set NS_SHARED_TESTDATA)\n", testdata_dir());
-        skip();
-    }
+    DIR *dir = opendir(test_debug_states());
+    if (!dir)
+        fail_msg("cannot read the reference debug states in %s", test_debug_states());
     int files = 0;
     struct dirent *e;
     char path[1024];
     while ((e = readdir(dir))) {
         if (strncmp(e->d_name, "debug-state-", 12) != 0 || !strstr(e->d_name, ".h5"))
             continue;
-        snprintf(path, sizeof path, "%s/%s", testdata_dir(), e->d_name);
+        snprintf(path, sizeof path, "%s/%s", test_debug_states(), e->d_name);
         reproduce_file(path, e->d_name);
         files++;
     }
     closedir(dir);
-    assert_true(files >= 14);
+    assert_int_equal(files, 2 * NS_NORM_COUNT); /* every scheme, post and pre */
     print_message("reproduced %d reference files: worst relative error loss %.2e, gradients "
                   "%.2e, state %.2e, parameters after update %.2e\n", files, worst_loss,
                   worst_grad, worst_state, worst_param);
@@ -199,5 +184,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_debug_states),
     };
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

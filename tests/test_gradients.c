@@ -1,65 +1,24 @@
-/* Finite-difference checks of every backward pass against its forward pass.
- *
- * Each check uses a scalar objective L = sum(w .* out) with fixed random weights w (so dL/dout = w
- * is what the backward receives; the whole-model checks use the loss itself), perturbs one input
- * or parameter coordinate at a time (float32 values, objective summed in double), estimates the
- * derivative with a central stencil and requires |a - n| <= 1e-2 * max(|n|, scale), scale = the
- * RMS of the analytic gradient over the tensor. Coordinates are drawn with a seeded RNG, so a
- * failure is reproducible. In the whole model ReLU kinks make some difference quotients
- * meaningless; the objective reports when a ReLU changed side, and fd_estimate avoids that side.
- *
- * Batch-type norm schemes update running statistics in every training forward and PN advances
- * its step counter, so every forward of a finite difference starts from the same saved state.
- * Forward passes are also compared with the definitions (float64) where FD would not notice a
- * consistent error in both directions. The approximate (non-gradient) backward passes of PN are
- * checked against an independent reimplementation of model-spec.md in test_norm_spec.c. */
-#include <math.h>
+/* Finite-difference checks (fdcheck.h) of every layer's backward pass against its forward pass:
+ * linear (and its accumulating second call), ReLU (in place too), embedding with repeated ids,
+ * cross-entropy with padded and fully padded rows, dropout, causal attention. Forward passes
+ * are also compared with the definitions (float64) where FD would not notice a consistent error
+ * in both directions. The norm schemes and the whole model are in test_model_gradients.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
-
 #include "attention.h"
+#include "fdcheck.h"
+#include "harness.h"
 #include "layers.h"
-#include "model.h"
-#include "norm.h"
 #include "util.h"
-
-#define TOL 1e-2
-
-/* ------------------------------------------------------------------ helpers */
-
-static float *falloc(size_t n) { return ns_xcalloc(n, sizeof(float)); }
-
-static void fill_normal(float *x, size_t n, double mean, double std, NsRng *rng)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)(mean + std * ns_rng_normal(rng));
-}
-
-static void fill_uniform(float *x, size_t n, double lo, double hi, NsRng *rng)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)(lo + (hi - lo) * ns_rng_uniform(rng));
-}
-
-static double wsum(const float *w, const float *y, size_t n)
-{
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)w[i] * y[i];
-    return s;
-}
-
-static double rms(const float *g, size_t n)
-{
-    return n ? sqrt(ns_sumsq(g, n) / (double)n) : 0.0;
-}
 
 static double max_abs_diff(const float *a, const float *b, size_t n)
 {
@@ -67,149 +26,6 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
     for (size_t i = 0; i < n; i++)
         m = fmax(m, fabs((double)a[i] - b[i]));
     return m;
-}
-
-/* mask[b][t] = t < len[b]: padding at the tail of each sequence, as the batcher makes it. */
-static void make_mask(uint8_t *mask, const int *len, int B, int T)
-{
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            mask[b * T + t] = t < len[b];
-}
-
-typedef double (*ObjFn)(void *ctx);
-
-/* Set by an objective whose evaluation put some ReLU input on the other side of 0 than at the
- * unperturbed point: the objective is not smooth between the two points, so that side's
- * difference quotient says nothing about the gradient. */
-static int fd_crossed;
-
-/* f'(0) from f at 0, d1, d2 (same sign): the slope of the quadratic through the three points. */
-static double one_sided(double f0, double d1, double f1, double d2, double f2)
-{
-    return ((f1 - f0) * d2 * d2 - (f2 - f0) * d1 * d1) / (d1 * d2 * (d2 - d1));
-}
-
-/* dL/dx[i] from f at x[i] + {-2h, -h, +h, +2h}. The fourth-order central stencil cancels the
- * curvature error. Where a ReLU kink lies inside the stencil (fd_crossed) it falls back to the
- * plain central difference over +-h if those two points are clean, else to the clean side's
- * second-order one-sided stencil (returns 1: its rounding noise is 2.5x the central one's).
- * Returns -1 if both sides cross a kink. */
-static int fd_estimate(ObjFn f, void *ctx, float *x, size_t i, float h, double l0, double *num)
-{
-    float save = x[i];
-    double d[4], l[4];
-    int crossed[4];
-    for (int s = 0; s < 4; s++) {
-        x[i] = save + (float)(s - 2 + (s >= 2)) * h;
-        d[s] = (double)x[i] - save;
-        fd_crossed = 0;
-        l[s] = f(ctx);
-        crossed[s] = fd_crossed;
-    }
-    x[i] = save;
-    double c1 = (l[2] - l[1]) / (d[2] - d[1]), c2 = (l[3] - l[0]) / (d[3] - d[0]);
-    int left = !crossed[0] && !crossed[1], right = !crossed[2] && !crossed[3];
-    if (left && right)
-        *num = (4 * c1 - c2) / 3;
-    else if (!crossed[1] && !crossed[2])
-        *num = c1;
-    else if (right)
-        *num = one_sided(l0, d[2], l[2], d[3], l[3]);
-    else if (left)
-        *num = one_sided(l0, d[1], l[1], d[0], l[0]);
-    else
-        return -1;
-    return !(left && right) && !(!crossed[1] && !crossed[2]);
-}
-
-/* Compares grad[i] with fd_estimate for `samples` coordinates drawn without replacement (all if
- * samples >= n); scale <= 0 means the RMS of grad. A coordinate with kinks on both sides is
- * retried with h/4; noisier estimates (one-sided, or h/4) are allowed 2 TOL, i.e. their errors
- * count half; at most half of the coordinates may remain unchecked. Returns the worst relative
- * error |a - n| / max(|n|, scale) and fails the test if it exceeds TOL. */
-static double fd_check(const char *what, ObjFn f, void *ctx, float *x, size_t n,
-                       const float *grad, size_t samples, float h, double scale, NsRng *rng)
-{
-    if (scale <= 0.0)
-        scale = rms(grad, n);
-    scale = fmax(scale, 1e-12);
-    size_t count = samples < n ? samples : n, *idx = malloc(sizeof(size_t) * n), wi = 0;
-    for (size_t i = 0; i < n; i++)
-        idx[i] = i;
-    for (size_t k = 0; k < count && samples < n; k++) { /* partial Fisher-Yates */
-        size_t j = k + (size_t)ns_rng_below(rng, n - k), t = idx[k];
-        idx[k] = idx[j], idx[j] = t;
-    }
-    fd_crossed = 0;
-    double worst = -1.0, wa = 0.0, wn = 0.0, l0 = f(ctx), num = 0.0;
-    size_t noisy = 0, skipped = 0;
-    for (size_t k = 0; k < count; k++) {
-        size_t i = idx[k];
-        int r = fd_estimate(f, ctx, x, i, h, l0, &num);
-        if (r < 0)
-            r = fd_estimate(f, ctx, x, i, h / 4, l0, &num) < 0 ? -1 : 1;
-        if (r < 0) {
-            skipped++;
-            continue;
-        }
-        noisy += r;
-        double err = (r ? 0.5 : 1.0) * fabs(grad[i] - num) / fmax(fabs(num), scale);
-        if (!isfinite(err) || !isfinite(grad[i]))
-            err = INFINITY;
-        if (err > worst)
-            worst = err, wi = i, wa = grad[i], wn = num;
-    }
-    free(idx);
-    f(ctx); /* leave the outputs of the unperturbed point behind */
-    printf("    %-34s worst rel err %.2e  (coord %zu: analytic % .6e numeric % .6e)", what, worst,
-           wi, wa, wn);
-    if (noisy || skipped)
-        printf("  [kinks: %zu one-sided or h/4, %zu skipped]", noisy, skipped);
-    printf("\n");
-    if (!(worst <= TOL) || 2 * skipped > count)
-        fail_msg("%s: gradient mismatch at coord %zu: analytic %.7g, numeric %.7g (rel %.3g), "
-                 "%zu of %zu coordinates skipped", what, wi, wa, wn, worst, skipped, count);
-    return worst;
-}
-
-/* Norm state of a site (running arrays, nu, step), saved and restored around forwards. */
-typedef struct {
-    float *buf[4];
-    int64_t step;
-} NormState;
-
-static float **state_ptr(NsNormSite *s, int k)
-{
-    float **p[4] = {&s->running_mean, &s->running_var, &s->running_psi2, &s->nu};
-    return p[k];
-}
-
-static void state_save(NsNormSite *s, NormState *st)
-{
-    for (int k = 0; k < 4; k++) {
-        float *src = *state_ptr(s, k);
-        if (!st->buf[k] && src)
-            st->buf[k] = falloc((size_t)s->d);
-        if (src)
-            memcpy(st->buf[k], src, sizeof(float) * (size_t)s->d);
-    }
-    st->step = s->step;
-}
-
-static void state_restore(NsNormSite *s, const NormState *st)
-{
-    for (int k = 0; k < 4; k++)
-        if (*state_ptr(s, k))
-            memcpy(*state_ptr(s, k), st->buf[k], sizeof(float) * (size_t)s->d);
-    s->step = st->step;
-}
-
-static void state_free(NormState *st)
-{
-    for (int k = 0; k < 4; k++)
-        free(st->buf[k]);
-    memset(st, 0, sizeof *st);
 }
 
 /* ------------------------------------------------------------------ layers */
@@ -510,192 +326,6 @@ static void test_attention(void **state)
     free(c.qkv), free(c.ctx), free(c.w), free(c.probs), free(dqkv), free(scratch), free(before);
 }
 
-/* ------------------------------------------------------------------ norm schemes */
-
-typedef struct {
-    NsNormSite site;
-    NormState st;
-    float *x, *y, *w, *weight, *bias, *dweight, *dbias;
-    uint8_t *mask;
-    int N, d;
-} NormCtx;
-
-static double norm_obj(void *p)
-{
-    NormCtx *c = p;
-    state_restore(&c->site, &c->st);
-    ns_norm_forward(&c->site, c->x, c->y, c->mask, c->N, 1);
-    return wsum(c->w, c->y, (size_t)c->N * c->d);
-}
-
-/* One configuration of a norm or model test, passed as cmocka's initial state. */
-typedef struct {
-    NsNormKind kind;
-    NsNormPosition pos; /* model tests */
-    int warmup, groups; /* PN options */
-    int presteps;       /* training steps before the one checked (norm tests) */
-} Case;
-
-/* Per-channel offsets and scales, so that batch statistics differ from channel to channel. */
-static void norm_input(float *x, int N, int d, NsRng *rng)
-{
-    for (int r = 0; r < N; r++)
-        for (int ch = 0; ch < d; ch++)
-            x[r * d + ch] = (float)(0.3 * ch - 1.0 + (0.5 + 0.2 * ch) * ns_rng_normal(rng));
-}
-
-/* FD check of dx, dweight, dbias of one exact-gradient scheme, on 3 sequences of 4 positions
- * (lengths 4, 3, 2) after `presteps` training steps have moved the state off its init. */
-static void test_norm(void **state)
-{
-    const Case *k = *state;
-    NsRng rng;
-    ns_rng_seed(&rng, 100 + (uint64_t)k->kind * 7 + (uint64_t)k->groups);
-    NsModelConfig cfg;
-    ns_model_config_default(&cfg);
-    cfg.norm = k->kind;
-    cfg.d_model = 8;
-    cfg.pn_warmup = k->warmup;
-    cfg.pn_groups = k->groups;
-    NormCtx c = {.N = 12, .d = 8};
-    int B = 3, T = 4, lens[3] = {4, 3, 2}, d = c.d;
-    size_t n = (size_t)c.N * d;
-    ns_norm_site_init(&c.site, "test/norm", &cfg, c.N);
-    c.x = falloc(n), c.y = falloc(n), c.w = falloc(n);
-    c.mask = malloc((size_t)c.N);
-    make_mask(c.mask, lens, B, T);
-    int affine = ns_norm_has_affine(k->kind);
-    if (affine) {
-        c.weight = falloc((size_t)d), c.bias = falloc((size_t)d);
-        c.dweight = falloc((size_t)d), c.dbias = falloc((size_t)d);
-        fill_uniform(c.weight, (size_t)d, 0.5, 1.5, &rng);
-        fill_normal(c.bias, (size_t)d, 0, 0.5, &rng);
-    }
-    ns_norm_site_bind(&c.site, c.weight, c.bias, c.dweight, c.dbias);
-    float *dx = falloc(n);
-    for (int s = 0; s <= k->presteps; s++) {
-        norm_input(c.x, c.N, d, &rng);
-        fill_normal(c.w, n, 0, 1, &rng);
-        if (s == k->presteps)
-            break;
-        ns_norm_forward(&c.site, c.x, c.y, c.mask, c.N, 1);
-        ns_norm_backward(&c.site, c.w, dx, c.mask, c.N);
-    }
-    state_save(&c.site, &c.st);
-    norm_obj(&c);
-    if (k->kind == NS_NORM_POWER) { /* the phase under test is warm-up */
-        assert_int_equal(c.site.step, k->presteps + 1);
-        assert_true(c.site.in_warmup);
-    }
-    if (affine) {
-        memset(c.dweight, 0, sizeof(float) * (size_t)d);
-        memset(c.dbias, 0, sizeof(float) * (size_t)d);
-    }
-    ns_norm_backward(&c.site, c.w, dx, c.mask, c.N);
-    float *dw = affine ? falloc((size_t)d) : NULL, *db = affine ? falloc((size_t)d) : NULL;
-    if (affine) {
-        memcpy(dw, c.dweight, sizeof(float) * (size_t)d);
-        memcpy(db, c.dbias, sizeof(float) * (size_t)d);
-    }
-    fd_check("dx", norm_obj, &c, c.x, n, dx, n, 2e-3f, 0, &rng);
-    if (affine) {
-        fd_check("dweight", norm_obj, &c, c.weight, (size_t)d, dw, (size_t)d, 1e-2f, 0, &rng);
-        fd_check("dbias", norm_obj, &c, c.bias, (size_t)d, db, (size_t)d, 1e-2f, 0, &rng);
-    }
-    ns_norm_site_free(&c.site);
-    state_free(&c.st);
-    free(c.x), free(c.y), free(c.w), free(c.mask), free(dx), free(dw), free(db);
-    free(c.weight), free(c.bias), free(c.dweight), free(c.dbias);
-}
-
-/* ------------------------------------------------------------------ whole model */
-
-typedef struct {
-    NsModel m;
-    NormState st[8];
-    int32_t *tokens;
-    uint8_t *mask;
-    uint8_t *relu_on; /* which ReLUs were active at the unperturbed point */
-    size_t n_relu;
-} ModelCtx;
-
-static double model_obj(void *p)
-{
-    ModelCtx *c = p;
-    for (int i = 0; i < c->m.n_sites; i++)
-        state_restore(&c->m.sites[i], &c->st[i]);
-    double loss = ns_model_forward(&c->m, c->tokens, c->mask, 1);
-    /* padded positions never reach the loss, so their ReLUs are not looked at */
-    size_t per = c->n_relu / (size_t)c->m.cfg.n_layers, F = (size_t)c->m.cfg.d_ff;
-    for (int l = 0; l < c->m.cfg.n_layers; l++)
-        for (size_t k = 0; k < per; k++)
-            if (c->mask[k / F])
-                fd_crossed |= (c->m.acts[l].ffh[k] > 0.0f) != c->relu_on[l * per + k];
-    return loss;
-}
-
-static void test_model(void **state)
-{
-    const Case *k = *state;
-    NsModelConfig cfg;
-    ns_model_config_default(&cfg);
-    cfg.vocab_size = 13, cfg.d_model = 8, cfg.n_heads = 2, cfg.d_ff = 12, cfg.n_layers = 2;
-    cfg.seq_len = 5, cfg.batch_size = 3, cfg.dropout = 0.0f;
-    cfg.norm = k->kind, cfg.norm_position = k->pos;
-    cfg.pn_warmup = k->warmup, cfg.pn_groups = k->groups;
-    ModelCtx c;
-    memset(c.st, 0, sizeof c.st);
-    ns_model_init(&c.m, &cfg, 42);
-    assert_true(c.m.n_sites <= 8);
-    NsRng rng;
-    ns_rng_seed(&rng, 7 + (uint64_t)k->kind * 2 + (uint64_t)k->pos);
-    int B = cfg.batch_size, T = cfg.seq_len, lens[3] = {5, 5, 3};
-    c.tokens = calloc((size_t)B * (T + 1), sizeof(int32_t)); /* 0 = <pad> after the real ones */
-    c.mask = malloc((size_t)B * T);
-    make_mask(c.mask, lens, B, T);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t <= lens[b]; t++)
-            c.tokens[b * (T + 1) + t] = 3 + (int32_t)ns_rng_below(&rng, 10);
-    /* move biases and norm weights off their init so every gradient path is generic */
-    const NsParamLayout *L = &c.m.layout;
-    for (int i = 0; i < L->n_tensors; i++) {
-        const NsTensorInfo *t = &L->tensors[i];
-        if (t->ndim == 1)
-            fill_normal(c.m.params + t->offset, t->size, strstr(t->name, "weight") ? 1.0 : 0.0,
-                        0.2, &rng);
-    }
-    for (int i = 0; i < c.m.n_sites; i++)
-        state_save(&c.m.sites[i], &c.st[i]);
-    size_t per = (size_t)B * T * cfg.d_ff;
-    c.n_relu = per * (size_t)cfg.n_layers;
-    c.relu_on = calloc(c.n_relu, 1);
-    model_obj(&c);
-    for (int l = 0; l < cfg.n_layers; l++)
-        for (size_t k = 0; k < per; k++)
-            c.relu_on[l * per + k] = c.m.acts[l].ffh[k] > 0.0f;
-    ns_model_zero_grad(&c.m);
-    ns_model_backward(&c.m);
-    float *grad = falloc(L->total);
-    memcpy(grad, c.m.grads, sizeof(float) * L->total);
-    /* Scale floor: a quarter of the model's RMS gradient, so the key biases (exact gradient 0:
-     * softmax ignores a shift of the scores) are judged against the model's scale. */
-    double floor = 0.25 * rms(grad, L->total), worst = 0.0;
-    for (int i = 0; i < L->n_tensors; i++) {
-        const NsTensorInfo *t = &L->tensors[i];
-        double scale = fmax(rms(grad + t->offset, t->size), floor);
-        worst = fmax(worst, fd_check(t->name, model_obj, &c, c.m.params + t->offset, t->size,
-                                     grad + t->offset, 40, 2e-3f, scale, &rng));
-    }
-    printf("  worst over the model: %.2e\n", worst);
-    for (int i = 0; i < c.m.n_sites; i++)
-        state_free(&c.st[i]);
-    ns_model_free(&c.m);
-    free(c.tokens), free(c.mask), free(c.relu_on), free(grad);
-}
-
-#define NORM_TEST(name, ...) {name, test_norm, NULL, NULL, &(Case){__VA_ARGS__}}
-#define MODEL_TEST(name, ...) {name, test_model, NULL, NULL, &(Case){__VA_ARGS__}}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -705,24 +335,7 @@ int main(void)
         cmocka_unit_test(test_xent),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_attention),
-        NORM_TEST("norm layer", .kind = NS_NORM_LAYER),
-        NORM_TEST("norm rms", .kind = NS_NORM_RMS),
-        NORM_TEST("norm none", .kind = NS_NORM_NONE),
-        NORM_TEST("norm batch", .kind = NS_NORM_BATCH, .presteps = 2),
-        NORM_TEST("norm power-v", .kind = NS_NORM_POWER_V, .presteps = 2),
-        NORM_TEST("norm power warm-up t=3 W=5", .kind = NS_NORM_POWER, .warmup = 5, .presteps = 2),
-        NORM_TEST("norm power warm-up G=2", .kind = NS_NORM_POWER, .warmup = 5, .groups = 2,
-                  .presteps = 2),
-        MODEL_TEST("model layer post", .kind = NS_NORM_LAYER, .pos = NS_POS_POST),
-        MODEL_TEST("model layer pre", .kind = NS_NORM_LAYER, .pos = NS_POS_PRE),
-        MODEL_TEST("model batch post", .kind = NS_NORM_BATCH, .pos = NS_POS_POST),
-        MODEL_TEST("model batch pre", .kind = NS_NORM_BATCH, .pos = NS_POS_PRE),
-        MODEL_TEST("model rms post", .kind = NS_NORM_RMS, .pos = NS_POS_POST),
-        MODEL_TEST("model rms pre", .kind = NS_NORM_RMS, .pos = NS_POS_PRE),
-        MODEL_TEST("model none post", .kind = NS_NORM_NONE, .pos = NS_POS_POST),
-        MODEL_TEST("model none pre", .kind = NS_NORM_NONE, .pos = NS_POS_PRE),
-        MODEL_TEST("model power warm-up G=2 pre", .kind = NS_NORM_POWER, .pos = NS_POS_PRE,
-                   .warmup = 1000, .groups = 2),
     };
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

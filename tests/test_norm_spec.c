@@ -6,6 +6,9 @@
  *  - batch-type statistics are over real rows only: a padding row's input changes neither a real
  *    row's output nor the state;
  *  - training-mode forward and running-statistic updates of `batch` and `power-v`;
+ *  - `batch-official`: the variance over all N rows of the mean-filled, layer-scaled input is
+ *    `batch`'s variance of the same scaled rows times the real fraction n/N, and padded rows
+ *    come out as exactly `bias`;
  *  - inference (training = 0) uses the running statistics and leaves the state alone. */
 #include <math.h>
 #include <setjmp.h>
@@ -18,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "harness.h"
 #include "norm.h"
 #include "util.h"
 
@@ -259,52 +263,6 @@ static void test_official_groups_no_warmup(void **st)
 }
 
 /* ------------------------------------------------------------------ padding rows */
-
-typedef struct {
-    float *buf[4];
-    int64_t step;
-} State;
-
-static float **state_ptr(NsNormSite *s, int k)
-{
-    float **p[4] = {&s->running_mean, &s->running_var, &s->running_psi2, &s->nu};
-    return p[k];
-}
-
-static void state_save(NsNormSite *s, State *st)
-{
-    for (int k = 0; k < 4; k++) {
-        float *src = *state_ptr(s, k);
-        st->buf[k] = src ? ns_xmalloc(sizeof(float) * D) : NULL;
-        if (src)
-            memcpy(st->buf[k], src, sizeof(float) * D);
-    }
-    st->step = s->step;
-}
-
-static void state_restore(NsNormSite *s, const State *st)
-{
-    for (int k = 0; k < 4; k++)
-        if (st->buf[k])
-            memcpy(*state_ptr(s, k), st->buf[k], sizeof(float) * D);
-    s->step = st->step;
-}
-
-/* 1 if the site's state equals st bit for bit */
-static int state_equal(NsNormSite *s, const State *st)
-{
-    for (int k = 0; k < 4; k++)
-        if (st->buf[k] && memcmp(*state_ptr(s, k), st->buf[k], sizeof(float) * D) != 0)
-            return 0;
-    return s->step == st->step;
-}
-
-static void state_free(State *st)
-{
-    for (int k = 0; k < 4; k++)
-        free(st->buf[k]);
-}
-
 static void check_padding_isolated(NsNormKind kind, int W, int G, int presteps)
 {
     Site s;
@@ -314,25 +272,25 @@ static void check_padding_isolated(NsNormKind kind, int W, int G, int presteps)
         train_step(&s);
     }
     new_batch(&s);
-    State before, after;
-    state_save(&s.site, &before);
+    NormState before, after;
+    norm_state_save(&s.site, &before);
     ns_norm_forward(&s.site, s.x, s.y, s.mask, N, 1);
-    state_save(&s.site, &after);
+    norm_state_save(&s.site, &after);
     float y0[N * D];
     memcpy(y0, s.y, sizeof y0);
     for (int r = 0; r < N; r++) /* very different padding rows */
         for (int c = 0; c < D && !s.mask[r]; c++)
             s.x[r * D + c] = (float)(5.0 + 10.0 * ns_rng_normal(&s.rng));
-    state_restore(&s.site, &before);
+    norm_state_restore(&s.site, &before);
     ns_norm_forward(&s.site, s.x, s.y, s.mask, N, 1);
     for (int r = 0; r < N; r++)
         if (s.mask[r] && memcmp(s.y + r * D, y0 + r * D, sizeof(float) * D) != 0)
             fail_msg("%s: padding rows changed the output of real row %d",
                      ns_norm_name(kind), r);
-    if (!state_equal(&s.site, &after))
+    if (!norm_state_equal(&s.site, &after))
         fail_msg("%s: padding rows changed the state update", ns_norm_name(kind));
-    state_free(&before);
-    state_free(&after);
+    norm_state_free(&before);
+    norm_state_free(&after);
     ns_norm_site_free(&s.site);
 }
 
@@ -340,6 +298,7 @@ static void test_padding_rows(void **st)
 {
     (void)st;
     check_padding_isolated(NS_NORM_BATCH, 0, 0, 1);
+    check_padding_isolated(NS_NORM_BATCH_OFFICIAL, 0, 0, 1);
     check_padding_isolated(NS_NORM_POWER_V, 0, 0, 1);
     check_padding_isolated(NS_NORM_POWER, 5, 0, 1); /* warm-up: batch statistic */
     check_padding_isolated(NS_NORM_POWER, 1, 2, 2); /* after warm-up: running update */
@@ -394,6 +353,62 @@ static void test_batch_and_power_v_training(void **st)
     }
 }
 
+/* ------------------------------------------------------------------ batch-official */
+
+/* Layer scaling of model-spec.md: each row divided by sqrt(mean over d of x^2 + eps). */
+static void layer_scale(const float *x, float *u)
+{
+    for (int r = 0; r < N; r++) {
+        double ms = 0.0;
+        for (int c = 0; c < D; c++)
+            ms += (double)x[r * D + c] * x[r * D + c] / D;
+        for (int c = 0; c < D; c++)
+            u[r * D + c] = (float)(x[r * D + c] / sqrt(ms + EPS));
+    }
+}
+
+/* Against `batch` on the same (scaled) input and mask: the same mean, the variance times n/N,
+ * for two paddings of the same real rows; padded outputs equal bias bit for bit. */
+static void check_official_against_batch(const int *row_lens)
+{
+    Site off, plain;
+    site_init(&off, NS_NORM_BATCH_OFFICIAL, 0, 0, 5000);
+    site_init(&plain, NS_NORM_BATCH, 0, 0, 5000);
+    int n = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            off.mask[b * T + t] = plain.mask[b * T + t] = t < row_lens[b];
+            n += t < row_lens[b];
+        }
+    new_batch(&off);
+    layer_scale(off.x, plain.x);
+    ns_norm_forward(&off.site, off.x, off.y, off.mask, N, 1);
+    ns_norm_forward(&plain.site, plain.x, plain.y, plain.mask, N, 1);
+    double mean[D], var[D];
+    for (int c = 0; c < D; c++) {
+        mean[c] = plain.site.batch_mean[c];
+        var[c] = (double)plain.site.batch_var[c] * n / N;
+    }
+    expect_close("batch-official mean", n, off.site.batch_mean, mean, D, 1e-6);
+    expect_close("batch-official variance = batch variance * n/N", n, off.site.batch_var, var, D,
+                 1e-6);
+    for (int r = 0; r < N; r++)
+        for (int c = 0; c < D && !off.mask[r]; c++)
+            if (off.y[r * D + c] != off.bias[c])
+                fail_msg("batch-official: padded row %d channel %d is %g, not bias %g", r, c,
+                         (double)off.y[r * D + c], (double)off.bias[c]);
+    ns_norm_site_free(&off.site);
+    ns_norm_site_free(&plain.site);
+}
+
+static void test_batch_official_statistics(void **st)
+{
+    (void)st;
+    static const int some_padding[B] = {4, 3, 2}, mostly_padding[B] = {2, 1, 1};
+    check_official_against_batch(some_padding);
+    check_official_against_batch(mostly_padding);
+}
+
 /* ------------------------------------------------------------------ inference */
 
 static void check_inference(NsNormKind kind, int G)
@@ -411,11 +426,13 @@ static void check_inference(NsNormKind kind, int G)
     }
     s.site.step = 7;
     new_batch(&s);
-    State before;
-    state_save(&s.site, &before);
+    NormState before;
+    norm_state_save(&s.site, &before);
     ns_norm_forward(&s.site, s.x, s.y, s.mask, N, 0);
-    assert_true(state_equal(&s.site, &before));
+    assert_true(norm_state_equal(&s.site, &before));
     double y[N * D];
+    if (kind == NS_NORM_BATCH_OFFICIAL) /* layer scaling: always one group */
+        G = 1;
     int w = G > 0 ? D / G : D;
     for (int r = 0; r < N; r++)
         for (int c = 0; c < D; c++) {
@@ -426,14 +443,14 @@ static void check_inference(NsNormKind kind, int G)
                     ms += (double)s.x[r * D + j] * s.x[r * D + j] / w;
                 u /= sqrt(ms + EPS);
             }
-            if (kind == NS_NORM_BATCH)
+            if (kind == NS_NORM_BATCH || kind == NS_NORM_BATCH_OFFICIAL)
                 xh = (u - s.site.running_mean[c]) / sqrt(s.site.running_var[c] + EPS);
             else
                 xh = u / sqrt(s.site.running_psi2[c] + EPS);
             y[r * D + c] = s.weight[c] * xh + s.bias[c];
         }
     expect_close(ns_norm_name(kind), 0, s.y, y, N * D, 1e-5);
-    state_free(&before);
+    norm_state_free(&before);
     ns_norm_site_free(&s.site);
 }
 
@@ -441,6 +458,7 @@ static void test_inference(void **st)
 {
     (void)st;
     check_inference(NS_NORM_BATCH, 0);
+    check_inference(NS_NORM_BATCH_OFFICIAL, 0);
     check_inference(NS_NORM_POWER_V, 0);
     check_inference(NS_NORM_POWER, 0);
     check_inference(NS_NORM_POWER, 2);
@@ -463,7 +481,9 @@ int main(void)
         cmocka_unit_test(test_official_groups_no_warmup),
         cmocka_unit_test(test_padding_rows),
         cmocka_unit_test(test_batch_and_power_v_training),
+        cmocka_unit_test(test_batch_official_statistics),
         cmocka_unit_test(test_inference),
     };
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, report);
 }

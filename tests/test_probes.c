@@ -1,157 +1,31 @@
-/* Tests of the probes (probes/probe_*.c) and their run log (probes/runlog.c), in a mkdtemp
- * directory, running NS_BINARY or the library in-process:
+/* Tests of the probes (probes/probe_*.c) and what they record, in a scratch directory, running
+ * NS_BINARY or the library in-process:
  *  1 dist_* recomputed from the recorded vectors; running vectors follow the scheme / own EMA
  *  2 every per-site series of a tiny in-process run recomputed from a replica model's x, dy, dx
  *  3 the log read with the plain HDF5 API: attributes, docs, storage, NaN, row alignment
- *  4 probes never change training   5 live SWMR reader   6 kill -9   7 SIGTERM + resume
- *  8 --probes parsing   9 Lipschitz series
+ *  4 probes never change training   5 --probes parsing   6 Lipschitz series
+ * The run log's life (live SWMR reading, kill -9, SIGTERM + resume) is in test_runlog.c.
  * SOFT checks report and go on, failing the test at its end, so one run shows every discrepancy
- * with its numbers. NS_TEST_FILTER='*sigkill*' runs one test. */
+ * with its numbers. NS_TEST_FILTER='*lipschitz*' runs one test. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <hdf5.h>
-#include <hdf5_hl.h>
 
+#include "harness.h"
+#include "logs.h"
 #include "probes.h"
 #include "util.h"
 
-#define TINY "train --d-model 32 --heads 2 --d-ff 64 --layers 2 --seq-len 16 --batch-size 8 " \
-             "--vocab-size 500 --synth-bytes 100000 --log-every 1000 --threads 1"
-static const char *const SITES[] = {"layers/0/norm1", "layers/0/norm2", "layers/1/norm1",
-                                    "layers/1/norm2", "final_norm"};
-#define N_SITES 5
-#define PARAMS_LAST "params/final_norm/bias/dist_init" /* the last series /params flushes */
-
-static char DIR_[256];
-static const char *BIN;
-static int soft_failures;
-#define SOFT(cond, ...) \
-    do { if (!(cond) && soft_failures++ < 12) print_message(__VA_ARGS__); } while (0)
-#define TEST(name) /* a test that its SOFT failures fail at its end */ \
-    static void name##_(void); \
-    static void name(void **state) \
-    { \
-        (void)state, soft_failures = 0, name##_(); \
-        assert_int_equal(soft_failures, 0); \
-    } \
-    static void name##_(void)
-
-/* ------------------------------------------------------------ processes */
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static void sleep_ms(int ms) { nanosleep(&(struct timespec){0, ms * 1000000L}, NULL); }
-
-static const char *P(const char *fmt, ...) /* formatted text, 16 results live at a time */
-{
-    static char buf[16][512];
-    static int k;
-    char *p = buf[k++ % 16];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p, 512, fmt, ap);
-    va_end(ap);
-    return p;
-}
-
-static const char *tmp(const char *name) /* a path in the test directory (8 live at a time) */
-{
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 512, "%s/%s", DIR_, name);
-    return p;
-}
-
-/* Starts NS_BINARY with the space-separated words of fmt; stderr to errfile (or /dev/null). */
-static pid_t spawn(const char *errfile, const char *fmt, ...)
-{
-    char line[4096], *argv[96] = {(char *)BIN};
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    int n = 1;
-    for (char *tok = strtok(line, " "); tok && n < 95; tok = strtok(NULL, " "))
-        argv[n++] = tok;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(open("/dev/null", O_WRONLY), 1);
-        dup2(open(errfile ? errfile : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644), 2);
-        execv(BIN, argv);
-        _exit(127);
-    }
-    assert_true(pid > 0);
-    return pid;
-}
-
-static int wait_exit(pid_t pid, double timeout) /* exit code, 128 + signal, or -1: timed out */
-{
-    double t0 = now_s();
-    int status;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (now_s() - t0 > timeout) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            print_message("process %d killed after a %.0f s timeout\n", (int)pid, timeout);
-            return -1;
-        }
-        sleep_ms(2);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-#define RUN(errfile, ...) wait_exit(spawn(errfile, __VA_ARGS__), 120.0)
-
 /* ------------------------------------------------------------ plain HDF5 reading */
-
-static hid_t open_ro(const char *path) { return H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
-static hid_t open_swmr(const char *path)
-{
-    return H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
-}
-static int exists(hid_t f, const char *path) { return H5LTpath_valid(f, path, 1) > 0; }
-
-/* Rows of a dataset (refreshed, for SWMR readers), -1 if missing; with data, the whole dataset
- * as doubles (malloc'd, NULL if missing); with cols, its columns. */
-static long rd(hid_t f, const char *path, double **data, long *cols)
-{
-    if (data)
-        *data = NULL;
-    if (!exists(f, path))
-        return -1;
-    hid_t d = H5Dopen2(f, path, H5P_DEFAULT), s = (H5Drefresh(d), H5Dget_space(d));
-    hsize_t dims[2] = {1, 1};
-    int rank = H5Sget_simple_extent_dims(s, dims, NULL);
-    long rows = rank == 0 ? 1 : (long)dims[0], c = rank == 2 ? (long)dims[1] : 1;
-    if (data && (*data = calloc((size_t)(rows * c) + 1, sizeof(double))) && rows * c > 0)
-        H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data);
-    if (cols)
-        *cols = c;
-    H5Sclose(s), H5Dclose(d);
-    return rows;
-}
-#define NROWS(f, path) rd(f, path, NULL, NULL)
 
 /* An attribute as text: a variable-length string, or a number printed with %g. */
 static const char *attr_text(hid_t obj, const char *name, char *buf, size_t size)
@@ -172,94 +46,17 @@ static const char *attr_text(hid_t obj, const char *name, char *buf, size_t size
     return buf;
 }
 
-static long upto(hid_t f, const char *path) /* k if the series is 1, 2, ..., k, else -2 */
-{
-    double *s;
-    long n = rd(f, path, &s, NULL);
-    for (long i = 0; i < n; i++)
-        n = s[i] == i + 1 ? n : -2;
-    free(s);
-    return n < 0 ? -2 : n;
-}
-
-typedef struct { char (*path)[192]; int n, cap; } PathList;
-
-static herr_t collect(hid_t o, const char *name, const H5O_info_t *info, void *data)
-{
-    PathList *l = data;
-    (void)o;
-    if (info->type == H5O_TYPE_DATASET) {
-        if (l->n == l->cap)
-            l->path = realloc(l->path, sizeof *l->path * (size_t)(l->cap = 2 * l->cap + 64));
-        snprintf(l->path[l->n++], sizeof *l->path, "%s", name);
-    }
-    return 0;
-}
-
-static PathList datasets(hid_t f) /* every dataset of the file */
-{
-    PathList l = {0};
-    H5Ovisit2(f, H5_INDEX_NAME, H5_ITER_INC, collect, &l, H5O_INFO_BASIC);
-    return l;
-}
-
-/* Every series has as many rows as the step series of its nearest group that has one, and every
- * step series ascends strictly. Returns the number of violations (the first few reported). */
-/* Every series has as many rows as its group's step series (data_may_lead: at least as many,
- * for a file killed inside a flush, which writes data rows before step rows). */
-static int check_alignment_ex(hid_t f, int data_may_lead)
-{
-    PathList l = datasets(f);
-    int bad = 0;
-    for (int i = 0; i < l.n; i++) {
-        char g[192], *slash;
-        long want = -1, n;
-        double *v;
-        snprintf(g, sizeof g, "%s", l.path[i]);
-        while (want < 0 && (slash = strrchr(g, '/')))
-            *slash = '\0', want = NROWS(f, P("%s/step", g));
-        n = rd(f, l.path[i], &v, NULL);
-        if (want >= 0 && (data_may_lead ? n < want : n != want) && bad++ < 8)
-            print_message("%s has %ld rows but %s/step has %ld\n", l.path[i], n, g, want);
-        for (long k = 1; want >= 0 && !strcmp(l.path[i] + strlen(g), "/step") && k < n; k++)
-            if (!(v[k] > v[k - 1]) && bad++ < 8)
-                print_message("%s does not ascend at row %ld\n", l.path[i], k);
-        free(v);
-    }
-    free(l.path);
-    return bad;
-}
-
-static int check_alignment(hid_t f) { return check_alignment_ex(f, 0); }
-
-/* Polls a running log with a SWMR reader (retrying until the writer has started SWMR) until
- * `series` has at least `rows` rows. Returns the rows seen, or -1. */
-static long wait_rows(const char *path, pid_t pid, const char *series, long rows, double timeout)
-{
-    double t0 = now_s();
-    hid_t f = H5I_INVALID_HID;
-    long n = -1;
-    while (now_s() - t0 < timeout && waitpid(pid, NULL, WNOHANG) == 0 && n < rows)
-        if (f >= 0 || (f = open_swmr(path)) >= 0)
-            n = NROWS(f, series);
-        else
-            sleep_ms(5);
-    if (f >= 0)
-        H5Fclose(f);
-    return n >= rows ? n : -1;
-}
-
 /* ------------------------------------------------------------ 1: distances from vectors */
 
 static void check_vectors_run(const char *norm, const char *batching)
 {
     static const char *const stat[3] = {"mean", "var", "psi2"};
     const double init[3] = {0.0, 1.0, 1.0};
-    const char *out = tmp("t1.h5"), *site;
+    const char *out = scratch("t1.h5"), *site;
     double *real, *all, *b, *r, *dist, rows[12];
     long c1, c2;
-    assert_int_equal(RUN(NULL, TINY " --steps 12 --eval-every 0 --probe-vectors-every 1 --norm %s "
-                                    "--batching %s --out %s", norm, batching, out), 0);
+    assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 12 --eval-every 0 --probe-vectors-every 1 "
+                            "--norm %s --batching %s --out %s", norm, batching, out), 0);
     hid_t f = open_ro(out);
     assert_true(f >= 0);
     assert_int_equal(rd(f, "steps/real_tokens_per_s", &real, NULL), 12);
@@ -270,14 +67,14 @@ static void check_vectors_run(const char *norm, const char *batching)
     }
     free(real), free(all);
     int batch = strcmp(norm, "batch") == 0, pv = strcmp(norm, "power-v") == 0;
-    for (int s = 0; s < N_SITES; s++) {
-        site = SITES[s];
-        assert_int_equal(upto(f, P("norms/%s/vectors/step", site)), 12);
-        assert_int_equal(upto(f, P("norms/%s/step", site)), 12);
+    for (int s = 0; s < N_TINY_SITES; s++) {
+        site = TINY_SITES[s];
+        assert_int_equal(upto(f, fmt("norms/%s/vectors/step", site)), 12);
+        assert_int_equal(upto(f, fmt("norms/%s/step", site)), 12);
         for (int k = 0; k < 3; k++) {
-            assert_int_equal(rd(f, P("norms/%s/vectors/batch_%s", site, stat[k]), &b, &c1), 12);
-            assert_int_equal(rd(f, P("norms/%s/vectors/running_%s", site, stat[k]), &r, &c2), 12);
-            assert_int_equal(rd(f, P("norms/%s/dist_%s", site, stat[k]), &dist, NULL), 12);
+            assert_int_equal(rd(f, fmt("norms/%s/vectors/batch_%s", site, stat[k]), &b, &c1), 12);
+            assert_int_equal(rd(f, fmt("norms/%s/vectors/running_%s", site, stat[k]), &r, &c2), 12);
+            assert_int_equal(rd(f, fmt("norms/%s/dist_%s", site, stat[k]), &dist, NULL), 12);
             assert_true(c1 == 32 && c2 == 32);
             int from_scheme = (batch && k < 2) || (pv && k == 2);
             float own[32]; /* the probe's own running average, in float like the probe */
@@ -444,7 +241,7 @@ static void independent_run(NsNormKind kind, NsNormPosition pos, int warmup)
     cfg.synth_bytes = 20000, cfg.steps = T2, cfg.threads = 1, cfg.eval_every = 0;
     cfg.batching = NS_BATCH_SENTENCES; /* padding rows, which the probes must skip */
     cfg.probe_vectors_every = 1, cfg.lipschitz_every = 0;
-    snprintf(cfg.out_path, sizeof cfg.out_path, "%s", tmp("t2.h5"));
+    snprintf(cfg.out_path, sizeof cfg.out_path, "%s", scratch("t2.h5"));
     NsTrainer tr;
     assert_int_equal(ns_trainer_init(&tr, &cfg, err), 0);
     NsProbes *set = ns_probes_attach(&tr, err);
@@ -483,7 +280,7 @@ static void independent_run(NsNormKind kind, NsNormPosition pos, int warmup)
         double *v;
         long cols;
         for (int k = 0; k < Q_N; k++) {
-            assert_int_equal(rd(f, P("norms/%s/%s", site, QNAME[k]), &v, NULL), T2);
+            assert_int_equal(rd(f, fmt("norms/%s/%s", site, QNAME[k]), &v, NULL), T2);
             for (int t = 0; t < T2; t++) {
                 double e = q[t][s][k], a = v[t];
                 SOFT(isnan(e) ? isnan(a) : isfinite(a) && fabs(a - e) <= 1e-4 * fabs(e) + 1e-9,
@@ -493,7 +290,7 @@ static void independent_run(NsNormKind kind, NsNormPosition pos, int warmup)
             free(v);
         }
         for (int k = 0; k < 3; k++) {
-            assert_int_equal(rd(f, P("norms/%s/vectors/%s", site, vec[k]), &v, &cols), T2);
+            assert_int_equal(rd(f, fmt("norms/%s/vectors/%s", site, vec[k]), &v, &cols), T2);
             assert_int_equal(cols, D2);
             for (int j = 0; j < T2 * D2; j++)
                 SOFT(fabs(v[j] - st[j / D2][s][k][j % D2]) <= 1e-5 * fabs(v[j]) + 1e-7,
@@ -529,11 +326,12 @@ TEST(test_plain_hdf5_layout)
         {"seed", "1"}, {"steps", "12"}, {"lipschitz_every", "6"}, {"normscope_version", NULL}};
     static const char *const nan_series[] = {"g_mu", "g_sigma2", "g_psi2", "nu_norm",
                                              "correction_norm", "grad_out_norm"};
-    const char *out = tmp("t3.h5");
+    const char *out = scratch("t3.h5");
     char buf[256], *docs = NULL;
     double *v;
-    assert_int_equal(RUN(NULL, TINY " --steps 12 --eval-every 5 --norm layer --probe-vectors-every "
-                                    "5 --lipschitz-every 6 --hessian-iters 2 --out %s", out), 0);
+    assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 12 --eval-every 5 --norm layer "
+                            "--probe-vectors-every 5 --lipschitz-every 6 --hessian-iters 2 --out %s",
+                            out), 0);
     hid_t f = open_ro(out);
     assert_true(f >= 0);
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
@@ -553,7 +351,7 @@ TEST(test_plain_hdf5_layout)
         if (strcmp(p, "docs/paths") == 0)
             continue;
         /* named on a line of its own ("/p | units | def" or "/p [units]") */
-        SOFT(strstr(docs, P("\n/%s ", p)), "/docs/paths does not mention %s\n", p);
+        SOFT(strstr(docs, fmt("\n/%s ", p)), "/docs/paths does not mention %s\n", p);
         hid_t ds = H5Dopen2(f, p, H5P_DEFAULT), dcpl = H5Dget_create_plist(ds);
         hid_t space = H5Dget_space(ds);
         SOFT(strcmp(attr_text(ds, "units", buf, sizeof buf), "(missing)") && buf[0] &&
@@ -577,13 +375,13 @@ TEST(test_plain_hdf5_layout)
             SOFT(exists(f, buf), "/docs/paths names %s, which is not in the file\n", buf);
     H5free_memory(docs);
     free(l.path);
-    for (int s = 0; s < N_SITES; s++)
+    for (int s = 0; s < N_TINY_SITES; s++)
         for (int k = 0; k < 6; k++) { /* missing values are NaN, not 0 (layer: no such stats) */
-            long n = rd(f, P("norms/%s/%s", SITES[s], nan_series[k]), &v, NULL);
-            SOFT(n == 12, "norms/%s/%s has %ld rows\n", SITES[s], nan_series[k], n);
+            long n = rd(f, fmt("norms/%s/%s", TINY_SITES[s], nan_series[k]), &v, NULL);
+            SOFT(n == 12, "norms/%s/%s has %ld rows\n", TINY_SITES[s], nan_series[k], n);
             for (long t = 0; t < n; t++)
                 SOFT(k < 5 ? isnan(v[t]) : isfinite(v[t]) && v[t] > 0, "norms/%s/%s[%ld] = %g\n",
-                     SITES[s], nan_series[k], t, v[t]);
+                     TINY_SITES[s], nan_series[k], t, v[t]);
             free(v);
         }
     long n = rd(f, "norms/final_norm/vectors/step", &v, NULL);
@@ -605,13 +403,13 @@ TEST(test_probes_do_not_change_training)
         "--norm power-official --pn-warmup 6 --dropout 0.2 --norm-position post",
         "--norm layer --dropout 0.1"};
     static const char *const series[] = {"steps/loss", "steps/grad_norm", "eval/loss"};
-    const char *a = tmp("t4a.h5"), *b = tmp("t4b.h5");
+    const char *a = scratch("t4a.h5"), *b = scratch("t4b.h5");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        assert_int_equal(RUN(NULL, TINY " --steps 20 --eval-every 10 %s --probes all --lipschitz-"
-                             "every 5 --hessian-iters 3 --probe-vectors-every 1 --out %s",
-                             cases[i], a), 0);
-        assert_int_equal(RUN(NULL, TINY " --steps 20 --eval-every 10 %s --probes none --out %s",
-                             cases[i], b), 0);
+        assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 20 --eval-every 10 %s --probes all "
+                                "--lipschitz-every 5 --hessian-iters 3 --probe-vectors-every 1 "
+                                "--out %s", cases[i], a), 0);
+        assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 20 --eval-every 10 %s --probes none "
+                                "--out %s", cases[i], b), 0);
         hid_t fa = open_ro(a), fb = open_ro(b);
         assert_true(fa >= 0 && fb >= 0);
         for (int k = 0; k < 3; k++) {
@@ -627,215 +425,14 @@ TEST(test_probes_do_not_change_training)
     }
 }
 
-/* ------------------------------------------------------------ 5: live SWMR read */
-
-static long printed_step(const char *errfile) /* last "step N/" the writer printed */
-{
-    FILE *fp = fopen(errfile, "r");
-    long last = 0, s;
-    char line[512];
-    while (fp && fgets(line, sizeof line, fp))
-        last = sscanf(line, "step %ld/", &s) == 1 ? s : last;
-    if (fp)
-        fclose(fp);
-    return last;
-}
-
-TEST(test_live_swmr_read)
-{
-    const char *out = tmp("t5.h5"), *err = tmp("t5.err");
-    double t0 = now_s(), first_seen = -1;
-    hid_t f = H5I_INVALID_HID;
-    long last = 0, max_lag = 0, growths = 0, polls = 0, ahead = 0, n;
-    int running = 1;
-    pid_t pid = spawn(err, TINY " --steps 600 --flush-every 5 --eval-every 100 --log-every 1 "
-                               "--probe-vectors-every 0 --out %s", out);
-    while (now_s() - t0 < 25 && last < 150 && (running = waitpid(pid, NULL, WNOHANG) == 0)) {
-        if (f < 0 && (f = open_swmr(out)) < 0) {
-            sleep_ms(5);
-            continue;
-        }
-        long printed = printed_step(err);
-        n = upto(f, "steps/step"); /* the rows are there, not just the extent */
-        assert_true(n >= 0);
-        polls++;
-        max_lag = printed - n > max_lag ? printed - n : max_lag;
-        if (n > last) {
-            growths += waitpid(pid, NULL, WNOHANG) == 0; /* counted while the run goes on */
-            last = n;
-            first_seen = first_seen < 0 ? now_s() - t0 : first_seen;
-        }
-        /* a reader that reads a group's step series and then its data must find the data */
-        ahead += NROWS(f, "params/step") > NROWS(f, PARAMS_LAST);
-    }
-    if (f >= 0)
-        H5Fclose(f);
-    print_message("  SWMR: %ld polls; /steps/step grew %ld times to %ld rows while the run "
-                  "trained; first rows %.2f s after start; lag behind the printed step <= %ld "
-                  "steps; /params/step ahead of its data in %ld polls\n",
-                  polls, growths, last, first_seen, max_lag, ahead);
-    kill(pid, SIGTERM);
-    int rc = wait_exit(pid, 30);
-    assert_true(running && growths >= 3);
-    assert_true(max_lag <= 5 + 1); /* at most one flush behind (+1: printed before the flush) */
-    assert_true(rc == 130 || rc == 0);
-    SOFT(ahead == 0, "BUG: SWMR readers see /params/step ahead of %s (ns_runlog_flush appends "
-         "each group's step series before its data series)\n", PARAMS_LAST);
-}
-
-/* ------------------------------------------------------------ 6: SIGKILL */
-
-/* The log is closed between flushes, so a run killed there leaves a clean file that any HDF5
- * reader opens; one killed inside a flush leaves the superblock marked "open for writing"
- * (SWMR readers, `h5clear -s` and --resume still get in) and may hold data rows whose step
- * rows were not written yet, never the reverse. */
-static hid_t open_killed(const char *out, int plain_required)
-{
-    hid_t f = open_ro(out);
-    if (plain_required)
-        SOFT(f >= 0, "a log killed between flushes does not open with a plain H5Fopen\n");
-    if (f < 0) { /* no SWMR read retries: the writer is gone */
-        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-        H5Pset_metadata_read_attempts(fapl, 1);
-        f = H5Fopen(out, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-        H5Pclose(fapl);
-    }
-    assert_true(f >= 0);
-    return f;
-}
-
-static long inspect_killed(const char *out, int between_flushes, long min_rows)
-{
-    hid_t f = open_killed(out, between_flushes);
-    long k = upto(f, "steps/step");
-    SOFT(k >= min_rows, "/steps/step is not 1..k, k >= %ld (%ld)\n", min_rows, k);
-    for (int i = -1; i < N_SITES; i++) { /* every group complete up to the same flush */
-        const char *g = i < 0 ? "params" : P("norms/%s", SITES[i]);
-        long n = upto(f, P("%s/step", g));
-        SOFT(between_flushes ? n == k : (n >= 0 && n <= k), "%s/step is not 1..%s (%ld), /steps "
-             "1..%ld\n", g, between_flushes ? "k" : "k' <= k", n, k);
-    }
-    SOFT(check_alignment_ex(f, !between_flushes) == 0, "after SIGKILL a group has a step row "
-         "without its data%s\n", between_flushes ? " or data without a step row" : "");
-    H5Fclose(f);
-    return k;
-}
-
-/* Killed well after a flush has finished (flushes 100 steps apart): a clean, complete file. */
-TEST(test_sigkill_between_flushes)
-{
-    const char *out = tmp("t6a.h5");
-    pid_t pid = spawn(NULL, TINY " --flush-every 100 --eval-every 50 --norm batch --steps 100000 "
-                            "--out %s", out);
-    assert_true(wait_rows(out, pid, "steps/step", 200, 60) >= 200);
-    sleep_ms(60); /* the flush that made row 200 visible has closed the file; the next is far */
-    kill(pid, SIGKILL);
-    assert_int_equal(wait_exit(pid, 10), 128 + SIGKILL);
-    long k = inspect_killed(out, 1, 200);
-    SOFT(k % 100 == 0, "/steps holds %ld rows, not a whole number of flushes\n", k);
-    print_message("  SIGKILL between flushes: a clean file holding /steps 1..%ld\n", k);
-}
-
-/* Killed at a moment a reader sees a flush under way: the file opens in SWMR mode, holds whole
- * steps, and --resume from an older checkpoint clears the writer's mark, drops the steps past
- * the checkpoint and appends. */
-TEST(test_sigkill_mid_flush)
-{
-    const char *out = tmp("t6.h5"), *ckpt = tmp("t6.ckpt.h5");
-    const char *args = TINY " --flush-every 5 --eval-every 10 --lipschitz-every 10 --hessian-iters"
-                            " 2 --probe-vectors-every 10 --checkpoint-every 10 --norm batch";
-    long seen = 0, mid_flush = 0, steps;
-    double *s;
-    pid_t pid = spawn(NULL, "%s --steps 5000 --out %s", args, out);
-    assert_true(wait_rows(out, pid, "steps/step", 20, 30) >= 20);
-    hid_t r = open_swmr(out);
-    for (double t0 = now_s(); r >= 0 && seen < 60 && now_s() - t0 < 30 && !mid_flush;)
-        seen = NROWS(r, "steps/step"), mid_flush = NROWS(r, PARAMS_LAST) > NROWS(r, "params/step");
-    kill(pid, SIGKILL);
-    H5Fclose(r);
-    assert_int_equal(wait_exit(pid, 10), 128 + SIGKILL);
-    print_message("  kill -9 at %ld visible rows%s\n", seen, mid_flush ? ", mid-flush" : "");
-    inspect_killed(out, 0, 20);
-    hid_t c = open_ro(ckpt); /* the checkpoint is older than the log: resume truncates */
-    assert_true(c >= 0 && rd(c, "step", &s, NULL) == 1);
-    steps = (long)s[0] + 12;
-    free(s);
-    H5Fclose(c);
-    int rc = RUN(NULL, "%s --steps %ld --resume %s --out %s", args, steps, ckpt, out);
-    SOFT(rc == 0, "--resume after SIGKILL fails (exit %d)\n", rc);
-    hid_t f = rc == 0 ? open_ro(out) : -1;
-    SOFT(f >= 0, "the resumed log does not open normally\n");
-    if (f >= 0) {
-        SOFT(upto(f, "steps/step") == steps, "after resume /steps/step is not 1..%ld\n", steps);
-        SOFT(check_alignment(f) == 0, "misaligned after resume\n");
-        H5Fclose(f);
-    }
-}
-
-/* ------------------------------------------------------------ 7: SIGTERM and resume */
-
-TEST(test_sigterm_and_resume)
-{
-    static const char *const same[] = {"eval/step", "lipschitz/step", "norms/final_norm/vectors/step",
-                                       "steps/loss", "steps/grad_norm", "eval/loss"};
-    const char *out = tmp("t7.h5"), *ckpt = tmp("t7.ckpt.h5"), *ref = tmp("t7ref.h5");
-    const char *err = tmp("t7.err");
-    const char *args = TINY " --flush-every 5 --eval-every 10 --lipschitz-every 10 --hessian-iters"
-                            " 2 --probe-vectors-every 7 --norm batch --dropout 0.1";
-    char line[1024];
-    int stop_lines = 0, names_ckpt = 0;
-    double *cs = NULL;
-    pid_t pid = spawn(err, "%s --steps 5000 --out %s", args, out);
-    assert_true(wait_rows(out, pid, "steps/step", 20, 30) >= 20);
-    kill(pid, SIGTERM);
-    assert_int_equal(wait_exit(pid, 30), 130);
-    FILE *fp = fopen(err, "r");
-    while (fp && fgets(line, sizeof line, fp))
-        if (strstr(line, "signal") || strstr(line, "stopped"))
-            stop_lines++, names_ckpt += strstr(line, ckpt) != NULL;
-    fclose(fp);
-    assert_true(stop_lines == 1 && names_ckpt == 1); /* one line, naming the checkpoint */
-    hid_t f = open_ro(out), c = open_ro(ckpt), g;
-    assert_true(f >= 0 && c >= 0);
-    long k = upto(f, "steps/step"), N = k + 23; /* every step up to the stop ... */
-    assert_true(k >= 20 && rd(c, "step", &cs, NULL) == 1 && (long)cs[0] == k); /* == checkpoint */
-    free(cs);
-    H5Fclose(f), H5Fclose(c);
-    assert_int_equal(RUN(NULL, "%s --steps %ld --resume %s --out %s", args, N, ckpt, out), 0);
-    assert_int_equal(RUN(NULL, "%s --steps %ld --out %s", args, N, ref), 0);
-    f = open_ro(out), g = open_ro(ref);
-    assert_true(f >= 0 && g >= 0);
-    for (int i = -2; i < N_SITES; i++) {
-        const char *p = i >= 0 ? P("norms/%s/step", SITES[i]) : i == -2 ? "steps/step"
-                                                                         : "params/step";
-        SOFT(upto(f, p) == N, "resumed log: %s is not 1..%ld\n", p, N);
-    }
-    SOFT(check_alignment(f) == 0, "resumed log misaligned or not ascending\n");
-    for (int i = 0; i < 6; i++) { /* the rows of the uninterrupted run, bit for bit */
-        double *a, *b, worst = 0.0;
-        long na = rd(f, same[i], &a, NULL), nb = rd(g, same[i], &b, NULL);
-        int differ = na != nb;
-        for (long t = 0; t < na && t < nb; t++)
-            if (memcmp(&a[t], &b[t], sizeof(double)))
-                differ = 1, worst = fmax(worst, fabs(a[t] - b[t]));
-        SOFT(!differ, "%s: resumed (%ld rows) differs from uninterrupted (%ld rows), largest "
-             "difference %g\n", same[i], na, nb, worst);
-        if (i == 3)
-            print_message("  resume: stopped at step %ld, resumed to %ld; /steps/loss %s the "
-                          "uninterrupted run's (largest difference %g)\n", k, N,
-                          differ ? "differs from" : "is bit for bit", worst);
-        free(a), free(b);
-    }
-    H5Fclose(f), H5Fclose(g);
-}
-
-/* ------------------------------------------------------------ 8: --probes */
+/* ------------------------------------------------------------ 5: --probes */
 
 TEST(test_probes_option)
 {
-    const char *err = tmp("t8.err"), *out = tmp("t8.h5");
+    const char *err = scratch("t8.err"), *out = scratch("t8.h5");
     char line[1024], first[1024] = "";
-    int lines = 0, rc = RUN(err, TINY " --steps 3 --probes bogus --out %s", out);
+    int lines = 0;
+    int rc = run_io((Io){.err = err}, TINY_TRAIN " --steps 3 --probes bogus --out %s", out);
     assert_true(rc > 0 && rc < 127);
     FILE *fp = fopen(err, "r");
     while (fp && fgets(line, sizeof line, fp))
@@ -845,18 +442,19 @@ TEST(test_probes_option)
     assert_int_equal(lines, 1);
     assert_non_null(strstr(first, "bogus"));
 
-    assert_int_equal(RUN(NULL, TINY " --steps 6 --probes batch-stats --out %s", out), 0);
+    assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 6 --probes batch-stats --out %s", out), 0);
     hid_t f = open_ro(out);
     assert_true(f >= 0);
-    for (int s = 0; s < N_SITES; s++) {
-        assert_int_equal(NROWS(f, P("norms/%s/dist_mean", SITES[s])), 6);
-        assert_int_equal(NROWS(f, P("norms/%s/vectors/batch_mean", SITES[s])), 1);
-        assert_int_equal(NROWS(f, P("norms/%s/g_mu", SITES[s])), -1);
+    for (int s = 0; s < N_TINY_SITES; s++) {
+        assert_int_equal(NROWS(f, fmt("norms/%s/dist_mean", TINY_SITES[s])), 6);
+        assert_int_equal(NROWS(f, fmt("norms/%s/vectors/batch_mean", TINY_SITES[s])), 1);
+        assert_int_equal(NROWS(f, fmt("norms/%s/g_mu", TINY_SITES[s])), -1);
     }
     assert_true(!exists(f, "params") && !exists(f, "lipschitz") && NROWS(f, "steps/loss") == 6);
     H5Fclose(f);
 
-    assert_int_equal(RUN(NULL, TINY " --steps 6 --probes none --lipschitz-every 2 --out %s", out), 0);
+    assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 6 --probes none --lipschitz-every 2 --out %s",
+                            out), 0);
     f = open_ro(out);
     assert_true(f >= 0 && NROWS(f, "steps/loss") == 6 && NROWS(f, "eval/loss") == 1);
     PathList l = datasets(f);
@@ -867,17 +465,18 @@ TEST(test_probes_option)
     H5Fclose(f);
 }
 
-/* ------------------------------------------------------------ 9: Lipschitz */
+/* ------------------------------------------------------------ 6: Lipschitz */
 
 TEST(test_lipschitz)
 {
     static const char *const name[] = {"grad_predictiveness", "beta_smoothness", "seconds",
                                        "loss_range", "hessian_top_eig"};
-    const char *out = tmp("t9.h5");
+    const char *out = scratch("t9.h5");
     double *st, *loss, *grid, *v[5];
     long cols;
-    assert_int_equal(RUN(NULL, TINY " --steps 20 --eval-every 0 --lipschitz-every 5 --hessian-"
-                         "iters 3 --dropout 0 --norm power --pn-warmup 7 --out %s", out), 0);
+    assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 20 --eval-every 0 --lipschitz-every 5 "
+                            "--hessian-iters 3 --dropout 0 --norm power --pn-warmup 7 --out %s", out),
+                     0);
     hid_t f = open_ro(out);
     assert_true(f >= 0);
     assert_int_equal(rd(f, "lipschitz/step", &st, NULL), 4);
@@ -885,7 +484,7 @@ TEST(test_lipschitz)
     assert_int_equal(rd(f, "lipschitz/grid_loss", &grid, &cols), 4);
     assert_int_equal(cols, 5);
     for (int k = 0; k < 5; k++)
-        assert_int_equal(rd(f, P("lipschitz/%s", name[k]), &v[k], NULL), 4);
+        assert_int_equal(rd(f, fmt("lipschitz/%s", name[k]), &v[k], NULL), 4);
     for (int i = 0; i < 4; i++) {
         double lo = INFINITY, hi = -INFINITY, train = loss[(int)st[i] - 1];
         assert_true(st[i] == 5.0 * (i + 1));
@@ -908,35 +507,14 @@ TEST(test_lipschitz)
 
 /* ------------------------------------------------------------ main */
 
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(DIR_, sizeof DIR_, "/tmp/ns_probes_XXXXXX");
-    return mkdtemp(DIR_) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return system(P("rm -rf '%s'", DIR_)) == 0 ? 0 : -1;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_distances_from_vectors), cmocka_unit_test(test_independent_tiny_model),
         cmocka_unit_test(test_plain_hdf5_layout), cmocka_unit_test(test_probes_do_not_change_training),
-        cmocka_unit_test(test_live_swmr_read), cmocka_unit_test(test_sigkill_between_flushes),
-        cmocka_unit_test(test_sigkill_mid_flush),
-        cmocka_unit_test(test_sigterm_and_resume), cmocka_unit_test(test_probes_option),
-        cmocka_unit_test(test_lipschitz),
+        cmocka_unit_test(test_probes_option), cmocka_unit_test(test_lipschitz),
     };
-    if (!(BIN = getenv("NS_BINARY")) || access(BIN, X_OK) != 0) {
-        fprintf(stderr, "NS_BINARY must name the normscope program\n");
-        return 1;
-    }
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* expected failures (SWMR retries) stay quiet */
-    if (getenv("NS_TEST_FILTER"))
-        cmocka_set_test_filter(getenv("NS_TEST_FILTER"));
-    return cmocka_run_group_tests(tests, setup, teardown);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* expected failures stay quiet */
+    test_filter_from_env();
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
