@@ -1,0 +1,373 @@
+#!/usr/bin/python3
+"""An independent PyTorch implementation of normscope's model specification (docs: README,
+"The model and the normalization schemes"), written from the spec's text, not from the C code.
+
+Two uses:
+  torch_ref.py check FILE.h5...      replays reference debug states (tests/data/debug-states):
+                                     loss, every gradient and the norm state after each step,
+                                     against the tolerances of the debug-state format
+  torch_ref.py bench --norm NAME ... trains on random batches of the same shapes as normscope's
+                                     `small` benchmark and prints seconds per step (median)
+
+The benchmark (scripts/bench.sh) runs this beside normscope, alternating, so that the speed
+ratio is measured in one run on one machine. CPU, float32, `--threads` intra-op threads.
+"""
+import argparse
+import math
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-5
+
+
+# ----------------------------------------------------------------------------- norm schemes
+
+def group_scale(x, groups):
+    """Each row divided, per group of d/G channels, by sqrt(mean x^2 + eps) (exact gradient)."""
+    if groups <= 0:
+        return x
+    n, d = x.shape
+    g = x.view(n, groups, d // groups)
+    return (g / torch.sqrt((g * g).mean(dim=2, keepdim=True) + EPS)).view(n, d)
+
+
+class PowerPaper(torch.autograd.Function):
+    """PN after warm-up as the paper states it: forward with the running psi2 r, backward
+    g' = g - nu*xhat, dx = g'/sqrt(r+eps) (0 at padding), nu += (1-a) mean_S(xhat*g')."""
+
+    @staticmethod
+    def forward(ctx, x, r, nu, mask, alpha):
+        xhat = x / torch.sqrt(r + EPS)
+        ctx.save_for_backward(xhat, r, nu, mask)
+        ctx.alpha = alpha
+        return xhat
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, r, nu, mask = ctx.saved_tensors
+        gp = g - nu * xhat
+        real = mask.unsqueeze(1)
+        dx = gp / torch.sqrt(r + EPS) * real
+        n = mask.sum()
+        nu.add_((1 - ctx.alpha) * (xhat * gp * real).sum(0) / n)
+        return dx, None, None, None, None
+
+
+class PowerOfficial(torch.autograd.Function):
+    """The released code's PN backward: g' = g - (1-a) nu z, nu += mean over ALL rows of g' z,
+    dx = g' / sqrt(psi2_B + eps) at every row, in every phase."""
+
+    @staticmethod
+    def forward(ctx, x, denom_fwd, psi2_b, nu, alpha):
+        z = x / torch.sqrt(denom_fwd + EPS)
+        ctx.save_for_backward(z, psi2_b, nu)
+        ctx.alpha = alpha
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        z, psi2_b, nu = ctx.saved_tensors
+        gp = g - (1 - ctx.alpha) * nu * z
+        nu.add_((gp * z).mean(0))
+        return gp / torch.sqrt(psi2_b + EPS), None, None, None, None
+
+
+class NormSite(torch.nn.Module):
+    def __init__(self, kind, d, cfg):
+        super().__init__()
+        self.kind, self.d = kind, d
+        self.alpha, self.warmup = cfg["pn_alpha"], cfg["pn_warmup"]
+        self.groups = cfg["pn_groups"] if kind in ("power", "power-official") else 0
+        self.momentum = cfg["bn_momentum"]
+        self.affine = kind != "none"
+        if self.affine:
+            self.weight = torch.nn.Parameter(torch.ones(d))
+            self.bias = torch.nn.Parameter(torch.zeros(d))
+        self.state = {}
+        if kind in ("batch", "batch-official"):
+            self.state = {"running_mean": torch.zeros(d), "running_var": torch.ones(d)}
+        elif kind == "power-v":
+            self.state = {"running_psi2": torch.ones(d)}
+        elif kind in ("power", "power-official"):
+            self.state = {"running_psi2": torch.ones(d), "nu": torch.zeros(d)}
+        self.step = 0
+
+    def forward(self, x, mask):
+        k = self.kind
+        if k == "none":
+            return x
+        if k == "layer":
+            xhat = F.layer_norm(x, (self.d,), eps=EPS)
+        elif k == "rms":
+            xhat = x / torch.sqrt((x * x).mean(dim=1, keepdim=True) + EPS)
+        elif k == "batch":
+            xhat = self.batch(x, mask)
+        elif k == "batch-official":
+            xhat = self.batch_official(x, mask)
+        elif k == "power-v":
+            xhat = self.power_v(x, mask)
+        else:
+            xhat = self.power(group_scale(x, self.groups), mask)
+        return xhat * self.weight + self.bias
+
+    def batch(self, x, mask):
+        if not self.training:
+            return (x - self.state["running_mean"]) / torch.sqrt(self.state["running_var"] + EPS)
+        xs = x[mask]
+        n = xs.shape[0]
+        mu, var = xs.mean(0), xs.var(0, unbiased=False)
+        with torch.no_grad():
+            m = self.momentum
+            unbias = n / (n - 1) if n > 1 else 1.0
+            self.state["running_mean"].mul_(1 - m).add_(m * mu)
+            self.state["running_var"].mul_(1 - m).add_(m * var * unbias)
+        return (x - mu) / torch.sqrt(var + EPS)
+
+    def batch_official(self, x, mask):
+        u = group_scale(x, 1)
+        if not self.training:
+            return (u - self.state["running_mean"]) / torch.sqrt(self.state["running_var"] + EPS)
+        mu_s = u[mask].mean(0)
+        w = torch.where(mask.unsqueeze(1), u, mu_s.expand_as(u))
+        n = w.shape[0]
+        mu, var = w.mean(0), w.var(0, unbiased=False)
+        with torch.no_grad():
+            m = self.momentum
+            self.state["running_mean"].mul_(1 - m).add_(m * mu)
+            self.state["running_var"].mul_(1 - m).add_(m * var * n / (n - 1))
+        return (w - mu) / torch.sqrt(var + EPS)
+
+    def power_v(self, x, mask):
+        if not self.training:
+            return x / torch.sqrt(self.state["running_psi2"] + EPS)
+        psi2 = (x[mask] ** 2).mean(0)
+        with torch.no_grad():
+            a = self.alpha
+            self.state["running_psi2"].mul_(a).add_((1 - a) * psi2)
+        return x / torch.sqrt(psi2 + EPS)
+
+    def power(self, x, mask):
+        r = self.state["running_psi2"]
+        if not self.training:
+            return x / torch.sqrt(r + EPS)
+        self.step += 1
+        t, a = self.step, self.alpha
+        psi2 = (x[mask].detach() ** 2).mean(0)
+        if self.kind == "power":
+            if t <= self.warmup:
+                psi2_g = (x[mask] ** 2).mean(0)
+                with torch.no_grad():
+                    r.mul_((t - 1) / t).add_(psi2 / t)
+                return x / torch.sqrt(psi2_g + EPS)
+            r_before = r.clone()
+            with torch.no_grad():
+                r.mul_(a).add_((1 - a) * psi2)
+            return PowerPaper.apply(x, r_before, self.state["nu"], mask, a)
+        denom = psi2 if t <= self.warmup else r.clone()
+        with torch.no_grad():
+            if t < self.warmup:
+                r.mul_((t - 1) / t).add_(psi2 / t)
+            r.mul_(a).add_((1 - a) * psi2)
+        return PowerOfficial.apply(x, denom, psi2, self.state["nu"], a)
+
+
+# ----------------------------------------------------------------------------- the model
+
+class Model(torch.nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        V, d, F_, L = cfg["vocab_size"], cfg["d_model"], cfg["d_ff"], cfg["n_layers"]
+        self.cfg, self.d, self.H, self.pre = cfg, d, cfg["n_heads"], cfg["norm_position"] == "pre"
+        self.dropout = cfg.get("dropout", 0.0)
+        self.embed = torch.nn.Parameter(torch.randn(V, d) * 0.02)
+        self.layers = torch.nn.ModuleList()
+        for _ in range(L):
+            layer = torch.nn.Module()
+            layer.attn = torch.nn.ModuleDict({k: torch.nn.Linear(d, d) for k in "qkvo"})
+            layer.w1, layer.w2 = torch.nn.Linear(d, F_), torch.nn.Linear(F_, d)
+            layer.norm1 = NormSite(cfg["norm"], d, cfg)
+            layer.norm2 = NormSite(cfg["norm"], d, cfg)
+            self.layers.append(layer)
+        self.final_norm = NormSite(cfg["norm"], d, cfg) if self.pre else None
+        T = cfg["seq_len"]
+        pos = torch.arange(T, dtype=torch.float64).unsqueeze(1)
+        i2 = torch.arange(0, d, 2, dtype=torch.float64)
+        angle = pos / torch.pow(10000.0, i2 / d)
+        pe = torch.zeros(T, d, dtype=torch.float64)
+        pe[:, 0::2], pe[:, 1::2] = torch.sin(angle), torch.cos(angle)
+        self.register_buffer("pe", pe.float())
+
+    def attention(self, layer, x, B, T):
+        d, H = self.d, self.H
+        dk = d // H
+        q, k, v = (layer.attn[n](x).view(B, T, H, dk).transpose(1, 2) for n in "qkv")
+        scores = q @ k.transpose(2, 3) / math.sqrt(dk)
+        causal = torch.ones(T, T, dtype=torch.bool).tril()
+        scores = scores.masked_fill(~causal, float("-inf"))
+        c = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B * T, d)
+        return F.dropout(layer.attn["o"](c), self.dropout, self.training)
+
+    def ffn(self, layer, x):
+        return F.dropout(layer.w2(F.relu(layer.w1(x))), self.dropout, self.training)
+
+    def forward(self, tokens, mask):
+        B, T = mask.shape
+        inp, tgt = tokens[:, :T], tokens[:, 1:]
+        x = math.sqrt(self.d) * self.embed[inp] + self.pe[:T]
+        x = F.dropout(x.reshape(B * T, self.d), self.dropout, self.training)
+        m = mask.reshape(-1)
+        for layer in self.layers:
+            if self.pre:
+                x = x + self.attention(layer, layer.norm1(x, m), B, T)
+                x = x + self.ffn(layer, layer.norm2(x, m))
+            else:
+                x = layer.norm1(x + self.attention(layer, x, B, T), m)
+                x = layer.norm2(x + self.ffn(layer, x), m)
+        if self.pre:
+            x = self.final_norm(x, m)
+        logits = x @ self.embed.t()
+        return F.cross_entropy(logits[m], tgt.reshape(-1)[m])
+
+    def sites(self):
+        out = []
+        for l, layer in enumerate(self.layers):
+            out += [(f"layers/{l}/norm1", layer.norm1), (f"layers/{l}/norm2", layer.norm2)]
+        if self.pre:
+            out.append(("final_norm", self.final_norm))
+        return out
+
+    def named_spec_params(self):
+        """(spec name, parameter) pairs, names as in the model spec's parameter table."""
+        yield "embed", self.embed
+        for l, layer in enumerate(self.layers):
+            for n in "qkvo":
+                yield f"layers/{l}/attn/w{n}", layer.attn[n].weight
+                yield f"layers/{l}/attn/b{n}", layer.attn[n].bias
+            yield f"layers/{l}/ffn/w1", layer.w1.weight
+            yield f"layers/{l}/ffn/b1", layer.w1.bias
+            yield f"layers/{l}/ffn/w2", layer.w2.weight
+            yield f"layers/{l}/ffn/b2", layer.w2.bias
+        for name, site in self.sites():
+            if site.affine:
+                yield f"{name}/weight", site.weight
+                yield f"{name}/bias", site.bias
+
+
+# ----------------------------------------------------------------------------- check
+
+def rel(a, b, floor=0.0):
+    """max |a - b| relative to the largest |b|, or to `floor` where that is larger."""
+    scale = max(float(np.max(np.abs(b))) if b.size else 0.0, floor)
+    return float(np.max(np.abs(a - b))) / scale if scale > 0 else float(np.max(np.abs(a - b)))
+
+
+def check_file(path):
+    import h5py
+    f = h5py.File(path, "r")
+    cfg = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    cfg = {k: (str(v) if isinstance(v, str) else v.item() if hasattr(v, "item") else v)
+           for k, v in cfg.items()}
+    model = Model(cfg).double()
+    model.train()
+    worst = {"loss": 0.0, "grad": 0.0, "state": 0.0}
+    for step in sorted(k for k in f.keys() if k.startswith("step_")):
+        g = f[step]
+        with torch.no_grad():
+            for name, p in model.named_spec_params():
+                p.copy_(torch.from_numpy(g["params/" + name][()].astype(np.float64)))
+        for name, site in model.sites():
+            for key in site.state:
+                site.state[key] = torch.from_numpy(
+                    g[f"state_before/{name}/{key}"][()].astype(np.float64))
+            if f"state_before/{name}/step" in g:
+                site.step = int(g[f"state_before/{name}/step"][()])
+        model.zero_grad()
+        loss = model(torch.from_numpy(g["tokens"][()].astype(np.int64)),
+                     torch.from_numpy(g["mask"][()].astype(bool)))
+        loss.backward()
+        worst["loss"] = max(worst["loss"], abs(loss.item() - float(g["loss"][()])) /
+                            abs(float(g["loss"][()])))
+        # Some gradients are analytically zero (attn/bk: softmax ignores a shift; a bias right
+        # before batch norm: the mean subtraction removes it) and hold only round-off: measure
+        # every tensor against at least 1e-4 of the step's largest gradient.
+        top = max(float(np.max(np.abs(g["grads/" + n][()]))) for n, _ in model.named_spec_params())
+        for name, p in model.named_spec_params():
+            grad = p.grad.numpy() if p.grad is not None else np.zeros(p.shape)
+            worst["grad"] = max(worst["grad"], rel(grad, g["grads/" + name][()], 1e-4 * top))
+        for name, site in model.sites():
+            for key, val in site.state.items():
+                worst["state"] = max(worst["state"],
+                                     rel(val.numpy(), g[f"state_after/{name}/{key}"][()]))
+    return worst
+
+
+def cmd_check(args):
+    bad = 0
+    for path in args.files:
+        w = check_file(path)
+        ok = w["loss"] < 1e-4 and w["grad"] < 2e-3 and w["state"] < 1e-3
+        bad += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {path}: loss {w['loss']:.1e} gradients "
+              f"{w['grad']:.1e} state {w['state']:.1e}")
+    print(f"{len(args.files) - bad} passed, {bad} failed")
+    return 1 if bad else 0
+
+
+# ----------------------------------------------------------------------------- bench
+
+def cmd_bench(args):
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    cfg = dict(vocab_size=args.vocab_size, d_model=args.d_model, n_heads=args.heads,
+               d_ff=args.d_ff, n_layers=args.layers, seq_len=args.seq_len, norm=args.norm,
+               norm_position=args.norm_position, pn_alpha=0.9, pn_warmup=args.pn_warmup,
+               pn_groups=0, bn_momentum=0.05 if args.norm == "batch-official" else 0.1,
+               dropout=args.dropout)
+    model = Model(cfg)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-8,
+                            weight_decay=0.0)
+    B, T = args.batch_size, args.seq_len
+    times = []
+    for step in range(args.steps):
+        tokens = torch.randint(3, args.vocab_size, (B, T + 1))
+        mask = torch.ones(B, T, dtype=torch.bool)
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = model(tokens, mask)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        times.append(time.perf_counter() - t0)
+        if not math.isfinite(loss.item()):
+            print(f"torch_ref: loss not finite at step {step + 1}", file=sys.stderr)
+            return 3
+    print("%.5f" % statistics.median(times[args.skip:]))
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("check", help="replay debug-state files")
+    c.add_argument("files", nargs="+")
+    b = sub.add_parser("bench", help="median seconds per training step")
+    for name, typ, default in [("norm", str, "layer"), ("norm-position", str, "post"),
+                               ("vocab-size", int, 10000), ("d-model", int, 256),
+                               ("heads", int, 4), ("d-ff", int, 1024), ("layers", int, 4),
+                               ("seq-len", int, 64), ("batch-size", int, 32),
+                               ("steps", int, 30), ("skip", int, 6), ("threads", int, 2),
+                               ("pn-warmup", int, 10), ("dropout", float, 0.1),
+                               ("seed", int, 1)]:
+        b.add_argument("--" + name, type=typ, default=default)
+    args = p.parse_args()
+    return cmd_check(args) if args.cmd == "check" else cmd_bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
