@@ -14,7 +14,11 @@ typedef struct {
                                 first run that has norm sites */
     const char *stat;        /* fluctuation/boxes: "var" (dist_var) or "psi2" (dist_psi2); NULL =
                                 "var" for batch/layer/rms/none runs, "psi2" for power*, per run */
-    const char *layers_stat; /* layers heat map series name, default "dist_var" */
+    const char *layers_stat; /* layers heat map series name, default "dist_var" (--relative:
+                                "rel_dist_var") */
+    int relative;            /* fluctuation, boxes (forward) and layers: the scale-free
+                                rel_dist_* = ||stat_B - running|| / ||running|| instead of the
+                                paper's (1/d)||stat_B - running|| */
     const char *prefix;      /* file-name prefix, default: the plot kind */
 } NsPlotOptions;
 

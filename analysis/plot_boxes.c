@@ -3,7 +3,8 @@
  * k holds the steps with k/5 < progress <= (k+1)/5); for each bucket and run a box shows the
  * minimum, first quartile, median, third quartile and maximum (whiskers at min and max, no
  * outlier rule), runs side by side within a bucket. Two figures:
- *   <prefix>-forward:  the forward distance dist_var (or dist_psi2 for power schemes);
+ *   <prefix>-forward:  the forward distance dist_var (or dist_psi2 for power schemes;
+ *                      --relative: rel_dist_var, rel_dist_psi2);
  *   <prefix>-backward: the gradient through the batch statistic, g_sigma2 (or g_psi2).
  * A figure no run has data for is skipped with a warning; if neither can be drawn it is an
  * error. Quantiles are ns_quantile's (linear interpolation, NaN ignored). */
@@ -29,6 +30,8 @@ static const char *series_for(const NsLog *log, const NsPlotOptions *opt, int ba
     int var = strcmp(ns_plot_stat(log, opt), "var") == 0;
     if (backward)
         return var ? "g_sigma2" : "g_psi2";
+    if (opt->relative)
+        return var ? "rel_dist_var" : "rel_dist_psi2";
     return var ? "dist_var" : "dist_psi2";
 }
 
@@ -150,8 +153,10 @@ static int draw(NsPlotJob *job, Run *runs, const NsLog *logs, int n, int kept, i
     int logy = ns_range_log(&range);
     fprintf(f.gp, "    set xlabel \"training progress (step / last step)\"\n"
                   "    set ylabel %s\n    %s logscale y\n    set format y \"%%g\"\n",
-            backward ? "\"(1/d)||∂L/∂σ²_B||₂  or  (1/d)||∂L/∂ψ²_B||₂ (see key)\""
-                     : "\"(1/d)||σ²_B − σ²_run||₂  or  (1/d)||ψ²_B − ψ²_run||₂ (see key)\"",
+            backward          ? "\"(1/d)||∂L/∂σ²_B||₂  or  (1/d)||∂L/∂ψ²_B||₂ (see key)\""
+            : job->opt.relative ? "\"||σ²_B − σ²_run|| / ||σ²_run||  or  ||ψ²_B − ψ²_run|| / "
+                                  "||ψ²_run|| (see key)\""
+                                : "\"(1/d)||σ²_B − σ²_run||₂  or  (1/d)||ψ²_B − ψ²_run||₂ (see key)\"",
             logy ? "set" : "unset");
     write_plot(&f, runs, block, logs, n, kept);
     free(block);

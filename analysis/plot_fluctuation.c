@@ -19,6 +19,7 @@
 typedef struct {
     int ok;
     const char *stat; /* "var" or "psi2" */
+    const char *rel;  /* "rel_" with --relative, else "" */
     NsSeries mean, dist;
 } Run;
 
@@ -30,10 +31,12 @@ static int load_run(Run *r, const NsLog *log, const char *site, const NsPlotOpti
         return 0;
     r->stat = ns_plot_stat(log, opt);
     ns_runlog_site_path(x, sizeof x, site, NS_RUNLOG_STEP);
-    ns_runlog_site_path(y, sizeof y, site, "dist_mean");
+    r->rel = opt->relative ? "rel_" : "";
+    snprintf(dist, sizeof dist, "%sdist_mean", r->rel);
+    ns_runlog_site_path(y, sizeof y, site, dist);
     if (!ns_series_load(&r->mean, log, x, y, FIG, NS_HINT_BATCH_STATS))
         return 0;
-    snprintf(dist, sizeof dist, "dist_%s", r->stat);
+    snprintf(dist, sizeof dist, "%sdist_%s", r->rel, r->stat);
     ns_runlog_site_path(y, sizeof y, site, dist);
     if (!ns_series_load(&r->dist, log, x, y, FIG, NS_HINT_BATCH_STATS)) {
         ns_series_free(&r->mean);
@@ -46,8 +49,8 @@ static int load_run(Run *r, const NsLog *log, const char *site, const NsPlotOpti
 static int write_block(NsFig *f, int run, const NsLog *log, Run *r, size_t w)
 {
     char cols[200];
-    snprintf(cols, sizeof cols, "step dist_mean dist_%s dist_mean_avg%zu dist_%s_avg%zu",
-             r->stat, w, r->stat, w);
+    snprintf(cols, sizeof cols, "step %sdist_mean %sdist_%s %sdist_mean_avg%zu %sdist_%s_avg%zu",
+             r->rel, r->rel, r->stat, r->rel, w, r->rel, r->stat, w);
     int block = ns_fig_block(f, run, log, NULL, cols);
     size_t n = r->mean.n < r->dist.n ? r->mean.n : r->dist.n;
     double *am = ns_xmalloc(sizeof(double) * (n ? n : 1));
@@ -65,7 +68,7 @@ static int write_block(NsFig *f, int run, const NsLog *log, Run *r, size_t w)
 }
 
 /* y label of the bottom panel: one statistic when every run uses the same, else both. */
-static const char *dist_label(const Run *runs, int n)
+static const char *dist_label(const Run *runs, int n, int relative)
 {
     int var = 0, psi2 = 0;
     for (int i = 0; i < n; i++)
@@ -73,6 +76,10 @@ static const char *dist_label(const Run *runs, int n)
             var |= strcmp(runs[i].stat, "var") == 0;
             psi2 |= strcmp(runs[i].stat, "psi2") == 0;
         }
+    if (relative && var && psi2)
+        return "||σ²_B − σ²_run|| / ||σ²_run||  or  ||ψ²_B − ψ²_run|| / ||ψ²_run|| (see key)";
+    if (relative)
+        return var ? "||σ²_B − σ²_run|| / ||σ²_run||" : "||ψ²_B − ψ²_run|| / ||ψ²_run||";
     if (var && psi2)
         return "(1/d)||σ²_B − σ²_run||₂  or  (1/d)||ψ²_B − ψ²_run||₂ (see key)";
     return var ? "(1/d)||σ²_B − σ²_run||₂" : "(1/d)||ψ²_B − ψ²_run||₂";
@@ -101,7 +108,7 @@ static void plot_panel(FILE *gp, const Run *runs, const int *block, const NsLog 
 }
 
 static void write_script(NsFig *f, const Run *runs, const int *block, const NsLog *logs, int n,
-                         const char *site, size_t w)
+                         const char *site, size_t w, int relative)
 {
     char q[1200], title[1000];
     snprintf(title, sizeof title,
@@ -110,11 +117,11 @@ static void write_script(NsFig *f, const Run *runs, const int *block, const NsLo
              site, w);
     fprintf(f->gp, "    set multiplot layout 2,1 title %s\n", ns_gp_quote(q, sizeof q, title));
     fprintf(f->gp, "    set key top right\n    set xtics format \"%%g\"\n");
-    ns_gp_axes(f->gp, "batch mean vs running mean", "training step", "(1/d)||μ_B − μ_run||₂",
-               1);
+    ns_gp_axes(f->gp, "batch mean vs running mean", "training step",
+               relative ? "||μ_B − μ_run|| / ||μ_run||" : "(1/d)||μ_B − μ_run||₂", 1);
     plot_panel(f->gp, runs, block, logs, n, 2, 0);
     ns_gp_axes(f->gp, "batch variance (or quadratic mean ψ² for power schemes) vs running value",
-               "training step", dist_label(runs, n), 1);
+               "training step", dist_label(runs, n, relative), 1);
     plot_panel(f->gp, runs, block, logs, n, 3, 1);
 }
 
@@ -143,7 +150,7 @@ int ns_plot_fluctuation(NsPlotJob *job, NsLog *logs, int n, char *err)
         for (int i = 0; i < n; i++)
             if (runs[i].ok)
                 block[i] = write_block(&f, i, &logs[i], &runs[i], w);
-        write_script(&f, runs, block, logs, n, site, w);
+        write_script(&f, runs, block, logs, n, site, w, job->opt.relative);
         rc = ns_fig_close(&f, err);
     }
     for (int i = 0; i < n; i++) {

@@ -167,7 +167,9 @@ static void write_script(NsFig *f, const Run *runs, const int *block, const NsLo
 
 int ns_plot_layers(NsPlotJob *job, NsLog *logs, int n, char *err)
 {
-    const char *stat = job->opt.layers_stat ? job->opt.layers_stat : "dist_var";
+    const char *stat = job->opt.layers_stat ? job->opt.layers_stat
+                       : job->opt.relative      ? "rel_dist_var"
+                                                : "dist_var";
     Run *runs = ns_xcalloc((size_t)n, sizeof(Run));
     int *block = ns_xcalloc((size_t)n, sizeof(int));
     int kept = 0, rc = -1;
@@ -189,7 +191,7 @@ int ns_plot_layers(NsPlotJob *job, NsLog *logs, int n, char *err)
         ns_fail(err, "no run has norm-site probes (/norms): %s", NS_HINT_BATCH_STATS);
     else if (kept == 0)
         ns_fail(err, "no run has /norms/<site>/%s (series there: dist_mean, dist_var, "
-                     "dist_psi2, g_mu, g_sigma2, g_psi2, nu_norm, correction_norm, "
+                     "dist_psi2, rel_dist_mean, rel_dist_var, rel_dist_psi2, g_mu, g_sigma2, g_psi2, nu_norm, correction_norm, "
                      "grad_out_norm, grad_in_norm, grad_gain, grad_in_max)", stat);
     else if (ns_fig_open(&f, job, NULL, "a statistic over norm site and step", err) == 0) {
         for (int i = 0; i < n; i++)

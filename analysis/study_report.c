@@ -61,7 +61,7 @@ static const NsLog *find_scheme(const NsLog *logs, int n, const char *norm)
     return NULL;
 }
 
-static void write_config(FILE *f, const NsLog *log)
+void ns_study_report_config(FILE *f, const NsLog *log)
 {
     char corpus[512] = "?", tok[16] = "?", batching[16] = "?";
     long d = 0, L = 0, H = 0, F = 0, T = 0, B = 0, V = 0, steps = 0, seed = 0, warmup = 0;
@@ -90,13 +90,19 @@ static void write_forward(FILE *f, const NsLog *logs, int n, const char *site)
 {
     fprintf(f, "## Forward: batch statistics against running statistics\n\nMedian distance at "
                "`%s` in each 20 %% of training (dist_var for mean-subtracting schemes, "
-               "dist_psi2 for the PN family; the paper's Figure 2 and box plots):\n\n"
+               "dist_psi2 for the PN family; the paper's Figure 2 and box plots), and the "
+               "scale-free rel_dist_* = ||stat_B - running|| / ||running||, comparable across "
+               "schemes whose inputs differ in scale:\n\n"
                "| run | distance | 0-20 %% | 20-40 %% | 40-60 %% | 60-80 %% | 80-100 %% | "
                "last / first |\n|---|---|---|---|---|---|---|---|\n", site);
-    for (int i = 0; i < n; i++) {
+    /* each run twice: the paper's absolute distance, then the scale-free rel_dist_* */
+    for (int i = 0; i < 2 * n; i++) {
+        const NsLog *log = &logs[i / 2];
+        char name[40];
+        snprintf(name, sizeof name, "%s%s", i % 2 ? "rel_" : "", primary_distance(log));
         double med[BUCKETS];
-        bucket_medians(&logs[i], site, primary_distance(&logs[i]), med);
-        fprintf(f, "| %s | %s |", logs[i].label, primary_distance(&logs[i]));
+        bucket_medians(log, site, name, med);
+        fprintf(f, "| %s | %s |", log->label, name);
         for (int b = 0; b < BUCKETS; b++)
             fprintf(f, " %.3g |", med[b]);
         fprintf(f, " %.3g |\n", med[BUCKETS - 1] / med[0]);
@@ -249,7 +255,7 @@ int ns_study_report(const char *out_dir, NsLog *logs, int n, char *err)
     fprintf(f, "# normscope study\n\nWhy does batch normalization fail in NLP Transformers "
                "while layer normalization works, and does Power Normalization fix it? Every "
                "number below is computed from the run logs in `runs/`.\n\n");
-    write_config(f, &logs[0]);
+    ns_study_report_config(f, &logs[0]);
     fprintf(f, "## Comparison\n\n");
     snprintf(path, sizeof path, "%s/compare.md", out_dir);
     copy_table_into(f, path);

@@ -18,6 +18,9 @@ static const NsOption OPTIONS[] = {
      .shown = "var for batch,\nlayer, rms, none; psi2 for power schemes; per run"},
     {.flag = "--layers-stat", .kind = NS_OPT_TEXT, .offset = offsetof(NsPlotOptions, layers_stat),
      .metavar = "NAME", .help = "series of the layers heat map", .shown = "dist_var"},
+    {.flag = "--relative", .kind = NS_OPT_SWITCH, .offset = offsetof(NsPlotOptions, relative),
+     .help = "fluctuation, boxes, layers: the scale-free ||stat_B - running|| / ||running||\n"
+             "(series rel_dist_*) instead of the paper's (1/d)||stat_B - running||"},
     {.flag = "--prefix", .kind = NS_OPT_TEXT, .offset = offsetof(NsPlotOptions, prefix),
      .metavar = "NAME", .help = "file-name prefix", .shown = "KIND"},
 };
@@ -71,6 +74,9 @@ static void warn_unused_flags(const char *kind, const NsPlotOptions *opt)
                         "draws every site\n", kind);
     if (opt->stat && !site_kind)
         fprintf(stderr, "normscope: warning: --stat is used by fluctuation and boxes only\n");
+    if (opt->relative && !site_kind && strcmp(kind, "layers") != 0)
+        fprintf(stderr, "normscope: warning: --relative is used by fluctuation, boxes and "
+                        "layers only\n");
     if (opt->layers_stat && strcmp(kind, "layers") != 0)
         fprintf(stderr, "normscope: warning: --layers-stat is used by plot layers only\n");
 }

@@ -3,7 +3,9 @@
  * child `normscope train` process writing runs/<scheme>.h5, then draws every figure, writes the
  * comparison table, a Markdown report stating what the measurements show, and a notebook.
  * With no flags it uses the embedded corpus and a model sized to finish in a few minutes on
- * two cores; any train flag given to study is passed on to every run. */
+ * two cores; any train flag given to study is passed on to every run.
+ * --compare-release trains instead the paper's schemes beside the authors' release and its
+ * ablations (RELEASE_RUNS) and adds DIR/release.md (analysis/release_report.c). */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -20,12 +22,36 @@
 #include "logread.h"
 #include "notebook.h"
 #include "plot.h"
+#include "release_report.h"
 #include "study_report.h"
 #include "util.h"
 
 #define MAX_SCHEMES 8
 #define MAX_ARGS 256
 #define DEFAULT_SCHEMES "layer,batch,power-v,power,power-official"
+#define MAX_RUN_ARGS 6
+
+/* One training run of the study: its name (runs/<name>.h5) and the train flags that make it
+ * what it is, given after every other flag so that they win. */
+typedef struct {
+    const char *name;
+    const char *args[MAX_RUN_ARGS + 1]; /* NULL-terminated */
+} StudyRun;
+
+/* --compare-release: each paper scheme beside the release's, and the release with and without
+ * its row scaling. The release runs take --release-defaults (PN: H groups, PN warm-up = lr
+ * warm-up; BN: momentum 0.05, its scheme default anyway); the paper's runs take neither. */
+static const StudyRun RELEASE_RUNS[] = {
+    {"batch", {"--norm", "batch"}},
+    {"batch-official", {"--norm", "batch-official", "--release-defaults"}},
+    {"batch-official-no-layer-scaling",
+     {"--norm", "batch-official", "--release-defaults", "--no-layer-scaling"}},
+    {"power", {"--norm", "power"}},
+    {"power-official", {"--norm", "power-official", "--release-defaults"}},
+    {"power-official-no-groups",
+     {"--norm", "power-official", "--release-defaults", "--pn-groups", "0"}},
+};
+#define N_RELEASE_RUNS (int)(sizeof RELEASE_RUNS / sizeof RELEASE_RUNS[0])
 
 /* The study's model and schedule unless the user overrides them: small enough for a few
  * minutes on 2 cores, pre position where every scheme trains, stream batching (see README
@@ -45,6 +71,10 @@ typedef struct {
     const char *scheme_list; /* --schemes, as given */
     char schemes[MAX_SCHEMES][32];
     int n_schemes;
+    StudyRun runs[MAX_SCHEMES]; /* what is trained: one per scheme, or RELEASE_RUNS */
+    int n_runs;
+    int compare_release;
+    int reuse_runs;
     char *pass[MAX_ARGS]; /* flags passed on to every run: STUDY_DEFAULTS, then the user's */
     int n_pass;
 } Study;
@@ -58,6 +88,13 @@ static const NsOption OPTIONS[] = {
      .help = "output directory"},
     {.flag = "--schemes", .kind = NS_OPT_TEXT, .offset = offsetof(Study, scheme_list),
      .metavar = "LIST", .help = "comma-separated schemes"},
+    {.flag = "--compare-release", .kind = NS_OPT_SWITCH, .offset = offsetof(Study, compare_release),
+     .help = "train batch, batch-official (with and without --no-layer-scaling), power,\n"
+             "power-official (--release-defaults, with and without group scaling) and\n"
+             "write DIR/release.md and .csv: what the release's choices change"},
+    {.flag = "--reuse-runs", .kind = NS_OPT_SWITCH, .offset = offsetof(Study, reuse_runs),
+     .help = "analyse the logs already in DIR/runs instead of training those runs again\n"
+             "(delete a log to retrain it; the flags must be the ones that made them)"},
     REFUSE("--norm"),
     REFUSE("--resume"),
     REFUSE("--checkpoint"),
@@ -69,7 +106,9 @@ static void print_study_defaults(void)
            "study's own defaults, which they override:\n ");
     for (int i = 0; i < N_DEFAULTS; i += 2)
         printf(" %s %s", STUDY_DEFAULTS[i], STUDY_DEFAULTS[i + 1]);
-    printf("\nWith no --corpus the embedded synthetic corpus is used.\n");
+    printf("\nWith no --corpus the embedded synthetic corpus is used. With --release-defaults or\n"
+           "--compare-release, study's --pn-warmup default is not passed on (the release sets\n"
+           "--pn-warmup = --warmup; the paper's runs keep train's default).\n");
 }
 
 static const NsCommandSpec SPEC = {
@@ -97,9 +136,44 @@ static int parse_schemes(Study *s, const char *list, char *err)
                            ns_norm_names_list());
         if (s->n_schemes == MAX_SCHEMES)
             return ns_fail(err, "--schemes: at most %d schemes", MAX_SCHEMES);
-        snprintf(s->schemes[s->n_schemes++], sizeof s->schemes[0], "%s", tok);
+        snprintf(s->schemes[s->n_schemes], sizeof s->schemes[0], "%s", tok);
+        s->runs[s->n_schemes] = (StudyRun){s->schemes[s->n_schemes], {"--norm",
+                                           s->schemes[s->n_schemes]}};
+        s->n_schemes++;
     }
+    s->n_runs = s->n_schemes;
     return s->n_schemes ? 0 : ns_fail(err, "--schemes needs at least one scheme");
+}
+
+/* Removes a flag and its value from the passed-on study defaults (the first N_DEFAULTS words). */
+static void drop_default(Study *s, const char *flag)
+{
+    for (int i = 0; i + 1 < N_DEFAULTS && i + 1 < s->n_pass; i += 2)
+        if (strcmp(s->pass[i], flag) == 0) {
+            memmove(&s->pass[i], &s->pass[i + 2], sizeof(char *) * (size_t)(s->n_pass - i - 2));
+            s->n_pass -= 2;
+            return;
+        }
+}
+
+/* The runs, once the flags are known: --compare-release's fixed set (which --schemes and
+ * --release-defaults would contradict), else one per scheme. */
+static int choose_runs(Study *s, const NsParse *p, char *err)
+{
+    int release = s->compare_release || ns_parse_given(p, "--release-defaults");
+    if (release)
+        drop_default(s, "--pn-warmup");
+    if (!s->compare_release)
+        return parse_schemes(s, s->scheme_list, err);
+    if (ns_parse_given(p, "--schemes"))
+        return ns_fail(err, "--compare-release chooses its runs itself; drop --schemes");
+    if (ns_parse_given(p, "--release-defaults"))
+        return ns_fail(err, "--compare-release sets --release-defaults on the release's runs "
+                            "only; drop --release-defaults");
+    for (int i = 0; i < N_RELEASE_RUNS; i++)
+        s->runs[i] = RELEASE_RUNS[i];
+    s->n_runs = N_RELEASE_RUNS;
+    return 0;
 }
 
 /* Study's flags into s, train's into s->pass after STUDY_DEFAULTS; train's are checked here
@@ -129,7 +203,7 @@ static int parse_study_args(Study *s, int argc, char **argv, int *code)
     if (!ns_cmd_parse_sets(&SPEC, sets, 2, argc, argv, &p, code))
         return 0;
     s->n_pass += p.n_pass;
-    if (parse_schemes(s, s->scheme_list, err) < 0 || ns_run_config_validate_all(&probe, err) < 0) {
+    if (choose_runs(s, &p, err) < 0 || ns_run_config_validate_all(&probe, err) < 0) {
         *code = ns_cmd_error(NS_EXIT_USAGE, "%s", err);
         return 0;
     }
@@ -143,17 +217,17 @@ static int make_dir(const char *path, char *err)
     return 0;
 }
 
-/* Runs `normscope train` for one scheme; returns its exit code (or -1 if it could not run). */
-static int run_scheme(const Study *s, const char *scheme, const char *log_path)
+/* Runs `normscope train` for one run; returns its exit code (or -1 if it could not run). */
+static int run_scheme(const Study *s, const StudyRun *run, const char *log_path)
 {
-    char *args[MAX_ARGS + 8];
+    char *args[MAX_ARGS + MAX_RUN_ARGS + 8];
     int n = 0;
     args[n++] = "normscope";
     args[n++] = "train";
     for (int i = 0; i < s->n_pass; i++)
         args[n++] = s->pass[i];
-    args[n++] = "--norm";
-    args[n++] = (char *)scheme;
+    for (int i = 0; run->args[i]; i++)
+        args[n++] = (char *)run->args[i];
     args[n++] = "--out";
     args[n++] = (char *)log_path;
     args[n] = NULL;
@@ -183,26 +257,45 @@ static int train_all(const Study *s, char logs[][NS_PATH_LEN], int *ok, char *er
     /* Children handle SIGINT themselves (flush, checkpoint); the study waits, then stops. */
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
-    for (int i = 0; i < s->n_schemes; i++) {
-        snprintf(logs[i], NS_PATH_LEN, "%.900s/%s.h5", runs_dir, s->schemes[i]);
-        fprintf(stderr, "== study: training %s (%d/%d) -> %s\n", s->schemes[i], i + 1,
-                s->n_schemes, logs[i]);
-        int code = run_scheme(s, s->schemes[i], logs[i]);
+    for (int i = 0; i < s->n_runs; i++) {
+        const char *name = s->runs[i].name;
+        snprintf(logs[i], NS_PATH_LEN, "%.900s/%s.h5", runs_dir, name);
+        if (s->reuse_runs && access(logs[i], F_OK) == 0) {
+            fprintf(stderr, "== study: reusing %s\n", logs[i]);
+            ok[i] = 1;
+            continue;
+        }
+        fprintf(stderr, "== study: training %s (%d/%d) -> %s\n", name, i + 1, s->n_runs,
+                logs[i]);
+        int code = run_scheme(s, &s->runs[i], logs[i]);
         ok[i] = code == NS_EXIT_OK || code == NS_EXIT_DIVERGED;
         if (code == NS_EXIT_DIVERGED)
-            fprintf(stderr, "== study: %s diverged; its log is kept and reported\n",
-                    s->schemes[i]);
+            fprintf(stderr, "== study: %s diverged; its log is kept and reported\n", name);
         else if (code == NS_EXIT_INTERRUPTED || code == 128 + SIGINT || code == 128 + SIGTERM)
             return ns_fail(err, "study interrupted while training %s; finished runs are in %s",
-                           s->schemes[i], runs_dir);
+                           name, runs_dir);
         else if (code != NS_EXIT_OK)
-            return ns_fail(err, "training %s failed (exit %d); see the message above",
-                           s->schemes[i], code);
+            return ns_fail(err, "training %s failed (exit %d); see the message above", name,
+                           code);
     }
     return 0;
 }
 
-/* Every figure over all runs, plus the paper's BN-vs-PN-V box plots for those two alone. */
+/* The figures of the forward distances once more with the scale-free rel_dist_* series. */
+static void draw_relative(NsLog *logs, int n, const char *fig_dir)
+{
+    static const char *const KINDS[] = {"fluctuation", "boxes", "layers"};
+    for (int k = 0; k < 3; k++) {
+        char prefix[64], perr[NS_ERRLEN];
+        snprintf(prefix, sizeof prefix, "%s-relative", KINDS[k]);
+        NsPlotOptions opt = {.out_dir = fig_dir, .relative = 1, .prefix = prefix};
+        if (ns_plot(KINDS[k], logs, n, &opt, perr) < 0)
+            fprintf(stderr, "normscope: study: plot %s --relative: %s\n", KINDS[k], perr);
+    }
+}
+
+/* Every figure over all runs (the forward distances also relative), plus the paper's
+ * BN-vs-PN-V box plots for those two alone. */
 static int draw_figures(const Study *s, NsLog *logs, int n, const char *fig_dir, char *err)
 {
     int drawn = 0;
@@ -214,6 +307,8 @@ static int draw_figures(const Study *s, NsLog *logs, int n, const char *fig_dir,
         else
             drawn++;
     }
+    if (drawn)
+        draw_relative(logs, n, fig_dir);
     NsLog pair[2];
     int m = 0;
     for (int i = 0; i < n && m < 2; i++)
@@ -232,13 +327,17 @@ static int draw_figures(const Study *s, NsLog *logs, int n, const char *fig_dir,
 static int analyse(const Study *s, char paths[][NS_PATH_LEN], const int *ok, char *err)
 {
     NsLog logs[MAX_SCHEMES];
-    const char *names[MAX_SCHEMES];
+    const char *names[MAX_SCHEMES], *run_names[MAX_SCHEMES];
     int n = 0;
-    for (int i = 0; i < s->n_schemes; i++) {
+    for (int i = 0; i < s->n_runs; i++) {
         if (!ok[i])
             continue;
         if (ns_log_open(&logs[n], paths[i], err) < 0)
             return -1;
+        /* the release's runs share schemes: the legends name the runs */
+        if (s->compare_release)
+            snprintf(logs[n].label, sizeof logs[n].label, "%s", s->runs[i].name);
+        run_names[n] = s->runs[i].name;
         names[n++] = paths[i];
     }
     char fig_dir[NS_PATH_LEN + 16], prefix[NS_PATH_LEN + 16], nb[NS_PATH_LEN + 16];
@@ -250,6 +349,8 @@ static int analyse(const Study *s, char paths[][NS_PATH_LEN], const int *ok, cha
         rc = ns_compare(logs, n, prefix, 1, err);
     if (rc == 0)
         rc = ns_study_report(s->out_dir, logs, n, err);
+    if (rc == 0 && s->compare_release)
+        rc = ns_release_report(s->out_dir, logs, run_names, n, err);
     if (rc == 0)
         rc = ns_export_notebook(names, n, fig_dir, nb, err);
     for (int i = 0; i < n; i++)
@@ -270,8 +371,9 @@ int ns_cmd_study(int argc, char **argv)
     double t0 = ns_now_seconds();
     if (train_all(&s, logs, ok, err) < 0 || analyse(&s, logs, ok, err) < 0)
         return ns_cmd_error(NS_EXIT_ERROR, "%s", err);
-    printf("study done in %.0f s: report %s/report.md, table %s/compare.md, figures "
+    printf("study done in %.0f s: report %s/report.md%s%s%s, table %s/compare.md, figures "
            "%s/figures/, notebook %s/study.ipynb\n", ns_now_seconds() - t0, s.out_dir,
-           s.out_dir, s.out_dir, s.out_dir);
+           s.compare_release ? " and " : "", s.compare_release ? s.out_dir : "",
+           s.compare_release ? "/release.md" : "", s.out_dir, s.out_dir, s.out_dir);
     return NS_EXIT_OK;
 }

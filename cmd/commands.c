@@ -101,6 +101,10 @@ int ns_cmd_parse_run(const NsCommandSpec *spec, unsigned command, int argc, char
         return 0;
     if (!flags.resume_path[0]) {
         *cfg = flags;
+        if (ns_run_config_resolve(cfg, &p, err) < 0) {
+            *code = ns_cmd_error(NS_EXIT_USAGE, "%s", err);
+            return 0;
+        }
     } else {
         ckpt->cfg = *cfg; /* the defaults: the base for what the file does not store (--out) */
         if (ns_checkpoint_read_header(flags.resume_path, ckpt, err) < 0) {

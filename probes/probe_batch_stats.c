@@ -4,22 +4,35 @@
  * At each training forward of a site, over the real rows of the norm's input x:
  *   mu_B = mean x,  sigma2_B = mean (x - mu_B)^2 (biased),  psi2_B = mean x^2,
  * and the distances (1/d)||stat_B - running||_2 against the running values BEFORE this step's
- * update. Schemes that keep running statistics supply them (batch: running_mean/var; PN
- * schemes: running_psi2); every other statistic, and every statistic of layer/rms/none, comes
- * from the probe's own running averages (momentum 0.1, init mean 0, var 1, psi2 1), so every
- * scheme is measured the same way. */
+ * update, with the scale-free ||stat_B - running||_2 / ||running||_2 beside them (absolute
+ * distances grow with the input's scale, so they cannot compare schemes whose inputs differ in
+ * scale, e.g. batch-official's RMS-scaled input against batch's raw one). Schemes that keep
+ * running statistics supply them (batch: running_mean/var; PN schemes: running_psi2); every
+ * other statistic, and every statistic of layer/rms/none, comes from the probe's own running
+ * averages (momentum 0.1, init mean 0, var 1, psi2 1), so every scheme is measured the same way.
+ *
+ * x is the input the scheme normalizes: at a site with row scaling in front of its scheme
+ * (--pn-groups, batch-official's layer scaling) the scaled rows, the same input its running
+ * statistics track, read after the site's forward (at the end of its backward, when the site
+ * still holds them). A scheme whose statistics are not those of the real rows of x
+ * (stats_all_rows: batch-official, whose mean and variance run over all N rows of the
+ * layer-scaled, mean-filled input) is recorded with the statistics it actually used: the site's
+ * batch_mean/batch_var and psi2_B = sigma2_B + mu_B^2, the quadratic mean over those N rows. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "h5util.h"
 #include "probes.h"
 #include "util.h"
 
 enum { V_STEP, V_BMEAN, V_BVAR, V_BPSI2, V_RMEAN, V_RVAR, V_RPSI2, V_N };
 
 typedef struct {
-    int step, dist_mean, dist_var, dist_psi2;
+    int step, dist[3], rel_dist[3];
     int vec[V_N];
+    int pending; /* scaled rows or stats_all_rows: forward seen, not yet recorded */
     float *own_mean, *own_var, *own_psi2; /* the probe's running averages [d] */
     float *batch[3], *running[3];         /* this step's vectors [d] */
 } SiteSeries;
@@ -32,14 +45,25 @@ typedef struct {
 
 #define PROBE_MOMENTUM 0.1f
 
-enum { D_STEP, D_MEAN, D_VAR, D_PSI2, D_N };
+enum { D_STEP, D_MEAN, D_VAR, D_PSI2, D_REL_MEAN, D_REL_VAR, D_REL_PSI2, D_N };
 
+#define ROWS_NOTE " (batch-official: over all N rows, padding included, of the layer-scaled, " \
+                  "mean-filled input: the statistic the scheme used)"
 static const NsRunLogScalar DISTANCES[D_N] = {
     {"step", "step", "training step of each row of this site's series"},
-    {"dist_mean", "1", "(1/d)||mu_B - running_mean||_2; mu_B over real rows of the norm's input, "
-                       "running value before this step's update"},
-    {"dist_var", "1", "(1/d)||sigma2_B - running_var||_2 (sigma2_B biased)"},
-    {"dist_psi2", "1", "(1/d)||psi2_B - running_psi2||_2, psi2_B = mean x^2"},
+    {"dist_mean", "1", "(1/d)||mu_B - running_mean||_2; mu_B over the real rows of the input x "
+                       "the scheme normalizes (after --pn-groups' group scaling where set)"
+                       ROWS_NOTE ", running value before this step's update"},
+    {"dist_var", "1", "(1/d)||sigma2_B - running_var||_2; sigma2_B biased, over the real rows "
+                      "of x" ROWS_NOTE},
+    {"dist_psi2", "1", "(1/d)||psi2_B - running_psi2||_2, psi2_B = mean x^2 over the real rows "
+                       "of x (batch-official: sigma2_B + mu_B^2 over its N rows)"},
+    {"rel_dist_mean", "1", "||mu_B - running_mean||_2 / ||running_mean||_2: dist_mean without "
+                           "the input's scale (same rows)"},
+    {"rel_dist_var", "1", "||sigma2_B - running_var||_2 / ||running_var||_2 (same rows as "
+                          "dist_var)"},
+    {"rel_dist_psi2", "1", "||psi2_B - running_psi2||_2 / ||running_psi2||_2 (same rows as "
+                           "dist_psi2)"},
 };
 
 static int declare_site(SiteSeries *s, NsProbes *set, const NsNormSite *site, char *err)
@@ -49,8 +73,11 @@ static int declare_site(SiteSeries *s, NsProbes *set, const NsNormSite *site, ch
     if (ns_runlog_add_scalars(&set->log, ns_runlog_site_path(path, sizeof path, site->path, NULL),
                               DISTANCES, D_N, ids, err) < 0)
         return -1;
-    s->step = ids[D_STEP], s->dist_mean = ids[D_MEAN], s->dist_var = ids[D_VAR];
-    s->dist_psi2 = ids[D_PSI2];
+    s->step = ids[D_STEP];
+    for (int k = 0; k < 3; k++) {
+        s->dist[k] = ids[D_MEAN + k];
+        s->rel_dist[k] = ids[D_REL_MEAN + k];
+    }
     static const char *const names[V_N] = {"step", "batch_mean", "batch_var", "batch_psi2",
                                            "running_mean", "running_var", "running_psi2"};
     for (int v = 0; v < V_N; v++) {
@@ -142,20 +169,23 @@ static double scaled_distance(const float *a, const float *b, int d)
     return ns_l2_distance(a, b, (size_t)d) / d;
 }
 
-static void norm_forward_begin(NsProbe *p, NsProbes *set, const NsNormSite *site, int index,
-                               const float *x, const uint8_t *mask, int N)
+/* The scale-free distance ||a - b|| / ||b|| (NaN when b is zero). */
+static double relative_distance(const float *a, const float *b, int d)
 {
-    StatsState *st = p->state;
-    SiteSeries *s = &st->sites[index];
-    int d = site->d;
-    batch_statistics(st, s, x, mask, N, d);
-    running_statistics(s, site, d);
-    update_own(s, d);
+    double nb = sqrt(ns_sumsq(b, (size_t)d));
+    return nb > 0 ? ns_l2_distance(a, b, (size_t)d) / nb : NAN;
+}
+
+/* Appends this step's distances (and, on the vector cadence, the vectors) of s. */
+static void record(NsProbes *set, SiteSeries *s, int d)
+{
     NsRunLog *log = &set->log;
     ns_runlog_append_i64(log, s->step, set->step);
-    ns_runlog_append_f64(log, s->dist_mean, scaled_distance(s->batch[0], s->running[0], d));
-    ns_runlog_append_f64(log, s->dist_var, scaled_distance(s->batch[1], s->running[1], d));
-    ns_runlog_append_f64(log, s->dist_psi2, scaled_distance(s->batch[2], s->running[2], d));
+    for (int k = 0; k < 3; k++)
+        ns_runlog_append_f64(log, s->dist[k], scaled_distance(s->batch[k], s->running[k], d));
+    for (int k = 0; k < 3; k++)
+        ns_runlog_append_f64(log, s->rel_dist[k],
+                             relative_distance(s->batch[k], s->running[k], d));
     int every = set->tr->cfg.probe_vectors_every;
     if (every > 0 && (set->step % every == 0 || set->step == 1)) {
         ns_runlog_append_i64(log, s->vec[V_STEP], set->step);
@@ -164,6 +194,50 @@ static void norm_forward_begin(NsProbe *p, NsProbes *set, const NsNormSite *site
             ns_runlog_append(log, s->vec[V_RMEAN + k], s->running[k]);
         }
     }
+}
+
+static void norm_forward_begin(NsProbe *p, NsProbes *set, const NsNormSite *site, int index,
+                               const float *x, const uint8_t *mask, int N)
+{
+    StatsState *st = p->state;
+    SiteSeries *s = &st->sites[index];
+    int d = site->d;
+    running_statistics(s, site, d); /* before the forward updates them */
+    if (site->scheme->stats_all_rows || site->groups > 0) {
+        s->pending = 1; /* what the scheme sees is known after the site's forward */
+        return;
+    }
+    batch_statistics(st, s, x, mask, N, d);
+    update_own(s, d);
+    record(set, s, d);
+}
+
+/* Sites whose scheme sees other rows than x: the statistics of the scaled rows (still in the
+ * site's cache), or those the scheme took (stats_all_rows). */
+static void norm_backward_end(NsProbe *p, NsProbes *set, const NsNormSite *site, int index,
+                              const float *dy, const float *dx, const uint8_t *mask, int N)
+{
+    (void)dy, (void)dx;
+    StatsState *st = p->state;
+    SiteSeries *s = &st->sites[index];
+    if (!s->pending)
+        return;
+    s->pending = 0;
+    int d = site->d;
+    if (!site->scheme->stats_all_rows) {
+        batch_statistics(st, s, site->grouped, mask, N, d);
+        update_own(s, d);
+        record(set, s, d);
+        return;
+    }
+    for (int c = 0; c < d; c++) {
+        float mean = site->batch_mean[c], var = site->batch_var[c];
+        s->batch[0][c] = mean;
+        s->batch[1][c] = var;
+        s->batch[2][c] = var + mean * mean; /* mean of w^2 over the N mean-filled rows */
+    }
+    update_own(s, d);
+    record(set, s, d);
 }
 
 static void destroy(NsProbe *p)
@@ -184,9 +258,57 @@ static void destroy(NsProbe *p)
     free(st);
 }
 
+
+/* ------------------------------------------------------------ state in checkpoints */
+
+/* The probe's running averages are state carried from step to step, like a model's: a resumed
+ * run must continue them where the checkpoint left them, or its distances differ from an
+ * uninterrupted run's. Saved as own/<site index> float32 [3][d] (mean, var, psi2). */
+static int save_own_state(NsProbe *p, NsProbes *set, hid_t group, char *err)
+{
+    const StatsState *st = p->state;
+    int d = set->tr->model.cfg.d_model;
+    float *buf = ns_xmalloc(3 * sizeof(float) * (size_t)d);
+    int rc = 0;
+    for (int i = 0; i < st->n_sites && rc == 0; i++) {
+        const SiteSeries *s = &st->sites[i];
+        memcpy(buf, s->own_mean, sizeof(float) * (size_t)d);
+        memcpy(buf + d, s->own_var, sizeof(float) * (size_t)d);
+        memcpy(buf + 2 * d, s->own_psi2, sizeof(float) * (size_t)d);
+        char path[32];
+        snprintf(path, sizeof path, "own/%d", i);
+        hsize_t dims[2] = {3, (hsize_t)d};
+        rc = ns_h5_write_f32(group, path, buf, 2, dims, err);
+    }
+    free(buf);
+    return rc;
+}
+
+static int load_own_state(NsProbe *p, NsProbes *set, hid_t group, char *err)
+{
+    StatsState *st = p->state;
+    int d = set->tr->model.cfg.d_model;
+    float *buf = ns_xmalloc(3 * sizeof(float) * (size_t)d);
+    int rc = 0;
+    for (int i = 0; i < st->n_sites && rc == 0; i++) {
+        SiteSeries *s = &st->sites[i];
+        char path[32];
+        snprintf(path, sizeof path, "own/%d", i);
+        rc = ns_h5_read(group, path, H5T_NATIVE_FLOAT, buf, 3 * (size_t)d, err);
+        if (rc == 0) {
+            memcpy(s->own_mean, buf, sizeof(float) * (size_t)d);
+            memcpy(s->own_var, buf + d, sizeof(float) * (size_t)d);
+            memcpy(s->own_psi2, buf + 2 * d, sizeof(float) * (size_t)d);
+        }
+    }
+    free(buf);
+    return rc < 0 ? ns_fail_context(err, "probe batch-stats") : 0;
+}
+
 void ns_probe_batch_stats(NsProbe *p)
 {
     *p = (NsProbe){.name = "batch-stats", .state = ns_xcalloc(1, sizeof(StatsState)),
                    .declare = declare, .norm_forward_begin = norm_forward_begin,
-                   .destroy = destroy};
+                   .norm_backward_end = norm_backward_end, .destroy = destroy,
+                   .save_state = save_own_state, .load_state = load_own_state};
 }

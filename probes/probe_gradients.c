@@ -1,6 +1,7 @@
 /* Backward at every norm site: the gradients that flow through the batch statistics and how
  * much the layer amplifies the gradient (the paper's Section 3-4 backward analysis).
- *   g_mu, g_sigma2 (batch) and g_psi2 (power-v; power during warm-up): (1/d)||dL/dstat||_2,
+ *   g_mu, g_sigma2 (batch; batch-official: through its all-row statistics of the layer-scaled,
+ *     mean-filled input) and g_psi2 (power-v; power during warm-up): (1/d)||dL/dstat||_2,
  *     as the scheme computed them in its backward (NaN when the scheme takes no gradient
  *     through that statistic at this step);
  *   nu_norm: (1/d)||nu||_2 before this step's update, and correction_norm: the Frobenius norm
@@ -31,8 +32,11 @@ typedef struct {
 
 static const struct { const char *name, *units, *def; } SERIES[G_N] = {
     {"step", "step", "training step of each row"},
-    {"g_mu", "1", "(1/d)||dL/dmu_B||_2 through the batch mean (batch; NaN otherwise)"},
-    {"g_sigma2", "1", "(1/d)||dL/dsigma2_B||_2 through the batch variance (batch; NaN otherwise)"},
+    {"g_mu", "1", "(1/d)||dL/dmu_B||_2 through the batch mean (batch: over the real rows; "
+                  "batch-official: the mean it used, of the layer-scaled input; NaN otherwise)"},
+    {"g_sigma2", "1", "(1/d)||dL/dsigma2_B||_2 through the batch variance (batch: over the real "
+                      "rows; batch-official: over all N rows of the layer-scaled, mean-filled "
+                      "input; NaN otherwise)"},
     {"g_psi2", "1", "(1/d)||dL/dpsi2_B||_2 through the batch quadratic mean (power-v, power in "
                     "warm-up; NaN otherwise)"},
     {"nu_norm", "1", "(1/d)||nu||_2 before this step's update (power, power-official; NaN "

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "norm.h"
 #include "util.h"
 
 void ns_run_config_default(NsRunConfig *c)
@@ -58,6 +59,26 @@ int ns_run_config_validate_all(const NsRunConfig *c, char *err)
     return 0;
 }
 
+int ns_run_config_resolve(NsRunConfig *c, const NsParse *p, char *err)
+{
+    NsModelConfig *m = &c->model;
+    const NsNormScheme *scheme = ns_norm_scheme_for(m->norm);
+    if (scheme->bn_momentum > 0 && !ns_parse_given(p, "--bn-momentum"))
+        m->bn_momentum = scheme->bn_momentum;
+    if (c->release_defaults) {
+        if (!ns_parse_given(p, "--pn-groups"))
+            m->pn_groups = m->n_heads;
+        if (!ns_parse_given(p, "--pn-warmup"))
+            m->pn_warmup = c->optim.warmup;
+    }
+    /* Only batch-official has layer scaling to drop; elsewhere the switch would be a silent
+     * no-op and a mislabelled run. */
+    if (m->no_layer_scaling && scheme->groups != NS_GROUPS_LAYER)
+        return ns_fail(err, "--no-layer-scaling applies to --norm batch-official only (got "
+                            "--norm %s); drop the flag", scheme->name);
+    return 0;
+}
+
 void ns_run_config_finish(NsRunConfig *c)
 {
     if (c->checkpoint_path[0])
@@ -103,5 +124,6 @@ NsDataSpec ns_run_config_data_spec(const NsRunConfig *c)
         .vocab_cap = c->model.vocab_size,
         .batch_size = c->model.batch_size,
         .seq_len = c->model.seq_len,
+        .max_tokens = c->max_tokens,
     };
 }

@@ -24,7 +24,10 @@ typedef struct {
     char valid_path[NS_PATH_LEN];
     NsTokenizer tokenizer;
     NsBatching batching;
+    int max_tokens;   /* sentences: token budget per batch, fairseq's --max-tokens (0 = off) */
     long synth_bytes; /* size of the embedded corpus */
+
+    int release_defaults; /* --release-defaults was given (resolved by ns_run_config_resolve) */
 
     /* Schedule. */
     long steps;
@@ -66,6 +69,12 @@ void ns_run_config_default(NsRunConfig *c);
 int ns_run_config_validate(const NsRunConfig *c, char *err);
 /* Checks everything: model, optimizer, then the rest; one line in err for the first problem. */
 int ns_run_config_validate_all(const NsRunConfig *c, char *err);
+/* Settings whose default depends on others, for a new run (not a resumed one, whose
+ * checkpoint holds them resolved): --bn-momentum from the scheme (NsNormScheme.bn_momentum)
+ * and, with --release-defaults, --pn-groups = --heads and --pn-warmup = --warmup; a flag the user
+ * gave (ns_parse_given(p, flag)) is kept. Then checks the flags that apply to one scheme only
+ * (--no-layer-scaling). Returns 0, or -1 with one line in err. */
+int ns_run_config_resolve(NsRunConfig *c, const NsParse *p, char *err);
 /* Fills checkpoint_path from out_path when it is empty. */
 void ns_run_config_finish(NsRunConfig *c);
 

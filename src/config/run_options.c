@@ -51,8 +51,18 @@ const NsOption NS_RUN_OPTIONS[] = {
         "PN warm-up iterations using batch statistics"),
     RUN("--pn-groups", "pn_groups", INT, model.pn_groups, MODEL, TDS, NS_OPT_SHAPE,
         "PN group scaling groups (0 = off; divides d)"),
-    RUN("--bn-momentum", "bn_momentum", FLOAT, model.bn_momentum, MODEL, TDS, 0,
-        "batch norm running-statistics momentum"),
+    /* Its default is the scheme's (NsNormScheme.bn_momentum), set by ns_run_config_resolve. */
+    {.flag = "--bn-momentum", .attr = "bn_momentum", .kind = NS_OPT_FLOAT,
+     .offset = offsetof(NsRunConfig, model.bn_momentum), .section = NS_SEC_MODEL,
+     .commands = TDS, .help = "batch norm running-statistics momentum",
+     .shown = "the scheme's: batch 0.1,\nbatch-official 0.05 (the release's)"},
+    RUN("--no-layer-scaling", "no_layer_scaling", SWITCH, model.no_layer_scaling, MODEL,
+        NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, NS_OPT_SHAPE,
+        "batch-official without the release's layer scaling (an ablation;\nan error for other "
+        "schemes)"),
+    RUN("--release-defaults", "release_defaults", SWITCH, release_defaults, MODEL, TDS, 0,
+        "what the authors' release does: --pn-groups = --heads, --pn-warmup =\n--warmup, "
+        "--bn-momentum 0.05 for batch-official; explicit flags win"),
     RUN(NULL, "eps", FLOAT, model.eps, MODEL, 0, NS_OPT_SHAPE, ""),
 
     RUN("--lr", "lr", FLOAT, optim.lr, OPTIM, TDS, 0, "peak learning rate"),
@@ -73,6 +83,9 @@ const NsOption NS_RUN_OPTIONS[] = {
     RUN("--tokenizer", "tokenizer", TOKENIZER, tokenizer, DATA, TDS, 0, "word | char"),
     RUN("--batching", "batching", BATCHING, batching, DATA, TDSE, 0,
         "sentences (one padded line per row) | stream (contiguous chunks)"),
+    RUN("--max-tokens", "max_tokens", INT, max_tokens, DATA, TDS, 0,
+        "sentences: rows of similar length per batch, rows x longest <= N, at most "
+        "--batch-size rows (0 = off)"),
     RUN("--synth-bytes", "synth_bytes", LONG, synth_bytes, DATA, TDS, 0,
         "size of the embedded corpus in bytes"),
 

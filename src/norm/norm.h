@@ -51,6 +51,11 @@ typedef struct {
     NsGroupScaling groups;
     int exact_backward;      /* backward is the exact derivative of forward at every step (the
                               * PN schemes approximate it after warm-up) */
+    float bn_momentum;       /* --bn-momentum when the user gives none (schemes keeping running
+                              * mean/var; 0: the flag does not apply) */
+    int stats_all_rows;      /* the statistics are taken over all N rows of the site's scaled,
+                              * mean-filled input rather than over the real rows of its input x:
+                              * probes then record the site's own batch_mean/batch_var */
     /* The term the backward subtracts from g = weight * dy is k * nu * xhat, with nu as it was
      * before this step's update: returns k for this step, or NAN when this step subtracts none.
      * NULL for schemes without such a correction. Probes use it to report the term's size. */

@@ -106,6 +106,7 @@ const NsNormScheme ns_scheme_batch = {
     .state = NS_STATE_RUNNING_MEAN | NS_STATE_RUNNING_VAR,
     .affine = 1,
     .exact_backward = 1,
+    .bn_momentum = 0.1f,
     .forward = batch_forward,
     .backward = batch_backward,
 };

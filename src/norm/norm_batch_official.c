@@ -7,7 +7,8 @@
  *   3. plain batch norm then runs over all N rows: mu = mu_S, but var = (1/N) sum_S (u - mu_S)^2,
  *      i.e. the real rows' variance shrunk by the real fraction n/N.
  * Outputs at padded rows are therefore exactly `bias`. Running statistics use momentum
- * bn_momentum (0.05 by default for this scheme) and the all-row unbiasing N/(N-1). */
+ * bn_momentum (0.05 by default for this scheme) and the all-row unbiasing N/(N-1).
+ * --no-layer-scaling drops step 1 (an ablation; the site then has no group scaling). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,8 @@ const NsNormScheme ns_scheme_batch_official = {
     .affine = 1,
     .groups = NS_GROUPS_LAYER,
     .exact_backward = 1,
+    .bn_momentum = 0.05f, /* the release's MaskSyncBatchNorm */
+    .stats_all_rows = 1,
     .forward = official_forward,
     .backward = official_backward,
 };

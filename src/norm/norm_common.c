@@ -37,7 +37,7 @@ static int group_count(const NsNormScheme *scheme, const NsModelConfig *cfg)
 {
     switch (scheme->groups) {
     case NS_GROUPS_OPTION: return cfg->pn_groups;
-    case NS_GROUPS_LAYER: return 1;
+    case NS_GROUPS_LAYER: return cfg->no_layer_scaling ? 0 : 1; /* the ablation: none */
     default: return 0;
     }
 }
