@@ -367,7 +367,9 @@ int ns_series_load(NsSeries *s, const NsLog *log, const char *xpath, const char 
     }
     s->n = nx < ny ? nx : ny; /* a log still being written may be one row apart */
     if (ns_count_finite(s->y, s->n) == 0) {
-        snprintf(what, sizeof what, "/%s has no recorded value (all NaN: %s)", ypath, hint);
+        /* Every value NaN (never measured) or infinite (a diverged run): nothing to draw. */
+        snprintf(what, sizeof what, "/%s has no finite value (all NaN or +-Inf: %s)", ypath,
+                 hint);
         ns_series_free(s);
         ns_plot_warn_skip(log, figure, what);
         return 0;

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,9 @@ static const char *const STATE_TEXT[] = {
 typedef struct {
     double step, total, loss, grad_norm, slowest_step_s;
     size_t rows;
+    size_t secs_seen; /* rows of steps/step_seconds folded into slowest_step_s (kept across
+                       * refreshes: each reads only the new rows) */
+    char damage[400]; /* non-empty: the log holds values no run writes */
 } Progress;
 
 static volatile sig_atomic_t interrupted = 0;
@@ -62,20 +66,55 @@ static void on_sigint(int sig)
 /* ------------------------------------------------------------------------------------------
  * One snapshot */
 
-static double *quiet_series(const NsLog *log, const char *path, size_t *n)
+/* The last k rows of a series (fewer if it is shorter), NULL if absent; *rows its length. Every
+ * read of a refresh is such a tail, or the rows new since the last refresh: the cost of a
+ * refresh does not grow with the run. */
+static double *tail(const NsLog *log, const char *path, size_t k, size_t *n, size_t *rows)
 {
     char err[NS_ERRLEN];
-    *n = 0;
-    return ns_log_has(log, path) ? ns_log_read_series(log, path, n, err) : NULL;
+    *n = *rows = 0;
+    if (!ns_log_has(log, path))
+        return NULL;
+    free(ns_log_read_rows(log, path, SIZE_MAX, n, rows, err)); /* its length only */
+    return ns_log_read_rows(log, path, *rows > k ? *rows - k : 0, n, rows, err);
 }
 
 static double last_of(const NsLog *log, const char *path)
 {
-    size_t n = 0;
-    double *v = quiet_series(log, path, &n);
+    size_t n = 0, rows = 0;
+    double *v = tail(log, path, 1, &n, &rows);
     double r = n ? v[n - 1] : NAN;
     free(v);
     return r;
+}
+
+/* The slowest step so far, from the step times written since the last refresh. */
+static void follow_step_seconds(const NsLog *log, Progress *p)
+{
+    char err[NS_ERRLEN];
+    size_t n = 0, rows = 0;
+    if (!ns_log_has(log, "steps/step_seconds"))
+        return;
+    double *secs = ns_log_read_rows(log, "steps/step_seconds", p->secs_seen, &n, &rows, err);
+    double slow = ns_finite_max(secs, n);
+    if (isfinite(slow) && !(slow <= p->slowest_step_s))
+        p->slowest_step_s = slow;
+    p->secs_seen += n;
+    free(secs);
+}
+
+/* Steps no run writes (a damaged file) are an error, not a display of "step 4.6e18 / 60". */
+static void check_steps(const NsLog *log, Progress *p)
+{
+    int bad_total = !(p->total >= 1 && p->total <= 1e12);
+    int bad_step = p->rows > 0 && !(p->step >= 1 && p->step <= 1e12 &&
+                                    (bad_total || p->step <= p->total));
+    if (bad_step)
+        snprintf(p->damage, sizeof p->damage, "run log '%.200s' is damaged: its last step is "
+                 "%.6g of %.6g", log->path, p->step, p->total);
+    else if (bad_total && p->rows > 0)
+        snprintf(p->damage, sizeof p->damage, "run log '%.200s' is damaged: its attribute "
+                 "'steps' is missing or %.6g", log->path, p->total);
 }
 
 static void num(char *buf, size_t len, double v, const char *fmt)
@@ -89,33 +128,30 @@ static void num(char *buf, size_t len, double v, const char *fmt)
 /* Header lines: scheme, progress, loss, lr, throughput, validation. Fills *p. */
 static void render_steps(FILE *m, const NsLog *log, Progress *p)
 {
-    size_t n = 0, nl = 0, ns = 0;
-    double *step = quiet_series(log, "steps/step", &n);
-    double *loss = quiet_series(log, "steps/loss", &nl);
-    double *secs = quiet_series(log, "steps/step_seconds", &ns);
-    n = n < nl ? n : nl;
+    size_t n = 0, nl = 0, rows = 0, loss_rows = 0;
+    double *step = tail(log, "steps/step", 1, &n, &rows);
+    double *loss = tail(log, "steps/loss", LOSS_WINDOW, &nl, &loss_rows);
     long total = 0;
     p->total = ns_log_attr_long(log, "steps", &total) == 0 ? (double)total : NAN;
-    p->rows = n;
+    p->rows = rows < loss_rows ? rows : loss_rows; /* a step row counts once its loss is in */
     p->step = n ? step[n - 1] : 0.0;
-    p->loss = n ? loss[n - 1] : NAN;
-    p->grad_norm = n ? last_of(log, "steps/grad_norm") : NAN;
-    p->slowest_step_s = ns_finite_max(secs, ns);
-    size_t from = n > LOSS_WINDOW ? n - LOSS_WINDOW : 0;
+    p->loss = nl ? loss[nl - 1] : NAN;
+    p->grad_norm = p->rows ? last_of(log, "steps/grad_norm") : NAN;
+    follow_step_seconds(log, p);
+    check_steps(log, p);
     char a[32], b[32], c[32], d[32], e[32];
     num(a, sizeof a, p->loss, "%.4f");
-    num(b, sizeof b, n ? ns_finite_mean(loss + from, n - from) : NAN, "%.4f");
+    num(b, sizeof b, nl ? ns_finite_mean(loss, nl) : NAN, "%.4f");
     num(c, sizeof c, last_of(log, "steps/lr"), "%.3e");
     num(d, sizeof d, last_of(log, "steps/tokens_per_s"), "%.0f");
     fprintf(m, "step %.0f / %.0f (%.0f %%)   loss %s (mean of last %zu: %s)   lr %s   "
                "tokens/s %s\n", p->step, p->total, p->total > 0 ? 100.0 * p->step / p->total : 0.0,
-            a, n - from, b, c, d);
+            a, nl, b, c, d);
     num(a, sizeof a, last_of(log, "eval/ppl"), "%.2f");
     num(e, sizeof e, last_of(log, "eval/step"), "%.0f");
     fprintf(m, "validation ppl %s (at step %s)\n", a, e);
     free(step);
     free(loss);
-    free(secs);
 }
 
 /* The latest row of each norm site: how far batch statistics stray, and the gradient gain. */
@@ -288,9 +324,14 @@ static int watch_loop(NsLog *log, const WatchOptions *o)
                 .flush_every = (double)(flush_every > 0 ? flush_every : 1)};
     double shown_step = -1.0;
     WatchState state = RUNNING;
-    Progress p;
+    Progress p = {.slowest_step_s = NAN};
     for (;;) {
         char *text = render(log, &p);
+        if (p.damage[0]) {
+            free(text);
+            fprintf(stderr, "normscope: watch: %s\n", p.damage);
+            return NS_EXIT_ERROR;
+        }
         if (interrupted)
             state = STOPPED;
         else

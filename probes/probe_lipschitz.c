@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "h5util.h"
 #include "probes.h"
 #include "util.h"
 
@@ -165,9 +166,29 @@ static void destroy(NsProbe *p)
     free(st);
 }
 
+/* The power iteration's start vectors come from the probe's own RNG: a resumed run must draw
+ * the ones an uninterrupted run would, so the RNG is saved with each checkpoint. */
+static int save_rng(NsProbe *p, NsProbes *set, hid_t group, char *err)
+{
+    (void)set;
+    const LipState *st = p->state;
+    hsize_t four[1] = {4};
+    return ns_h5_write(group, "rng", H5T_NATIVE_UINT64, st->rng.s, 1, four, err);
+}
+
+static int load_rng(NsProbe *p, NsProbes *set, hid_t group, char *err)
+{
+    (void)set;
+    LipState *st = p->state;
+    if (ns_h5_read(group, "rng", H5T_NATIVE_UINT64, st->rng.s, 4, err) < 0)
+        return ns_fail_context(err, "probe lipschitz");
+    return 0;
+}
+
 void ns_probe_lipschitz(NsProbe *p)
 {
     *p = (NsProbe){.name = "lipschitz", .state = ns_xcalloc(1, sizeof(LipState)),
                    .declare = declare, .step_begin = step_begin,
-                   .after_backward = after_backward, .destroy = destroy};
+                   .after_backward = after_backward, .destroy = destroy,
+                   .save_state = save_rng, .load_state = load_rng};
 }

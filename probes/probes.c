@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "h5util.h"
 #include "model_io.h"
 #include "util.h"
 
@@ -81,6 +82,59 @@ static void on_eval_end(void *ctx, const NsTrainer *tr, int64_t step, double los
 
 static int on_flush(void *ctx, char *err) { return ns_runlog_flush(&((NsProbes *)ctx)->log, err); }
 
+/* ------------------------------------------------------------ state in checkpoints */
+
+static int checkpoint_probes(void *ctx, hid_t file, char *err)
+{
+    NsProbes *set = ctx;
+    for (int i = 0; i < set->n_probes; i++) {
+        NsProbe *p = &set->probes[i];
+        if (!p->save_state)
+            continue;
+        char path[96];
+        snprintf(path, sizeof path, "probes/%s", p->name);
+        hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+        H5Pset_create_intermediate_group(lcpl, 1);
+        hid_t group = H5Gcreate2(file, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        H5Pclose(lcpl);
+        if (group < 0)
+            return ns_fail(err, "cannot write the state of probe %s", p->name);
+        int rc = p->save_state(p, set, group, err);
+        H5Gclose(group);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* On --resume: the probes' state as the checkpoint saved it. A checkpoint without it (made
+ * before probes kept state) leaves the probes as fresh, and says so. */
+static int restore_probes(NsProbes *set, const char *ckpt, char *err)
+{
+    hid_t file = ns_h5_open(ckpt, 0, err);
+    if (file < 0)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < set->n_probes && rc == 0; i++) {
+        NsProbe *p = &set->probes[i];
+        char path[96];
+        snprintf(path, sizeof path, "probes/%s", p->name);
+        if (!p->load_state)
+            continue;
+        if (!ns_h5_exists(file, path)) {
+            fprintf(stderr, "normscope: note: checkpoint '%s' has no state of probe %s; its "
+                            "series continue from a fresh state\n", ckpt, p->name);
+            continue;
+        }
+        hid_t group = H5Gopen2(file, path, H5P_DEFAULT);
+        rc = group < 0 ? ns_fail(err, "cannot open '%s'", path) : p->load_state(p, set, group, err);
+        if (group >= 0)
+            H5Gclose(group);
+    }
+    H5Fclose(file);
+    return rc < 0 ? ns_fail_context(err, "checkpoint '%s'", ckpt) : 0;
+}
+
 /* ------------------------------------------------------------ set-up */
 
 static int known_probe(const char *name)
@@ -134,7 +188,8 @@ static int open_log(NsProbes *set, int fresh, char *err)
 {
     const NsRunConfig *c = &set->tr->cfg;
     if (!fresh) { /* the configuration attributes now describe the resumed run (e.g. steps) */
-        if (ns_runlog_open_append(&set->log, c->out_path, err) < 0)
+        if (ns_runlog_rebuild(c->out_path, err) < 0 ||
+            ns_runlog_open_append(&set->log, c->out_path, err) < 0)
             return -1;
         if (ns_write_run_attrs(set->log.file, c) < 0)
             return ns_fail(err, "cannot update attributes of run log '%s'", c->out_path);
@@ -142,6 +197,8 @@ static int open_log(NsProbes *set, int fresh, char *err)
     }
     if (ns_runlog_create(&set->log, c->out_path, err) < 0)
         return -1;
+    /* one chunk per flush (runlog.c says why), within what compresses well and indexes cheaply */
+    set->log.chunk_rows = c->flush_every < 4096 ? (int)c->flush_every : 4096;
     if (ns_write_run_attrs(set->log.file, c) < 0)
         return ns_fail(err, "cannot write attributes to run log '%s'", c->out_path);
     return 0;
@@ -155,7 +212,18 @@ static int declare_all(NsProbes *set, int fresh, char *err)
     /* A resumed log may hold steps past the checkpoint: they are taken again. */
     if (fresh)
         return ns_runlog_write_docs(&set->log, err);
-    return ns_runlog_truncate_after(&set->log, set->tr->step, err);
+    if (ns_runlog_truncate_after(&set->log, set->tr->step, err) < 0)
+        return -1;
+    /* Checkpoints follow a flush, so the log reaches the checkpoint, unless the run stopped on
+     * a failed flush and saved its progress anyway: then say which steps the log lacks. */
+    int64_t last = ns_runlog_last_step(&set->log, NS_RUNLOG_STEPS);
+    if (last < set->tr->step)
+        fprintf(stderr, "normscope: warning: run log '%s' ends at step %lld but the checkpoint "
+                        "is at step %lld: steps %lld to %lld were never written to the log (the "
+                        "run stopped on a write failure)\n", set->tr->cfg.out_path,
+                (long long)last, (long long)set->tr->step, (long long)last + 1,
+                (long long)set->tr->step);
+    return 0;
 }
 
 NsProbes *ns_probes_attach(NsTrainer *tr, char *err)
@@ -167,14 +235,15 @@ NsProbes *ns_probes_attach(NsTrainer *tr, char *err)
     set->log.file = H5I_INVALID_HID;
     int fresh = !(tr->cfg.resume_path[0] && H5Fis_hdf5(tr->cfg.out_path) > 0);
     if (select_probes(set, tr->cfg.probes, err) < 0 || open_log(set, fresh, err) < 0 ||
-        declare_all(set, fresh, err) < 0 || ns_runlog_start(&set->log, err) < 0) {
+        declare_all(set, fresh, err) < 0 || ns_runlog_start(&set->log, err) < 0 ||
+        (tr->cfg.resume_path[0] && restore_probes(set, tr->cfg.resume_path, err) < 0)) {
         char ignored[NS_ERRLEN];
         ns_probes_close(set, ignored);
         return NULL;
     }
     tr->model.hooks = (NsModelHooks){on_norm_forward, on_norm_backward, set};
     tr->observer = (NsTrainObserver){set, on_step_begin, on_after_backward, on_step_end,
-                                     on_eval_end, on_flush};
+                                     on_eval_end, on_flush, {checkpoint_probes, set}};
     return set;
 }
 

@@ -28,6 +28,11 @@ typedef struct NsProbe {
     void (*after_backward)(struct NsProbe *p, NsProbes *set, const NsStepInfo *info);
     void (*step_end)(struct NsProbe *p, NsProbes *set, const NsStepInfo *info);
     void (*eval_end)(struct NsProbe *p, NsProbes *set, int64_t step, double loss, double ppl);
+    /* A probe that carries state from step to step (running averages, an RNG) saves it into its
+     * group of each checkpoint (probes/<name>) and loads it back on --resume, after declare, so
+     * a resumed log equals an uninterrupted run's. */
+    int (*save_state)(struct NsProbe *p, NsProbes *set, hid_t group, char *err);
+    int (*load_state)(struct NsProbe *p, NsProbes *set, hid_t group, char *err);
     void (*destroy)(struct NsProbe *p);
 } NsProbe;
 

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -152,4 +153,21 @@ double ns_l2_distance(const float *a, const float *b, size_t n)
     for (size_t i = 0; i < n; i++)
         s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
     return sqrt(s);
+}
+
+double ns_physical_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size : 0.0;
+}
+
+void ns_format_bytes(char *out, size_t n, double bytes)
+{
+    static const char *const units[] = {"bytes", "kB", "MB", "GB", "TB", "PB", "EB"};
+    int u = 0;
+    while (bytes >= 1000.0 && u < 6) {
+        bytes /= 1000.0;
+        u++;
+    }
+    snprintf(out, n, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
 }

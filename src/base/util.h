@@ -47,6 +47,12 @@ double ns_rng_normal(NsRng *rng);          /* standard normal (Box-Muller) */
 
 double ns_now_seconds(void); /* monotonic clock */
 
+/* Bytes of physical memory of this machine (what a configuration's needs are checked against
+ * before anything is allocated); 0 if unknown. */
+double ns_physical_memory(void);
+/* "12.3 GB", "450 MB", … into out. */
+void ns_format_bytes(char *out, size_t n, double bytes);
+
 /* Sum of squares in double precision: used wherever a norm is reported. */
 double ns_sumsq(const float *x, size_t n);
 /* ||a - b||_2 in double precision: used wherever a distance is reported. */

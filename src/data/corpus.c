@@ -88,6 +88,27 @@ static int looks_binary(const char *text, size_t len)
     return bad * 4 > len;
 }
 
+/* UTF-16 text (a BOM, or NUL bytes at every other position of mostly ASCII text) is text in
+ * another encoding, not binary: name it, and how to convert it. Returns "LE", "BE" or NULL. */
+static const char *utf16_kind(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    if (len >= 2 && s[0] == 0xFF && s[1] == 0xFE)
+        return "LE";
+    if (len >= 2 && s[0] == 0xFE && s[1] == 0xFF)
+        return "BE";
+    size_t pairs = len / 2, zero_odd = 0, zero_even = 0;
+    for (size_t i = 0; i + 1 < len; i += 2) {
+        zero_even += s[i] == 0 && s[i + 1] != 0;
+        zero_odd += s[i + 1] == 0 && s[i] != 0;
+    }
+    if (pairs >= 2 && zero_odd * 10 >= pairs * 9)
+        return "LE";
+    if (pairs >= 2 && zero_even * 10 >= pairs * 9)
+        return "BE";
+    return NULL;
+}
+
 static int only_whitespace(const char *text, size_t len)
 {
     for (size_t i = 0; i < len; i++)
@@ -127,6 +148,12 @@ char *ns_read_text_file(const char *path, size_t *len, char *err)
         problem = "reading failed (I/O error); check that the file is a readable regular file";
     else if (n == 0)
         problem = "file is empty; give a text file with one sentence per line";
+    else if (utf16_kind(text, n))
+        problem = !strcmp(utf16_kind(text, n), "LE")
+                      ? "file is UTF-16 (little-endian) text; convert it to UTF-8 (iconv -f "
+                        "UTF-16 -t UTF-8 FILE > FILE.txt) and give that"
+                      : "file is UTF-16 (big-endian) text; convert it to UTF-8 (iconv -f "
+                        "UTF-16 -t UTF-8 FILE > FILE.txt) and give that";
     else if (only_whitespace(text, n))
         problem = "file contains only whitespace; give a text file with one sentence per line";
     else if (looks_binary(text, n))

@@ -1,9 +1,12 @@
 #include "checkpoint.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileguard.h"
 #include "h5util.h"
 #include "model_io.h"
 #include "util.h"
@@ -47,22 +50,56 @@ static int write_body(hid_t f, const NsRunConfig *cfg, NsModel *m, const NsAdamW
     return rc < 0 ? -1 : write_vocab(f, vocab, err);
 }
 
+/* An upper bound of the file's size: parameters, both moments, the initial parameters and the
+ * norm state are each at most a copy of the parameters; a dataset's metadata is under 1 kB
+ * (measured: 0.5 kB); then the vocabulary. */
+static int64_t checkpoint_bytes(const NsModel *m, const NsVocab *vocab)
+{
+    int64_t bytes = (int64_t)(5 * sizeof(float) * m->layout.total) + (1 << 16) +
+                    5 * 1024 * (int64_t)m->layout.n_tensors;
+    for (int i = 0; i < vocab->size; i++)
+        bytes += (int64_t)strlen(vocab->tokens[i]) + 32;
+    return bytes;
+}
+
+/* Renames the finished temporary file over path, durably: the file's data first, then the
+ * directory entry. Returns 0 or an errno. */
+static int commit_file(const char *tmp, const char *path)
+{
+    int rc = ns_fsync_file(tmp);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = errno;
+    return rc ? rc : ns_fsync_dir_of(path);
+}
+
 int ns_checkpoint_save(const char *path, const NsRunConfig *cfg, NsModel *m, const NsAdamW *opt,
                        const NsBatcher *batches, const NsVocab *vocab, const float *params_init,
-                       int64_t step, char *err)
+                       int64_t step, const NsCheckpointExtra *extra, char *err)
 {
     char tmp[NS_PATH_LEN + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     hid_t f = ns_h5_create(tmp, err);
     if (f < 0)
         return -1;
-    int rc = write_body(f, cfg, m, opt, batches, vocab, params_init, step, err);
+    int space = ns_check_space(tmp, checkpoint_bytes(m, vocab)), rc = 0;
+    if (space != 0)
+        rc = ns_fail(err, "cannot write checkpoint '%s': %s", path, ns_io_cause(space));
+    if (rc == 0)
+        rc = write_body(f, cfg, m, opt, batches, vocab, params_init, step, err);
+    if (rc == 0 && extra && extra->write)
+        rc = extra->write(extra->ctx, f, err);
+    errno = 0;
     if (H5Fclose(f) < 0 && rc == 0)
-        rc = ns_fail(err, "cannot finish writing checkpoint '%s' (disk full?)", tmp);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = ns_fail(err, "cannot rename '%s' to '%s'", tmp, path);
-    if (rc != 0)
+        rc = ns_fail(err, "cannot finish writing checkpoint '%s': %s", tmp, ns_io_cause(errno));
+    int committed = rc == 0 ? commit_file(tmp, path) : 0;
+    if (committed != 0)
+        rc = ns_fail(err, "cannot save checkpoint '%s': %s", path, ns_io_cause(committed));
+    if (rc != 0) {
+        ns_h5_skip_exit_cleanup();
         remove(tmp);
+        if (space == 0 && committed == 0)
+            ns_fail_context(err, "checkpoint '%s'", path);
+    }
     return rc;
 }
 
@@ -114,6 +151,34 @@ static hid_t open_checkpoint(const char *path, char *err)
     return f;
 }
 
+/* A file's configuration is checked like flags are (sizes, memory, divisibility), and its
+ * names must be known ones: a stored name this version does not know (tokenizer 'bpe') would
+ * otherwise leave the default in place and evaluate the wrong model. */
+static const NsOption *option_of_attr(const char *attr)
+{
+    for (size_t k = 0; k < NS_N_RUN_OPTIONS; k++)
+        if (NS_RUN_OPTIONS[k].attr && strcmp(NS_RUN_OPTIONS[k].attr, attr) == 0)
+            return &NS_RUN_OPTIONS[k];
+    return NULL;
+}
+
+static int check_header_config(hid_t f, const NsRunConfig *c, char *err)
+{
+    static const char *const names[] = {"norm", "norm_position", "tokenizer", "batching"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char text[64];
+        NsRunConfig probe = *c;
+        const NsOption *o = option_of_attr(names[i]);
+        if (o && ns_h5_attr_read_str(f, names[i], text, sizeof text) == 0 &&
+            ns_option_set_text(o, &probe, text) < 0)
+            return ns_fail(err, "attribute '%s' = '%s' is not one this version knows", names[i],
+                           text);
+    }
+    if (ns_model_config_validate(&c->model, err) < 0)
+        return ns_fail_context(err, "its stored configuration is impossible");
+    return 0;
+}
+
 int ns_checkpoint_read_header(const char *path, NsCheckpointHeader *h, char *err)
 {
     h->vocab = NULL;
@@ -123,9 +188,14 @@ int ns_checkpoint_read_header(const char *path, NsCheckpointHeader *h, char *err
         return -1;
     int rc = ns_read_run_attrs(f, &h->cfg, err);
     if (rc == 0)
+        rc = check_header_config(f, &h->cfg, err);
+    if (rc == 0)
         rc = read_vocab(f, &h->vocab, &h->vocab_n, err);
+    if (rc == 0 && h->vocab_n != h->cfg.model.vocab_size)
+        rc = ns_fail(err, "its vocabulary has %d tokens but its vocab_size is %d", h->vocab_n,
+                     h->cfg.model.vocab_size);
     H5Fclose(f);
-    return rc;
+    return rc < 0 ? ns_fail_context(err, "checkpoint '%s'", path) : 0;
 }
 
 int ns_model_config_compare(const NsModelConfig *saved, const NsModelConfig *run, char *err)
@@ -166,6 +236,29 @@ static int load_training_state(hid_t f, NsModel *m, NsAdamW *opt, NsBatcher *bat
     return rc;
 }
 
+/* Numbers a run never saves: NaN or Inf in a tensor (a damaged file would train to NaN). */
+static int check_finite(const char *what, const float *x, size_t n, char *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return ns_fail(err, "%s holds NaN or Inf (element %zu): the file is damaged", what, i);
+    return 0;
+}
+
+static int check_loaded(const NsModel *m, const NsAdamW *opt, const int64_t *step, char *err)
+{
+    size_t n = m->layout.total;
+    if (check_finite("params", m->params, n, err) < 0 ||
+        (opt && (check_finite("optim/m", opt->m, n, err) < 0 ||
+                 check_finite("optim/v", opt->v, n, err) < 0)))
+        return -1;
+    if (opt && opt->t < 0)
+        return ns_fail(err, "optim/t = %lld is negative: the file is damaged", (long long)opt->t);
+    if (step && (*step < 0 || *step > (int64_t)1 << 48))
+        return ns_fail(err, "step = %lld is impossible: the file is damaged", (long long)*step);
+    return 0;
+}
+
 int ns_checkpoint_load(const char *path, NsModel *m, NsAdamW *opt, NsBatcher *batches,
                        float *params_init, int64_t *step, char *err)
 {
@@ -181,6 +274,8 @@ int ns_checkpoint_load(const char *path, NsModel *m, NsAdamW *opt, NsBatcher *ba
         rc = load_training_state(f, m, opt, batches, err);
     if (rc == 0 && params_init)
         rc = ns_read_tensors(f, "init", &m->layout, params_init, err);
+    if (rc == 0)
+        rc = check_loaded(m, opt && batches ? opt : NULL, step, err);
     H5Fclose(f);
     if (rc != 0)
         ns_fail_context(err, "checkpoint '%s'", path);

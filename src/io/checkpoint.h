@@ -8,10 +8,14 @@
  *   data/batcher     position of the training batcher (int64[])
  *   vocab/tokens     the vocabulary, id order (variable-length UTF-8 strings)
  *   init/<name>      the parameters at initialisation (distance-from-init probes)
- * Files are written to a temporary name and renamed, so a crash never leaves a torn checkpoint. */
+ *   probes/<name>/…  state of the probes that keep some (running averages), via extra
+ * Files are written to a temporary name in the same directory, with room for them reserved
+ * first, fsync'ed, renamed over the old one, and the directory fsync'ed: a crash or a full disk
+ * never leaves a torn checkpoint, and the previous one stays intact until the new one is whole. */
 #ifndef NS_CHECKPOINT_H
 #define NS_CHECKPOINT_H
 
+#include <hdf5.h>
 #include <stdint.h>
 
 #include "batcher.h"
@@ -20,9 +24,16 @@
 #include "optim.h"
 #include "run_config.h"
 
+/* Extra content of a checkpoint written by a layer above (the probes' state), into the open
+ * file; returns 0 or -1 with err. */
+typedef struct {
+    int (*write)(void *ctx, hid_t file, char *err);
+    void *ctx;
+} NsCheckpointExtra;
+
 int ns_checkpoint_save(const char *path, const NsRunConfig *cfg, NsModel *m, const NsAdamW *opt,
                        const NsBatcher *batches, const NsVocab *vocab, const float *params_init,
-                       int64_t step, char *err);
+                       int64_t step, const NsCheckpointExtra *extra, char *err);
 
 /* What must be known of a checkpoint before a model can be built from it: the run configuration
  * it was made with and its vocabulary (id order). */

@@ -6,7 +6,41 @@
 
 #include "util.h"
 
-void ns_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+/* HDF5's own exit clean-up flushes every file still open, and a file whose write failed (disk
+ * full) stays open after its failed H5Fclose: flushing it again at exit crashed in
+ * H5F__close_cb. So HDF5's handler is replaced by ours (H5dont_atexit must come before any other
+ * HDF5 call), which closes the library unless a write failed; then there is nothing to flush
+ * that could succeed, and the process just ends. */
+static int exit_cleanup_skipped = 0;
+
+static void close_library(void)
+{
+    if (!exit_cleanup_skipped)
+        H5close();
+}
+
+void ns_h5_skip_exit_cleanup(void) { exit_cleanup_skipped = 1; }
+
+void ns_h5_quiet(void)
+{
+    static int done = 0;
+    if (!done) {
+        H5dont_atexit();
+        atexit(close_library);
+        done = 1;
+    }
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+hid_t ns_h5_reader_fapl(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* A SWMR reader re-reads metadata whose checksum fails, assuming a writer is midway, with
+     * a doubling sleep between attempts: HDF5's default of 100 attempts makes a corrupt byte a
+     * hang. A few attempts cover a live writer's flush (tens of ms); then the read fails. */
+    H5Pset_metadata_read_attempts(fapl, NS_H5_READ_ATTEMPTS);
+    return fapl;
+}
 
 hid_t ns_h5_create(const char *path, char *err)
 {
@@ -29,7 +63,9 @@ hid_t ns_h5_open(const char *path, int writable, char *err)
         ns_fail(err, "'%s' is not an HDF5 file", path);
         return H5I_INVALID_HID;
     }
-    hid_t f = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t fapl = ns_h5_reader_fapl();
+    hid_t f = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
     if (f < 0)
         ns_fail(err, "cannot open HDF5 file '%s'%s", path,
                 writable ? " for writing (is another process writing it?)" : "");
@@ -54,18 +90,19 @@ int ns_h5_exists(hid_t loc, const char *path)
     return 1;
 }
 
-int ns_h5_write(hid_t loc, const char *path, hid_t mtype, const void *data, int ndim,
-                const hsize_t *dims, char *err)
+/* A dataset of dims, with dcpl (H5P_DEFAULT: contiguous), written whole. */
+static int write_with(hid_t loc, const char *path, hid_t mtype, const void *data, int ndim,
+                      const hsize_t *dims, hid_t dcpl, char *err)
 {
     hid_t space = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t dset = H5Dcreate2(loc, path, mtype, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t dset = H5Dcreate2(loc, path, mtype, space, lcpl, dcpl, H5P_DEFAULT);
     int rc = -1;
     if (dset >= 0 && H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0)
         rc = 0;
-    if (dset >= 0)
-        H5Dclose(dset);
+    if (dset >= 0 && H5Dclose(dset) < 0)
+        rc = -1;
     H5Pclose(lcpl);
     H5Sclose(space);
     if (rc < 0)
@@ -73,10 +110,33 @@ int ns_h5_write(hid_t loc, const char *path, hid_t mtype, const void *data, int 
     return rc;
 }
 
+int ns_h5_write(hid_t loc, const char *path, hid_t mtype, const void *data, int ndim,
+                const hsize_t *dims, char *err)
+{
+    return write_with(loc, path, mtype, data, ndim, dims, H5P_DEFAULT, err);
+}
+
+/* Float arrays (parameters, moments, norm state) carry a Fletcher-32 checksum, which H5Dread
+ * verifies: a flipped byte in a checkpoint is an error at load, not a silently different model.
+ * The filter needs chunks: one per dataset, or slices of rows under 64 M floats. */
 int ns_h5_write_f32(hid_t loc, const char *path, const float *data, int ndim,
                     const hsize_t *dims, char *err)
 {
-    return ns_h5_write(loc, path, H5T_NATIVE_FLOAT, data, ndim, dims, err);
+    hsize_t chunk[2] = {0, 0}, row, n = 1;
+    for (int i = 0; i < ndim && i < 2; i++)
+        n *= dims[i];
+    if (ndim < 1 || ndim > 2 || n == 0)
+        return ns_h5_write(loc, path, H5T_NATIVE_FLOAT, data, ndim, dims, err);
+    row = ndim == 2 ? dims[1] : 1;
+    hsize_t max_rows = (1u << 26) / row > 0 ? (1u << 26) / row : 1;
+    chunk[0] = dims[0] < max_rows ? dims[0] : max_rows;
+    chunk[1] = row;
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, ndim, chunk);
+    H5Pset_fletcher32(dcpl);
+    int rc = write_with(loc, path, H5T_NATIVE_FLOAT, data, ndim, dims, dcpl, err);
+    H5Pclose(dcpl);
+    return rc;
 }
 
 int ns_h5_write_scalar_f32(hid_t loc, const char *path, float value, char *err)
@@ -114,7 +174,9 @@ int ns_h5_read(hid_t loc, const char *path, hid_t mtype, void *out, size_t count
     hid_t dset = H5Dopen2(loc, path, H5P_DEFAULT);
     herr_t rc = H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
     H5Dclose(dset);
-    return rc < 0 ? ns_fail(err, "cannot read dataset '%s'", path) : 0;
+    return rc < 0 ? ns_fail(err, "cannot read dataset '%s': its checksum or format is wrong (a "
+                                 "damaged file)", path)
+                  : 0;
 }
 
 static int attr_write(hid_t loc, const char *name, hid_t type, const void *value)
@@ -151,12 +213,32 @@ int ns_h5_attr_write_str(hid_t loc, const char *name, const char *value)
     return rc;
 }
 
+/* 1 if the attribute holds exactly one value (a scalar, or an array of one element): a file
+ * may carry anything under a known name, and reading an array into one variable overflows it. */
+static int attr_is_single(hid_t attr)
+{
+    hid_t space = H5Aget_space(attr);
+    hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    if (space >= 0)
+        H5Sclose(space);
+    return n == 1;
+}
+
+/* Reads a numeric attribute of one value, converted to type; -1 if absent, not one value, or
+ * not a number (a string, a compound). */
 static int attr_read(hid_t loc, const char *name, hid_t type, void *value)
 {
     if (H5Aexists(loc, name) <= 0)
         return -1;
     hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
-    herr_t rc = H5Aread(attr, type, value);
+    if (attr < 0)
+        return -1;
+    hid_t ftype = H5Aget_type(attr);
+    H5T_class_t cls = ftype >= 0 ? H5Tget_class(ftype) : H5T_NO_CLASS;
+    int ok = (cls == H5T_INTEGER || cls == H5T_FLOAT) && attr_is_single(attr);
+    herr_t rc = ok ? H5Aread(attr, type, value) : -1;
+    if (ftype >= 0)
+        H5Tclose(ftype);
     H5Aclose(attr);
     return rc < 0 ? -1 : 0;
 }
@@ -176,9 +258,11 @@ int ns_h5_attr_read_str(hid_t loc, const char *name, char *buf, size_t buflen)
     if (H5Aexists(loc, name) <= 0)
         return -1;
     hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
+    if (attr < 0)
+        return -1;
     hid_t ftype = H5Aget_type(attr);
     int rc = -1;
-    if (H5Tget_class(ftype) == H5T_STRING) {
+    if (ftype >= 0 && H5Tget_class(ftype) == H5T_STRING && attr_is_single(attr)) {
         if (H5Tis_variable_str(ftype) > 0) {
             hid_t mtype = H5Tcopy(H5T_C_S1);
             H5Tset_size(mtype, H5T_VARIABLE);
@@ -192,9 +276,11 @@ int ns_h5_attr_read_str(hid_t loc, const char *name, char *buf, size_t buflen)
             H5Tclose(mtype);
         } else {
             size_t size = H5Tget_size(ftype);
-            char *tmp = ns_xcalloc(size + 1, 1);
+            if (size > (1 << 20)) /* a fixed-length string of megabytes is no attribute of ours */
+                size = 0;
+            char *tmp = size ? ns_xcalloc(size + 1, 1) : NULL;
             hid_t mtype = H5Tcopy(ftype);
-            if (H5Aread(attr, mtype, tmp) >= 0) {
+            if (tmp && H5Aread(attr, mtype, tmp) >= 0) {
                 snprintf(buf, buflen, "%s", tmp);
                 rc = 0;
             }
@@ -202,7 +288,8 @@ int ns_h5_attr_read_str(hid_t loc, const char *name, char *buf, size_t buflen)
             free(tmp);
         }
     }
-    H5Tclose(ftype);
+    if (ftype >= 0)
+        H5Tclose(ftype);
     H5Aclose(attr);
     return rc;
 }

@@ -11,6 +11,13 @@
 #include <stdint.h>
 
 void ns_h5_quiet(void);
+/* After a failed write: the library is not closed at exit (see h5util.c). */
+void ns_h5_skip_exit_cleanup(void);
+
+/* The file access properties of every reader: SWMR metadata retries bounded, so a corrupt file
+ * is an error within a second or so, never a hang. Close with H5Pclose. */
+#define NS_H5_READ_ATTEMPTS 10
+hid_t ns_h5_reader_fapl(void);
 
 /* Creates (truncating) or opens a file. Returns a file id or H5I_INVALID_HID. */
 hid_t ns_h5_create(const char *path, char *err);
@@ -35,6 +42,8 @@ long ns_h5_numel(hid_t loc, const char *path);
 int ns_h5_attr_write_i64(hid_t loc, const char *name, int64_t value);
 int ns_h5_attr_write_f64(hid_t loc, const char *name, double value);
 int ns_h5_attr_write_str(hid_t loc, const char *name, const char *value);
+/* The readers check what they read: a numeric attribute must hold exactly one number (else -1,
+ * as if absent), a string attribute one string. */
 int ns_h5_attr_read_i64(hid_t loc, const char *name, int64_t *value);
 int ns_h5_attr_read_f64(hid_t loc, const char *name, double *value);
 /* Reads a string attribute (fixed or variable length) into buf. */

@@ -19,9 +19,11 @@ int ns_log_open(NsLog *log, const char *path, char *err)
     if (H5Fis_hdf5(path) <= 0)
         return ns_fail(err, "'%s' is not an HDF5 file (expected a run log written by "
                             "'normscope train --out')", path);
-    log->file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+    hid_t fapl = ns_h5_reader_fapl();
+    log->file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
     if (log->file < 0) /* files not written in SWMR mode open without the flag */
-        log->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        log->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
     if (log->file < 0)
         return ns_fail(err, "cannot open HDF5 file '%s'", path);
     char format[64] = "";
@@ -41,6 +43,13 @@ int ns_log_open(NsLog *log, const char *path, char *err)
     ns_log_attr_str(log, "normscope_version", log->version, sizeof log->version);
     ns_log_attr_long(log, "d_model", &log->d_model);
     ns_log_attr_long(log, "n_layers", &log->n_layers);
+    /* Sizes that index or allocate are checked here, once, for every reader. */
+    if (log->d_model < 0 || log->d_model > (1L << 24) || log->n_layers < 0 ||
+        log->n_layers > (1L << 16)) {
+        ns_log_close(log);
+        return ns_fail(err, "run log '%s' is damaged: d_model = %ld, n_layers = %ld are "
+                            "impossible", path, log->d_model, log->n_layers);
+    }
     snprintf(log->label, sizeof log->label, "%s (%s)", log->norm, log->position);
     return 0;
 }
@@ -84,6 +93,16 @@ static void *read_whole(const NsLog *log, const char *path, int want_rank, hid_t
         ns_fail(err, "'%s' in '%s' is not a %d-D series", path, log->path, want_rank);
         return NULL;
     }
+    /* A damaged file can claim any extent: more than the machine's memory is an error, not an
+     * abort in malloc. */
+    double bytes = (double)dims[0] * (want_rank == 2 ? (double)dims[1] : 1.0) * (double)elem;
+    double have = ns_physical_memory();
+    if (bytes > (have > 0 ? have / 2 : 1e12)) {
+        H5Dclose(d);
+        ns_fail(err, "'%s' in '%s' claims %.3g bytes: the file is damaged", path, log->path,
+                bytes);
+        return NULL;
+    }
     size_t count = (size_t)dims[0] * (want_rank == 2 ? (size_t)dims[1] : 1);
     void *out = ns_xmalloc(elem * (count ? count : 1));
     if (count && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
@@ -111,6 +130,41 @@ float *ns_log_read_matrix(const NsLog *log, const char *path, size_t *rows, size
     float *out = read_whole(log, path, 2, H5T_NATIVE_FLOAT, sizeof(float), dims, err);
     *rows = out ? (size_t)dims[0] : 0;
     *cols = out ? (size_t)dims[1] : 0;
+    return out;
+}
+
+double *ns_log_read_rows(const NsLog *log, const char *path, size_t from, size_t *n,
+                         size_t *rows, char *err)
+{
+    *n = *rows = 0;
+    hid_t d = open_dataset(log, path, err);
+    if (d < 0)
+        return NULL;
+    hid_t space = H5Dget_space(d);
+    hsize_t dims[2] = {0, 0};
+    int rank = space >= 0 ? H5Sget_simple_extent_dims(space, dims, NULL) : -1;
+    double *out = NULL;
+    if (rank != 1) {
+        ns_fail(err, "'%s' in '%s' is not a 1-D series", path, log->path);
+    } else if (dims[0] > from) {
+        hsize_t start[1] = {from}, count[1] = {dims[0] - from};
+        hid_t mspace = H5Screate_simple(1, count, NULL);
+        out = count[0] <= (1u << 26) ? ns_xmalloc(sizeof(double) * count[0]) : NULL;
+        if (!out || H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+            H5Dread(d, H5T_NATIVE_DOUBLE, mspace, space, H5P_DEFAULT, out) < 0) {
+            free(out);
+            out = NULL;
+            ns_fail(err, "cannot read '%s' in '%s' (damaged?)", path, log->path);
+        } else {
+            *n = (size_t)count[0];
+        }
+        H5Sclose(mspace);
+    }
+    if (rank == 1)
+        *rows = (size_t)dims[0];
+    if (space >= 0)
+        H5Sclose(space);
+    H5Dclose(d);
     return out;
 }
 

@@ -33,6 +33,11 @@ int ns_log_has(const NsLog *log, const char *path);
 /* Reads a 1-D series (float64 or int64 on disk) as doubles; malloc'd, *n rows. NULL + err if
  * absent. Re-reads the current extent (SWMR). */
 double *ns_log_read_series(const NsLog *log, const char *path, size_t *n, char *err);
+/* Reads rows [from, end) of a 1-D series as doubles (*n of them; NULL when none, or + err on
+ * error); *rows receives the series' current length. A follower (watch) reads only what is new
+ * or the last few rows, so its cost per refresh does not grow with the run. */
+double *ns_log_read_rows(const NsLog *log, const char *path, size_t from, size_t *n,
+                         size_t *rows, char *err);
 /* Reads a 2-D float32 series [rows][cols]; malloc'd. */
 float *ns_log_read_matrix(const NsLog *log, const char *path, size_t *rows, size_t *cols,
                           char *err);

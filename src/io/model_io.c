@@ -120,7 +120,9 @@ static int read_attr(hid_t loc, const NsOption *o, NsRunConfig *c, char *err)
     switch (ns_option_stored_type(o)) {
     case NS_STORED_INT:
         if (ns_h5_attr_read_i64(loc, o->attr, &i) < 0)
-            return required ? ns_fail(err, "attribute '%s' is missing from the file", o->attr) : 0;
+            return required ? ns_fail(err, "attribute '%s' is missing or not a single number",
+                                      o->attr)
+                            : 0;
         ns_option_set_int(o, c, i);
         return 0;
     case NS_STORED_REAL:

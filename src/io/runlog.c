@@ -1,9 +1,11 @@
 #include "runlog.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileguard.h"
 #include "h5util.h"
 #include "util.h"
 
@@ -23,11 +25,14 @@ static hid_t mem_type(const NsRunLogSeries *s)
     }
 }
 
-/* SWMR needs the latest file format. */
+/* SWMR needs the latest file format. The writer is the only writer: metadata whose checksum
+ * fails is damage (a kill inside a flush), not a flush under way, so it is not re-read (HDF5
+ * retried it, sleeping, for ever). */
 static hid_t latest_fapl(void)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    H5Pset_metadata_read_attempts(fapl, 1);
     return fapl;
 }
 
@@ -44,6 +49,43 @@ int ns_runlog_create(NsRunLog *log, const char *path, char *err)
     if (ns_h5_attr_write_str(log->file, NS_RUNLOG_FORMAT_ATTR, NS_RUNLOG_FORMAT) < 0)
         return ns_fail(err, "cannot write attributes to run log '%s'", path);
     return 0;
+}
+
+/* Copies every object under the root of src into dst (H5Ocopy rebuilds each dataset's chunk
+ * index from the chunks it reaches). */
+static herr_t copy_child(hid_t src, const char *name, const H5L_info_t *info, void *dst)
+{
+    (void)info;
+    return H5Ocopy(src, name, *(hid_t *)dst, name, H5P_DEFAULT, H5P_DEFAULT) < 0 ? -1 : 0;
+}
+
+int ns_runlog_rebuild(const char *path, char *err)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.resume.tmp", path);
+    hid_t fapl = latest_fapl();
+    hid_t src = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+    if (src < 0)
+        src = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (src < 0)
+        return ns_fail(err, "run log '%s' to append to does not open (damaged?); give a new "
+                            "--out", path);
+    NsRunLog fresh;
+    int rc = ns_runlog_create(&fresh, tmp, err);
+    if (rc == 0 && H5Literate(src, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, copy_child,
+                              &fresh.file) < 0)
+        rc = ns_fail(err, "run log '%s' is damaged (a run killed inside a flush can leave it so) "
+                          "and cannot be resumed; give a new --out", path);
+    H5Fclose(src);
+    if (fresh.file >= 0 && H5Fclose(fresh.file) < 0 && rc == 0)
+        rc = ns_fail(err, "cannot write '%s': %s", tmp, ns_io_cause(errno));
+    int e = rc == 0 ? ns_fsync_file(tmp) : 0;
+    if (rc == 0 && (e != 0 || rename(tmp, path) != 0))
+        rc = ns_fail(err, "cannot replace run log '%s': %s", path, ns_io_cause(e ? e : errno));
+    if (rc != 0)
+        remove(tmp);
+    return rc;
 }
 
 int ns_runlog_open_append(NsRunLog *log, const char *path, char *err)
@@ -70,11 +112,18 @@ int ns_runlog_open_append(NsRunLog *log, const char *path, char *err)
     return 0;
 }
 
-static hid_t create_series_dataset(hid_t file, const NsRunLogSeries *s)
+/* Chunks sized to what one flush appends. A compressed chunk that grows moves to new space in
+ * the file, and a SWMR writer never reuses the space it leaves (a reader may still be reading
+ * it): with 256-row chunks and a flush every 10 steps, each chunk was written 25 times and the
+ * log grew to ten times its data (neither persistent free-space tracking nor reopening helps:
+ * HDF5 does not free space in SWMR-write mode). A chunk of flush_every rows is written once,
+ * full, for every per-step series; vectors (rarer than one row per step) get one row per
+ * chunk. Series rarer still (validation, smoothness) rewrite their few small chunks. */
+static hid_t create_series_dataset(hid_t file, const NsRunLogSeries *s, int chunk_rows)
 {
     int rank = s->type == NS_SERIES_F32_VEC ? 2 : 1;
     hsize_t dims[2] = {0, (hsize_t)s->width}, maxdims[2] = {H5S_UNLIMITED, (hsize_t)s->width};
-    hsize_t chunk[2] = {s->type == NS_SERIES_F32_VEC ? 16 : CHUNK_ROWS, (hsize_t)s->width};
+    hsize_t chunk[2] = {s->type == NS_SERIES_F32_VEC ? 1 : (hsize_t)chunk_rows, (hsize_t)s->width};
     hid_t space = H5Screate_simple(rank, dims, maxdims);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, rank, chunk);
@@ -117,7 +166,8 @@ int ns_runlog_add(NsRunLog *log, const char *path, NsSeriesType type, int width,
         if (s->dset >= 0)
             s->rows_file = current_rows(s->dset);
     } else {
-        s->dset = create_series_dataset(log->file, s);
+        s->dset = create_series_dataset(log->file, s,
+                                        log->chunk_rows > 0 ? log->chunk_rows : CHUNK_ROWS);
         if (s->dset >= 0) {
             if (units)
                 ns_h5_attr_write_str(s->dset, "units", units);
@@ -226,6 +276,20 @@ int ns_runlog_truncate_after(NsRunLog *log, int64_t last_step, char *err)
     return 0;
 }
 
+int64_t ns_runlog_last_step(NsRunLog *log, const char *group)
+{
+    char step_path[NS_RUNLOG_PATH_LEN], err[512];
+    ns_runlog_path(step_path, sizeof step_path, group, NS_RUNLOG_STEP);
+    long n = ns_h5_numel(log->file, step_path);
+    if (n <= 0 || n > (1L << 30))
+        return 0;
+    int64_t *steps = ns_xmalloc(sizeof(int64_t) * (size_t)n), last = 0;
+    if (ns_h5_read(log->file, step_path, H5T_NATIVE_INT64, steps, (size_t)n, err) == 0)
+        last = steps[n - 1];
+    free(steps);
+    return last;
+}
+
 int ns_runlog_write_docs(NsRunLog *log, char *err)
 {
     size_t cap = 4096, len = 0;
@@ -294,31 +358,50 @@ void ns_runlog_append_i64(NsRunLog *log, int series, int64_t value)
     ns_runlog_append(log, series, &value);
 }
 
+/* Appends the pending rows of one series; every id it opens is closed on every path, so a
+ * failed write leaves nothing open for HDF5 to trip over at exit. */
 static int write_pending(hid_t file, NsRunLogSeries *s)
 {
     if (s->n_pending == 0)
         return 0;
-    s->dset = H5Dopen2(file, s->path, H5P_DEFAULT);
-    if (s->dset < 0)
+    hid_t dset = H5Dopen2(file, s->path, H5P_DEFAULT);
+    if (dset < 0)
         return -1;
     int rank = s->type == NS_SERIES_F32_VEC ? 2 : 1;
     hsize_t new_dims[2] = {s->rows_file + s->n_pending, (hsize_t)s->width};
-    if (H5Dset_extent(s->dset, new_dims) < 0)
-        return -1;
-    hid_t fspace = H5Dget_space(s->dset);
     hsize_t start[2] = {s->rows_file, 0}, count[2] = {s->n_pending, (hsize_t)s->width};
-    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL);
+    herr_t rc = H5Dset_extent(dset, new_dims);
+    hid_t fspace = rc < 0 ? H5I_INVALID_HID : H5Dget_space(dset);
     hid_t mspace = H5Screate_simple(rank, count, NULL);
-    herr_t rc = H5Dwrite(s->dset, mem_type(s), mspace, fspace, H5P_DEFAULT, s->pending);
-    H5Sclose(mspace);
-    H5Sclose(fspace);
-    H5Dclose(s->dset);
-    s->dset = H5I_INVALID_HID;
+    if (fspace < 0 || mspace < 0 ||
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        H5Dwrite(dset, mem_type(s), mspace, fspace, H5P_DEFAULT, s->pending) < 0)
+        rc = -1;
+    if (mspace >= 0)
+        H5Sclose(mspace);
+    if (fspace >= 0)
+        H5Sclose(fspace);
+    if (H5Dclose(dset) < 0)
+        rc = -1;
     if (rc < 0)
         return -1;
     s->rows_file += s->n_pending;
     s->n_pending = 0;
     return 0;
+}
+
+/* Bytes a flush may add to the file: the rows themselves (uncompressed, an upper bound), one
+ * chunk per series rewritten elsewhere (a partly filled compressed chunk moves when it grows),
+ * and room for metadata. */
+static int64_t flush_reserve(const NsRunLog *log)
+{
+    int64_t bytes = 1 << 16;
+    for (int i = 0; i < log->n_series; i++) {
+        const NsRunLogSeries *s = &log->series[i];
+        size_t chunk_rows = s->type == NS_SERIES_F32_VEC ? 1 : CHUNK_ROWS;
+        bytes += (int64_t)(row_bytes(s) * (s->n_pending + chunk_rows)) + 1024;
+    }
+    return bytes;
 }
 
 static int any_pending(const NsRunLog *log)
@@ -329,34 +412,50 @@ static int any_pending(const NsRunLog *log)
     return 0;
 }
 
+static int flush_failed(NsRunLog *log, int errnum, const char *during, char *err)
+{
+    ns_h5_skip_exit_cleanup();
+    snprintf(log->failure, sizeof log->failure, "cannot %s run log '%.300s': %s; it holds the "
+             "steps up to its last good flush", during, log->path, ns_io_cause(errnum));
+    return ns_fail(err, "%s", log->failure);
+}
+
 /* Data series first, each flushed, then the step series: a reader (or a file left by a
  * SIGKILL during a flush) may see data rows whose step row is not there yet, never a step row
  * without its data. */
 int ns_runlog_flush(NsRunLog *log, char *err)
 {
+    if (log->failure[0])
+        return ns_fail(err, "%s", log->failure);
     if (!log->swmr || !any_pending(log))
         return 0;
+    int reserve = ns_check_space(log->path, flush_reserve(log));
+    if (reserve == ENOENT)
+        return flush_failed(log, 0, "reopen (was it moved or deleted?)", err);
+    if (reserve != 0)
+        return flush_failed(log, reserve, "append to", err);
     hid_t fapl = latest_fapl();
     H5Pset_file_locking(fapl, 0, 1);
+    errno = 0;
     hid_t file = H5Fopen(log->path, H5F_ACC_RDWR | H5F_ACC_SWMR_WRITE, fapl);
     H5Pclose(fapl);
     if (file < 0)
-        return ns_fail(err, "cannot reopen run log '%s' to append (was it moved or deleted?)",
-                       log->path);
+        return flush_failed(log, errno, "reopen", err);
     int rc = 0;
+    errno = 0;
     for (int pass = 0; pass < 2 && rc == 0; pass++) {
         for (int i = 0; i < log->n_series && rc == 0; i++) {
             NsRunLogSeries *s = &log->series[i];
             if (ns_runlog_is_step_path(s->path) == pass && write_pending(file, s) < 0)
-                rc = ns_fail(err, "cannot append to '%s' in run log '%s' (disk full?)", s->path,
-                             log->path);
+                rc = -1;
         }
         if (pass == 0 && rc == 0 && H5Fflush(file, H5F_SCOPE_LOCAL) < 0) /* data on disk first */
-            rc = ns_fail(err, "cannot flush run log '%s' (disk full?)", log->path);
+            rc = -1;
     }
-    if (H5Fclose(file) < 0 && rc == 0)
-        rc = ns_fail(err, "cannot flush run log '%s' (disk full?)", log->path);
-    return rc;
+    int saved = errno;
+    if (H5Fclose(file) < 0)
+        rc = -1;
+    return rc < 0 ? flush_failed(log, saved ? saved : errno, "append to", err) : 0;
 }
 
 int ns_runlog_close(NsRunLog *log, char *err)

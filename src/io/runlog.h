@@ -38,12 +38,19 @@ typedef struct {
     NsRunLogSeries *series;
     int n_series, cap_series;
     int swmr;
+    int chunk_rows;    /* rows per chunk of scalar series: set to the flush cadence (0: 256) */
+    char failure[512]; /* set by a failed flush: the log stops there, later flushes repeat it */
 } NsRunLog;
 
 /* Creates a new log (truncating) stamped with the schema's format version, or opens an
  * existing one to append after a resume. */
 int ns_runlog_create(NsRunLog *log, const char *path, char *err);
 int ns_runlog_open_append(NsRunLog *log, const char *path, char *err);
+/* Before a resume appends: rewrites the log at path into a fresh file (every object copied, so
+ * every chunk index rebuilt) and renames it over the old one. HDF5 1.10's SWMR writer is not
+ * crash-safe inside a flush: a run killed there can leave a chunk index that a later append
+ * trips over. A damaged index in the part that is kept is an error naming the file. */
+int ns_runlog_rebuild(const char *path, char *err);
 
 /* Declares a series (creating it unless it already exists in an appended file), with its unit
  * and definition as dataset attributes. Returns its index, or -1. */
@@ -67,6 +74,10 @@ int ns_runlog_describe(NsRunLog *log, const char *path, const char *key, const c
  * series it indexes). Call after the declarations, before start. */
 int ns_runlog_truncate_after(NsRunLog *log, int64_t last_step, char *err);
 
+/* The last step recorded in <group>/step of the file (0 if none), for a resume to check that the
+ * log reaches its checkpoint. Call before start. */
+int64_t ns_runlog_last_step(NsRunLog *log, const char *group);
+
 /* Writes /docs/paths: every declared series with its units and definition, generated from the
  * declarations so it cannot drift from what is written. Call before start. */
 int ns_runlog_write_docs(NsRunLog *log, char *err);
@@ -77,6 +88,10 @@ void ns_runlog_append(NsRunLog *log, int series, const void *row);
 void ns_runlog_append_f64(NsRunLog *log, int series, double value);
 void ns_runlog_append_i64(NsRunLog *log, int series, int64_t value);
 
+/* Appends the buffered rows. Room for them is reserved on disk first, so a full disk (or a file
+ * size limit) stops the run before HDF5 writes anything and the file stays as it was at the
+ * last good flush. Any failure is final: err names the file and the cause, and every later
+ * flush returns the same error without touching the file. */
 int ns_runlog_flush(NsRunLog *log, char *err);
 int ns_runlog_close(NsRunLog *log, char *err);
 

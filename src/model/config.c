@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -100,6 +101,80 @@ int ns_norm_is_batch_type(NsNormKind kind) { return ns_norm_scheme_for(kind)->ba
 
 int ns_norm_has_affine(NsNormKind kind) { return ns_norm_scheme_for(kind)->affine; }
 
+/* What a configuration needs in memory, by its largest part, computed in double precision from
+ * the sizes alone (before anything is allocated, so an impossible size is a message, not an
+ * abort). Upper bounds of the training engine's buffers: parameters, gradients, both AdamW
+ * moments and the initial copy (5 float copies); per layer the saved activations (about 16
+ * d-wide and 2 F-wide rows per position) and the attention matrices; the logits. */
+typedef struct {
+    const char *what;
+    double bytes;
+    char flags[160];
+} MemoryPart;
+
+static void memory_parts(const NsModelConfig *c, MemoryPart part[4])
+{
+    double V = c->vocab_size, d = c->d_model, F = c->d_ff, L = c->n_layers, T = c->seq_len,
+           B = c->batch_size, H = c->n_heads;
+    double layer_params = L * (4 * d * d + 2 * d * F + 8 * d + F), embed = V * d;
+    part[0] = (MemoryPart){"parameters and optimizer state", 20 * (layer_params + embed), ""};
+    if (layer_params >= embed)
+        snprintf(part[0].flags, sizeof part[0].flags, "--layers %d --d-model %d --d-ff %d",
+                 c->n_layers, c->d_model, c->d_ff);
+    else
+        snprintf(part[0].flags, sizeof part[0].flags, "--vocab-size %d --d-model %d",
+                 c->vocab_size, c->d_model);
+    part[1] = (MemoryPart){"activations", 4 * L * B * T * (16 * d + 2 * F), ""};
+    snprintf(part[1].flags, sizeof part[1].flags, "--layers %d --batch-size %d --seq-len %d "
+             "--d-model %d --d-ff %d", c->n_layers, c->batch_size, c->seq_len, c->d_model, c->d_ff);
+    part[2] = (MemoryPart){"attention", 8 * L * B * H * T * T, ""};
+    snprintf(part[2].flags, sizeof part[2].flags, "--layers %d --batch-size %d --seq-len %d "
+             "--heads %d", c->n_layers, c->batch_size, c->seq_len, c->n_heads);
+    part[3] = (MemoryPart){"logits", 8 * B * T * V, ""};
+    snprintf(part[3].flags, sizeof part[3].flags, "--batch-size %d --seq-len %d --vocab-size %d",
+             c->batch_size, c->seq_len, c->vocab_size);
+}
+
+double ns_model_config_memory(const NsModelConfig *c)
+{
+    MemoryPart part[4];
+    memory_parts(c, part);
+    return part[0].bytes + part[1].bytes + part[2].bytes + part[3].bytes;
+}
+
+/* More memory than the machine has is refused naming the flags of the largest part; so is a
+ * tensor of more than 2^31 floats, which the engine's int sizes cannot index. */
+static int check_memory(const NsModelConfig *c, char *err)
+{
+    MemoryPart part[4];
+    memory_parts(c, part);
+    int big = 0;
+    for (int i = 1; i < 4; i++)
+        if (part[i].bytes > part[big].bytes)
+            big = i;
+    /* the largest tensors: embedding [V][d], feed-forward [d][F], all layers' norm state */
+    double embed = (double)c->vocab_size * c->d_model, ff = (double)c->d_model * c->d_ff;
+    double layers = (double)c->n_layers * c->d_model * 8, largest = fmax(embed, fmax(ff, layers));
+    char flags[96];
+    snprintf(flags, sizeof flags, largest == embed ? "--vocab-size %d --d-model %d" :
+             largest == ff ? "--d-model %d --d-ff %d" : "--layers %d --d-model %d",
+             largest == embed ? c->vocab_size : largest == ff ? c->d_model : c->n_layers,
+             largest == ff ? c->d_ff : c->d_model);
+    if (largest >= 2147483648.0)
+        return ns_fail(err, "%s: a tensor of %.3g elements is more than normscope can index; "
+                            "choose smaller values of these flags", flags, largest);
+    double total = part[0].bytes + part[1].bytes + part[2].bytes + part[3].bytes;
+    double have = ns_physical_memory();
+    if (have <= 0 || total <= have)
+        return 0;
+    char need[32], avail[32];
+    ns_format_bytes(need, sizeof need, total);
+    ns_format_bytes(avail, sizeof avail, have);
+    return ns_fail(err, "%s: the model needs about %s of memory (mostly %s), more than this "
+                        "machine's %s; choose smaller values of these flags", part[big].flags,
+                   need, part[big].what, avail);
+}
+
 int ns_model_config_validate(const NsModelConfig *c, char *err)
 {
     struct { const char *flag; int value; } sizes[] = {
@@ -129,7 +204,7 @@ int ns_model_config_validate(const NsModelConfig *c, char *err)
                        c->d_model);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
         return ns_fail(err, "--dropout must be in [0, 1) (got %g)", (double)c->dropout);
-    return 0;
+    return check_memory(c, err);
 }
 
 int ns_optim_config_validate(const NsOptimConfig *c, char *err)

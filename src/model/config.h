@@ -33,6 +33,7 @@ typedef struct {
     float pn_alpha;    /* 0.9 */
     int pn_warmup;     /* W, PN schemes only */
     int pn_groups;     /* G, PN schemes only; 0 = no group scaling */
+    int no_layer_scaling; /* batch-official only: 1 drops its layer scaling (an ablation) */
     float dropout;
 } NsModelConfig;
 
@@ -55,6 +56,10 @@ void ns_model_config_default(NsModelConfig *c);
 void ns_optim_config_default(NsOptimConfig *c);
 
 /* Checks sizes and combinations; on failure writes one line naming the offending flag. */
+/* Bytes of memory the training engine needs for this configuration (an upper bound). */
+double ns_model_config_memory(const NsModelConfig *c);
+/* Checks sizes and settings, and that the memory the configuration needs (computed before
+ * anything is allocated) fits in this machine's; errors name the flags. */
 int ns_model_config_validate(const NsModelConfig *c, char *err);
 int ns_optim_config_validate(const NsOptimConfig *c, char *err);
 

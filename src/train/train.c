@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "fileguard.h"
 #include "util.h"
 
 /* ------------------------------------------------------------ stop signals */
@@ -67,11 +68,33 @@ static int check_writable(const char *path, const char *what, const char *flag, 
     return 0;
 }
 
+/* The data's memory, checked with the model's (ns_model_config_validate) before anything is
+ * allocated: the embedded corpus is text, then ids and a copy per batching (about 12 bytes per
+ * byte of text); a --threads far beyond the cores only slows every thread down. */
+static int check_resources(const NsRunConfig *c, char *err)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > 0 && c->threads > 4 * cores)
+        return ns_fail(err, "--threads %d is more than 4 times this machine's %ld cores; give "
+                            "at most %ld", c->threads, cores, 4 * cores);
+    double have = ns_physical_memory();
+    double need = ns_model_config_memory(&c->model) + 12.0 * (double)c->synth_bytes;
+    if (c->corpus_path[0] || have <= 0 || need <= have)
+        return 0;
+    char a[32], b[32];
+    ns_format_bytes(a, sizeof a, need);
+    ns_format_bytes(b, sizeof b, have);
+    return ns_fail(err, "--synth-bytes %ld: the corpus and model need about %s of memory, more "
+                        "than this machine's %s; give a smaller --synth-bytes", c->synth_bytes,
+                   a, b);
+}
+
 int ns_trainer_init(NsTrainer *tr, const NsRunConfig *cfg, char *err)
 {
     if (!cfg->resume_path[0])
         return ns_trainer_init_resume(tr, cfg, NULL, err);
     memset(tr, 0, sizeof *tr); /* ns_trainer_free must work after an error here */
+    tr->lock_out = tr->lock_checkpoint = -1;
     NsCheckpointHeader h;
     ns_run_config_default(&h.cfg);
     int rc = ns_checkpoint_read_header(cfg->resume_path, &h, err);
@@ -85,10 +108,21 @@ int ns_trainer_init_resume(NsTrainer *tr, const NsRunConfig *cfg, const NsCheckp
                            char *err)
 {
     memset(tr, 0, sizeof *tr);
+    tr->lock_out = tr->lock_checkpoint = -1;
     tr->cfg = *cfg;
     ns_run_config_finish(&tr->cfg);
+    if (check_resources(&tr->cfg, err) < 0)
+        return -1;
     if (check_writable(tr->cfg.out_path, "run log", "--out", err) < 0 ||
         check_writable(tr->cfg.checkpoint_path, "checkpoint", "--checkpoint", err) < 0)
+        return -1;
+    /* Before anything is read or truncated: a second run on the same files stops here. */
+    tr->lock_out = ns_lock_acquire(tr->cfg.out_path, "run log", "--out", err);
+    if (tr->lock_out < 0)
+        return -1;
+    tr->lock_checkpoint =
+        ns_lock_acquire(tr->cfg.checkpoint_path, "checkpoint", "--checkpoint", err);
+    if (tr->lock_checkpoint < 0)
         return -1;
     openblas_set_num_threads(tr->cfg.threads);
     if (ckpt) {
@@ -123,6 +157,9 @@ void ns_trainer_free(NsTrainer *tr)
         ns_model_free(&tr->model);
     }
     ns_dataset_free(&tr->data);
+    ns_lock_release(tr->lock_checkpoint, tr->cfg.checkpoint_path);
+    ns_lock_release(tr->lock_out, tr->cfg.out_path);
+    tr->lock_out = tr->lock_checkpoint = -1;
 }
 
 /* ------------------------------------------------------------ one step */
@@ -132,7 +169,10 @@ int ns_trainer_step(NsTrainer *tr, NsStepInfo *info)
     NsModel *m = &tr->model;
     double t0 = ns_now_seconds();
     memset(info, 0, sizeof *info);
-    info->n_real = ns_batcher_next(&tr->data.train_batches, tr->tokens, tr->mask);
+    int B, T; /* token-budget batches (--max-tokens) are smaller than B x T */
+    info->n_real = ns_batcher_next_shaped(&tr->data.train_batches, tr->tokens, tr->mask, &B, &T);
+    ns_model_set_batch_shape(m, B, T);
+    info->n_positions = B * T;
     info->step = tr->step + 1;
     if (tr->observer.step_begin)
         tr->observer.step_begin(tr->observer.ctx, tr, info->step);
@@ -150,9 +190,8 @@ int ns_trainer_step(NsTrainer *tr, NsStepInfo *info)
         tr->step++;
     }
     double dt = ns_now_seconds() - t0;
-    int positions = tr->cfg.model.batch_size * tr->cfg.model.seq_len;
     info->step_seconds = dt;
-    info->tokens_per_s = positions / dt;
+    info->tokens_per_s = info->n_positions / dt;
     info->real_tokens_per_s = info->n_real / dt;
     info->wall_time = ns_now_seconds() - tr->start_time;
     /* A diverged step is recorded too (without an update), so the log shows where and how. */
@@ -174,6 +213,7 @@ double ns_evaluate_corpus(NsModel *m, const NsCorpus *corpus, NsBatching batchin
     if (max_batches > 0 && n > max_batches)
         n = max_batches;
     int B = m->cfg.batch_size, T = m->cfg.seq_len;
+    ns_model_set_batch_shape(m, B, T); /* training may have left a smaller one */
     int32_t *tokens = ns_xcalloc((size_t)B * (T + 1), sizeof(int32_t));
     uint8_t *mask = ns_xcalloc((size_t)B * T, 1);
     double total = 0.0;
@@ -214,15 +254,15 @@ static void format_duration(char *out, size_t n, double seconds)
         snprintf(out, n, "%lds", s);
 }
 
+/* tps: real (non-padding) tokens per second, the headline speed; step_s: mean step time. */
 static void report_progress(NsTrainer *tr, const NsStepInfo *info, double mean_loss, double tps,
-                            int tty)
+                            double step_s, int tty)
 {
     if (tr->quiet)
         return;
     char eta[32];
     double remaining = (double)(tr->cfg.steps - info->step);
-    int positions = tr->cfg.model.batch_size * tr->cfg.model.seq_len;
-    format_duration(eta, sizeof eta, tps > 0 ? remaining * positions / tps : 0.0);
+    format_duration(eta, sizeof eta, remaining * step_s);
     if (tty)
         fprintf(stderr, "\r\033[Kstep %lld/%ld | loss %.4f | lr %.2e | %.0f tok/s | ETA %s",
                 (long long)info->step, tr->cfg.steps, mean_loss, (double)info->lr, tps, eta);
@@ -253,22 +293,48 @@ static int flush_observer(NsTrainer *tr, char *err)
     return tr->observer.flush ? tr->observer.flush(tr->observer.ctx, err) : 0;
 }
 
-static int save_checkpoint(NsTrainer *tr, char *err)
+static int write_checkpoint(NsTrainer *tr, char *err)
 {
     return ns_checkpoint_save(tr->cfg.checkpoint_path, &tr->cfg, &tr->model, &tr->opt,
                               &tr->data.train_batches, &tr->data.vocab, tr->params_init, tr->step,
-                              err);
+                              &tr->observer.checkpoint_extra, err);
+}
+
+/* The log is flushed before every checkpoint, so a checkpoint is never ahead of the log and a
+ * resume from it loses no step. */
+static int save_checkpoint(NsTrainer *tr, char *err)
+{
+    return flush_observer(tr, err) < 0 ? -1 : write_checkpoint(tr, err);
+}
+
+/* A write failed (err says which and why): the run stops with exit 1, but first keeps the
+ * progress it can in a checkpoint (where the disk allows; else the previous one is intact). */
+static int stop_on_write_failure(NsTrainer *tr, char *err)
+{
+    char inner[NS_ERRLEN] = "";
+    size_t len = strlen(err);
+    if (strstr(err, tr->cfg.checkpoint_path) == NULL && write_checkpoint(tr, inner) == 0)
+        snprintf(err + len, NS_ERRLEN - len, "; checkpoint '%s' saved at step %lld",
+                 tr->cfg.checkpoint_path, (long long)tr->step);
+    else
+        snprintf(err + len, NS_ERRLEN - len, "; the last good checkpoint '%s' is kept",
+                 tr->cfg.checkpoint_path);
+    return NS_EXIT_ERROR;
 }
 
 /* Finishes a run that stopped early: flush what was recorded, keep a checkpoint. */
 static int finish_early(NsTrainer *tr, int code, char *err)
 {
     char inner[NS_ERRLEN] = "";
-    if (flush_observer(tr, inner) < 0)
-        fprintf(stderr, "normscope: %s\n", inner);
+    if (flush_observer(tr, inner) < 0) {
+        snprintf(err, NS_ERRLEN, "%s", inner);
+        return stop_on_write_failure(tr, err);
+    }
     if (code == NS_EXIT_INTERRUPTED) {
-        if (save_checkpoint(tr, inner) < 0)
-            fprintf(stderr, "normscope: %s\n", inner);
+        if (write_checkpoint(tr, inner) < 0) {
+            snprintf(err, NS_ERRLEN, "%s", inner);
+            return NS_EXIT_ERROR;
+        }
         ns_fail(err, "stopped by signal after step %lld; log flushed to '%s', checkpoint '%s' "
                      "(continue with --resume %s)", (long long)tr->step, tr->cfg.out_path,
                 tr->cfg.checkpoint_path, tr->cfg.checkpoint_path);
@@ -280,8 +346,8 @@ int ns_trainer_run(NsTrainer *tr, char *err)
 {
     int tty = isatty(STDERR_FILENO);
     tr->start_time = ns_now_seconds();
-    double loss_sum = 0.0, time_sum = 0.0;
-    int window = 0, positions = tr->cfg.model.batch_size * tr->cfg.model.seq_len;
+    double loss_sum = 0.0, time_sum = 0.0, real_sum = 0.0;
+    int window = 0;
     while (tr->step < tr->cfg.steps) {
         NsStepInfo info;
         if (ns_trainer_step(tr, &info) != 0) {
@@ -293,12 +359,14 @@ int ns_trainer_run(NsTrainer *tr, char *err)
         }
         loss_sum += info.loss;
         time_sum += info.step_seconds;
+        real_sum += info.n_real;
         window++;
         int last = tr->step == tr->cfg.steps;
         if (tty || window >= tr->cfg.log_every || last) {
-            report_progress(tr, &info, loss_sum / window, window * positions / time_sum, tty);
+            report_progress(tr, &info, loss_sum / window, real_sum / time_sum,
+                            time_sum / window, tty);
             if (!tty || window >= tr->cfg.log_every) {
-                loss_sum = time_sum = 0.0;
+                loss_sum = time_sum = real_sum = 0.0;
                 window = 0;
             }
         }
@@ -314,14 +382,14 @@ int ns_trainer_run(NsTrainer *tr, char *err)
             }
         }
         if (tr->step % tr->cfg.flush_every == 0 && flush_observer(tr, err) < 0)
-            return NS_EXIT_ERROR;
+            return stop_on_write_failure(tr, err);
         if (tr->cfg.checkpoint_every > 0 && tr->step % tr->cfg.checkpoint_every == 0 &&
             save_checkpoint(tr, err) < 0)
-            return NS_EXIT_ERROR;
+            return stop_on_write_failure(tr, err);
         if (ns_stop_requested() && !last)
             return finish_early(tr, NS_EXIT_INTERRUPTED, err);
     }
-    if (flush_observer(tr, err) < 0 || save_checkpoint(tr, err) < 0)
-        return NS_EXIT_ERROR;
+    if (save_checkpoint(tr, err) < 0)
+        return stop_on_write_failure(tr, err);
     return NS_EXIT_OK;
 }

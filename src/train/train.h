@@ -27,6 +27,7 @@ typedef struct {
     double real_tokens_per_s; /* real (non-padding) positions per second */
     double wall_time;    /* seconds since the run (or resumed run) started */
     int n_real;          /* real positions in the batch */
+    int n_positions;     /* positions of the batch, padding included (Bk*Tk, <= B*T) */
 } NsStepInfo;
 
 typedef struct {
@@ -39,8 +40,12 @@ typedef struct {
     /* After the update. */
     void (*step_end)(void *ctx, const NsTrainer *tr, const NsStepInfo *info);
     void (*eval_end)(void *ctx, const NsTrainer *tr, int64_t step, double loss, double ppl);
-    /* Make everything recorded so far durable (called every flush_every steps and at exit). */
+    /* Make everything recorded so far durable (called every flush_every steps, before every
+     * checkpoint and at exit). */
     int (*flush)(void *ctx, char *err);
+    /* The observers' own state, written into each checkpoint (so a resumed run observes exactly
+     * like an uninterrupted one). */
+    NsCheckpointExtra checkpoint_extra;
 } NsTrainObserver;
 
 struct NsTrainer {
@@ -57,10 +62,12 @@ struct NsTrainer {
     double last_eval_loss;
     NsTrainObserver observer;
     int quiet;
+    int lock_out, lock_checkpoint; /* the writer's locks of --out and --checkpoint, or -1 */
 };
 
-/* Loads data, builds the model (from the checkpoint when cfg->resume_path is set, reading its
- * header here). */
+/* Takes the writer's locks of --out and --checkpoint (one run per file: a second fails at once
+ * naming the first's pid), loads data, builds the model (from the checkpoint when
+ * cfg->resume_path is set, reading its header here). ns_trainer_free releases the locks. */
 int ns_trainer_init(NsTrainer *tr, const NsRunConfig *cfg, char *err);
 /* The same for a caller that has read the header of cfg->resume_path already (normscope train
  * reads it to take the checkpoint's configuration as the base of its flags), so the file is
