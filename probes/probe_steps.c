@@ -5,7 +5,7 @@
 #include "probes.h"
 #include "util.h"
 
-enum { S_STEP, S_LOSS, S_LR, S_GRAD_NORM, S_TOKS, S_REAL_TOKS, S_SECONDS, S_WALL, S_N };
+enum { S_STEP, S_LOSS, S_LR, S_GRAD_NORM, S_TOKS, S_REAL_TOKS, S_SECONDS, S_WALL, S_PAD, S_N };
 enum { E_STEP, E_LOSS, E_PPL, E_N };
 
 typedef struct {
@@ -25,6 +25,8 @@ static const NsRunLogScalar STEPS[S_N] = {
                           "probes that run inside (norm-site hooks, smoothness); end-of-step "
                           "recording excluded"},
     {"wall_time", "s", "seconds since this process started training"},
+    {"padding_fraction", "1", "padded positions / positions of the step's batch (0 for stream "
+                              "batching; small with --max-tokens)"},
 };
 
 static const NsRunLogScalar EVALS[E_N] = {
@@ -53,6 +55,9 @@ static void step_end(NsProbe *p, NsProbes *set, const NsStepInfo *info)
     ns_runlog_append_f64(log, st->step_ids[S_REAL_TOKS], info->real_tokens_per_s);
     ns_runlog_append_f64(log, st->step_ids[S_SECONDS], info->step_seconds);
     ns_runlog_append_f64(log, st->step_ids[S_WALL], info->wall_time);
+    ns_runlog_append_f64(log, st->step_ids[S_PAD],
+                         info->n_positions > 0 ? 1.0 - (double)info->n_real / info->n_positions
+                                               : 0.0);
 }
 
 static void eval_end(NsProbe *p, NsProbes *set, int64_t step, double loss, double ppl)

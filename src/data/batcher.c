@@ -9,7 +9,7 @@
  * producing different batches. */
 enum {
     ST_MAGIC, ST_MODE, ST_BATCH, ST_SEQ, ST_N_IDS, ST_N_ROWS, ST_SHUFFLE, ST_SEED, ST_EPOCH,
-    ST_POSITION, ST_COUNT
+    ST_POSITION, ST_COUNT, ST_MAX_TOKENS = ST_COUNT /* only with a token budget */
 };
 #define STATE_MAGIC 0x4e53424154310000LL /* "NSBAT1" */
 
@@ -66,13 +66,22 @@ static void order_for_epoch(NsBatcher *b)
     }
 }
 
-/* Writes one row; returns its number of real positions. */
-static int fill_sentence_row(const NsBatcher *b, size_t row, int32_t *tokens, uint8_t *mask)
+/* Tokens of a row (real positions + 1), at most T+1. */
+static size_t row_tokens(const NsBatcher *b, size_t row)
+{
+    size_t T = (size_t)b->seq_len, row_len = line_row_len(b->corpus, b->row_line[row]);
+    size_t left = row_len - b->row_offset[row];
+    return left < T + 1 ? left : T + 1;
+}
+
+/* Writes one row padded to width T+1 (T <= seq_len, at least the row's real positions);
+ * returns its number of real positions. */
+static int fill_sentence_row(const NsBatcher *b, size_t row, size_t T, int32_t *tokens,
+                             uint8_t *mask)
 {
     const NsCorpus *c = b->corpus;
-    size_t T = (size_t)b->seq_len, line = b->row_line[row], off = b->row_offset[row];
-    size_t row_len = line_row_len(c, line);
-    size_t n = row_len - off < T + 1 ? row_len - off : T + 1;
+    size_t line = b->row_line[row], off = b->row_offset[row];
+    size_t n = row_tokens(b, row);
     /* index j >= 1 of the row sequence is ids[line_start + j - 1]; index 0 is the leading EOS */
     for (size_t t = 0; t < n; t++) {
         size_t j = off + t;
@@ -90,12 +99,12 @@ static int next_sentences(NsBatcher *b, int32_t *tokens, uint8_t *mask)
     size_t T = (size_t)b->seq_len;
     int real = 0;
     for (int r = 0; r < b->batch_size; r++) {
-        int32_t *row_tokens = tokens + (size_t)r * (T + 1);
+        int32_t *row_tok = tokens + (size_t)r * (T + 1);
         uint8_t *row_mask = mask + (size_t)r * T;
         if (b->cursor < b->n_rows) {
-            real += fill_sentence_row(b, b->order[b->cursor++], row_tokens, row_mask);
+            real += fill_sentence_row(b, b->order[b->cursor++], T, row_tok, row_mask);
         } else { /* end of epoch: pad rather than repeat data, so evaluation counts each once */
-            memset(row_tokens, 0, (T + 1) * sizeof(int32_t));
+            memset(row_tok, 0, (T + 1) * sizeof(int32_t));
             memset(row_mask, 0, T);
         }
     }
@@ -105,6 +114,101 @@ static int next_sentences(NsBatcher *b, int32_t *tokens, uint8_t *mask)
         order_for_epoch(b);
     }
     return real;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Sentences with a token budget */
+
+/* order = this epoch's shuffled rows, stably sorted by length (counting sort over 1..T+1
+ * tokens): equal lengths keep their shuffled order, so batch membership changes every epoch. */
+static void sort_by_length(NsBatcher *b)
+{
+    size_t T = (size_t)b->seq_len;
+    size_t *count = ns_xcalloc(T + 3, sizeof(size_t));
+    size_t *sorted = ns_xmalloc(b->n_rows * sizeof(size_t));
+    for (size_t i = 0; i < b->n_rows; i++)
+        count[row_tokens(b, b->order[i]) + 1]++;
+    for (size_t k = 1; k < T + 3; k++)
+        count[k] += count[k - 1];
+    for (size_t i = 0; i < b->n_rows; i++)
+        sorted[count[row_tokens(b, b->order[i])]++] = b->order[i];
+    memcpy(b->order, sorted, b->n_rows * sizeof(size_t));
+    free(sorted);
+    free(count);
+}
+
+/* Greedy cut of the sorted rows: a row joins the batch while rows x (its real positions, the
+ * batch's longest so far) stays within the budget and the batch within B rows. Depends only on
+ * the multiset of lengths, so it is the same every epoch. */
+static void cut_batches(NsBatcher *b)
+{
+    size_t k = 0, rows = 0, budget = (size_t)b->max_tokens;
+    b->batch_start[0] = 0;
+    for (size_t i = 0; i < b->n_rows; i++) {
+        size_t len = row_tokens(b, b->order[i]) - 1;
+        if (rows > 0 && ((rows + 1) * len > budget || rows + 1 > (size_t)b->batch_size)) {
+            b->batch_start[++k] = i;
+            rows = 0;
+        }
+        rows++;
+    }
+    b->batch_start[++k] = b->n_rows;
+    b->n_batches = k;
+}
+
+static void plan_epoch(NsBatcher *b)
+{
+    order_for_epoch(b);
+    sort_by_length(b);
+    cut_batches(b);
+    for (size_t k = 0; k < b->n_batches; k++)
+        b->batch_perm[k] = k;
+    if (!b->shuffle)
+        return;
+    NsRng rng;
+    ns_rng_seed(&rng, b->seed ^ (0xd1b54a32d192ed03ULL * (uint64_t)(b->epoch + 1)));
+    for (size_t k = b->n_batches; k > 1; k--) {
+        size_t j = (size_t)ns_rng_below(&rng, k);
+        size_t tmp = b->batch_perm[k - 1];
+        b->batch_perm[k - 1] = b->batch_perm[j];
+        b->batch_perm[j] = tmp;
+    }
+}
+
+static int next_budget(NsBatcher *b, int32_t *tokens, uint8_t *mask, int *Bk, int *Tk)
+{
+    size_t k = b->batch_perm[b->cursor];
+    size_t first = b->batch_start[k], last = b->batch_start[k + 1];
+    size_t T = row_tokens(b, b->order[last - 1]) - 1; /* sorted: the last row is the longest */
+    int real = 0;
+    for (size_t i = first; i < last; i++)
+        real += fill_sentence_row(b, b->order[i], T, tokens + (i - first) * (T + 1),
+                                  mask + (i - first) * T);
+    *Bk = (int)(last - first);
+    *Tk = (int)T;
+    if (++b->cursor >= b->n_batches) {
+        b->epoch++;
+        b->cursor = 0;
+        plan_epoch(b);
+    }
+    return real;
+}
+
+/* A packed [Bk][Tk+1] batch spread out to [B][T+1] in place, the extra rows and columns
+ * padding. Rows only move to higher addresses and the last moves first, so no row is
+ * overwritten before it has moved (memmove handles a row overlapping itself). */
+static void unpack_batch(const NsBatcher *b, int32_t *tokens, uint8_t *mask, int Bk, int Tk)
+{
+    size_t T = (size_t)b->seq_len, t = (size_t)Tk;
+    for (size_t r = (size_t)b->batch_size; r-- > 0;) {
+        int32_t *dst_tok = tokens + r * (T + 1);
+        uint8_t *dst_mask = mask + r * T;
+        size_t keep = r < (size_t)Bk ? t : 0, keep_tok = r < (size_t)Bk ? t + 1 : 0;
+        memmove(dst_tok, tokens + r * (t + 1), keep_tok * sizeof(int32_t));
+        memmove(dst_mask, mask + r * t, keep);
+        memset(dst_tok + keep_tok, 0, (T + 1 - keep_tok) * sizeof(int32_t));
+        memset(dst_mask + keep, 0, T - keep);
+    }
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -169,11 +273,45 @@ int ns_batcher_init(NsBatcher *b, const NsCorpus *c, NsBatching mode, int batch_
     return 0;
 }
 
-int ns_batcher_next(NsBatcher *b, int32_t *tokens, uint8_t *mask)
+int ns_batcher_next_shaped(NsBatcher *b, int32_t *tokens, uint8_t *mask, int *Bk, int *Tk)
 {
+    if (b->max_tokens > 0)
+        return next_budget(b, tokens, mask, Bk, Tk);
+    *Bk = b->batch_size;
+    *Tk = b->seq_len;
     if (b->mode == NS_BATCH_STREAM)
         return next_stream(b, tokens, mask);
     return next_sentences(b, tokens, mask);
+}
+
+int ns_batcher_next(NsBatcher *b, int32_t *tokens, uint8_t *mask)
+{
+    int Bk, Tk;
+    int real = ns_batcher_next_shaped(b, tokens, mask, &Bk, &Tk);
+    if (Bk != b->batch_size || Tk != b->seq_len)
+        unpack_batch(b, tokens, mask, Bk, Tk);
+    return real;
+}
+
+int ns_batcher_set_max_tokens(NsBatcher *b, int max_tokens, char *err)
+{
+    if (max_tokens < 0)
+        return ns_fail(err, "--max-tokens %d is negative; give a token budget, or 0 for "
+                            "batches of --batch-size rows", max_tokens);
+    if (max_tokens == 0)
+        return 0;
+    if (b->mode != NS_BATCH_SENTENCES)
+        return ns_fail(err, "--max-tokens needs --batching sentences (stream batches have no "
+                            "padding to save)");
+    if (max_tokens < b->seq_len)
+        return ns_fail(err, "--max-tokens %d is smaller than --seq-len %d: a batch must hold "
+                            "one full-length row", max_tokens, b->seq_len);
+    b->max_tokens = max_tokens;
+    b->batch_start = ns_xmalloc((b->n_rows + 1) * sizeof(size_t));
+    b->batch_perm = ns_xmalloc(b->n_rows * sizeof(size_t));
+    b->cursor = 0;
+    plan_epoch(b);
+    return 0;
 }
 
 int ns_batcher_epoch_batches(const NsBatcher *b)
@@ -181,6 +319,8 @@ int ns_batcher_epoch_batches(const NsBatcher *b)
     size_t n;
     if (b->mode == NS_BATCH_STREAM)
         n = (b->stream_len - 1) / (size_t)b->seq_len;
+    else if (b->max_tokens > 0)
+        n = b->n_batches;
     else
         n = (b->n_rows + (size_t)b->batch_size - 1) / (size_t)b->batch_size;
     return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
@@ -188,8 +328,7 @@ int ns_batcher_epoch_batches(const NsBatcher *b)
 
 int ns_batcher_state_size(const NsBatcher *b)
 {
-    (void)b;
-    return ST_COUNT;
+    return ST_COUNT + (b->max_tokens > 0); /* unchanged layout without a budget */
 }
 
 void ns_batcher_get_state(const NsBatcher *b, int64_t *state)
@@ -204,6 +343,8 @@ void ns_batcher_get_state(const NsBatcher *b, int64_t *state)
     memcpy(&state[ST_SEED], &b->seed, sizeof(int64_t)); /* bit copy: the seed is unsigned */
     state[ST_EPOCH] = b->epoch;
     state[ST_POSITION] = (int64_t)(b->mode == NS_BATCH_STREAM ? b->pos : b->cursor);
+    if (b->max_tokens > 0)
+        state[ST_MAX_TOKENS] = b->max_tokens;
 }
 
 /* Checks that a saved position is one this batcher could have reached. */
@@ -211,6 +352,8 @@ static int position_valid(const NsBatcher *b, int64_t p)
 {
     if (p < 0)
         return 0;
+    if (b->max_tokens > 0)
+        return (uint64_t)p < b->n_batches;
     if (b->mode == NS_BATCH_SENTENCES)
         return (uint64_t)p < b->n_rows;
     size_t pos = (size_t)p, T = (size_t)b->seq_len;
@@ -219,9 +362,14 @@ static int position_valid(const NsBatcher *b, int64_t p)
 
 int ns_batcher_set_state(NsBatcher *b, const int64_t *state, int n, char *err)
 {
-    if (n != ST_COUNT || state[ST_MAGIC] != STATE_MAGIC)
+    if (n < ST_COUNT || state[ST_MAGIC] != STATE_MAGIC)
         return ns_fail(err, "batcher state is not recognized (%d values); the checkpoint is "
                             "corrupt or from another normscope version", n);
+    int64_t saved_budget = n > ST_COUNT ? state[ST_MAX_TOKENS] : 0;
+    if (n > ST_COUNT + 1 || saved_budget != b->max_tokens)
+        return ns_fail(err, "batcher state was saved with --max-tokens %lld, this run has %d; "
+                            "resume with the same settings", (long long)saved_budget,
+                       b->max_tokens);
     int64_t rows = (int64_t)(b->mode == NS_BATCH_STREAM ? b->stream_len : b->n_rows);
     if (state[ST_MODE] != b->mode || state[ST_BATCH] != b->batch_size ||
         state[ST_SEQ] != b->seq_len || state[ST_SHUFFLE] != b->shuffle)
@@ -241,6 +389,9 @@ int ns_batcher_set_state(NsBatcher *b, const int64_t *state, int n, char *err)
     b->epoch = state[ST_EPOCH];
     if (b->mode == NS_BATCH_STREAM) {
         b->pos = (size_t)state[ST_POSITION];
+    } else if (b->max_tokens > 0) {
+        plan_epoch(b);
+        b->cursor = (size_t)state[ST_POSITION];
     } else {
         b->cursor = (size_t)state[ST_POSITION];
         order_for_epoch(b);
@@ -253,5 +404,7 @@ void ns_batcher_free(NsBatcher *b)
     free(b->row_line);
     free(b->row_offset);
     free(b->order);
+    free(b->batch_start);
+    free(b->batch_perm);
     memset(b, 0, sizeof(*b));
 }

@@ -17,6 +17,15 @@
  *            in a seeded shuffled order each epoch (shuffle=1) or in file order (shuffle=0). The
  *            last batch of an epoch may be partial: its missing rows are all padding, mask 0.
  *
+ * sentences with a token budget (ns_batcher_set_max_tokens, fairseq's --max-tokens): each epoch
+ *            the rows are shuffled (seeded by seed and epoch), stably sorted by length (so rows of
+ *            equal length stay in shuffled order), cut greedily into batches of as many rows as
+ *            fit rows x longest <= max_tokens (and rows <= B), and the batches are shuffled. A
+ *            batch is [Bk][Tk+1] with Bk <= B, Tk <= T its own longest row: padding is only the
+ *            difference between lengths of neighbouring rows. The cut depends on the lengths
+ *            only, so every epoch has the same number of batches and resuming needs only the
+ *            epoch and the batch index.
+ *
  * The batcher keeps a pointer to the corpus, which must outlive it. */
 #ifndef NS_BATCHER_H
 #define NS_BATCHER_H
@@ -45,7 +54,12 @@ typedef struct NsBatcher {
     size_t *row_line;
     size_t *row_offset;
     size_t *order;  /* this epoch's row order */
-    size_t cursor;  /* next index into order */
+    size_t cursor;  /* next index into order (with a token budget: into batch_perm) */
+    /* sentences with a token budget: batch k is order[batch_start[k] .. batch_start[k+1]) */
+    int max_tokens; /* 0: fixed [B][T+1] batches */
+    size_t n_batches;
+    size_t *batch_start; /* [n_batches + 1] */
+    size_t *batch_perm;  /* this epoch's batch order */
 } NsBatcher;
 
 int ns_batcher_init(NsBatcher *b, const NsCorpus *c, NsBatching mode, int batch_size,
@@ -53,6 +67,13 @@ int ns_batcher_init(NsBatcher *b, const NsCorpus *c, NsBatching mode, int batch_
 /* Fills tokens[B*(T+1)] and mask[B*T]; returns the number of real positions (sum of mask).
  * Never fails after a successful init; wraps around epochs. */
 int ns_batcher_next(NsBatcher *b, int32_t *tokens, uint8_t *mask);
+/* Token-budget batching for sentence mode (see above); 0 turns it off. Call right after init.
+ * Fails (message in err) for stream batching or a budget below T, which could not hold the
+ * longest rows. */
+int ns_batcher_set_max_tokens(NsBatcher *b, int max_tokens, char *err);
+/* As ns_batcher_next, but the batch may be smaller than [B][T+1]: tokens is [*Bk][*Tk + 1] and
+ * mask [*Bk][*Tk], packed (row stride Tk+1 and Tk). Without a token budget Bk = B, Tk = T. */
+int ns_batcher_next_shaped(NsBatcher *b, int32_t *tokens, uint8_t *mask, int *Bk, int *Tk);
 /* Number of batches that cover the data once. From a fresh init with shuffle=0, that many calls
  * to ns_batcher_next visit every sentence-mode target exactly once (stream mode: every target
  * of the B sub-streams except each one's short tail). */

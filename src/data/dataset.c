@@ -101,6 +101,8 @@ int ns_dataset_load(NsDataset *ds, const NsDataSpec *cfg, char *const *vocab_tok
          ns_batcher_init(&ds->train_batches, &ds->train, cfg->batching, cfg->batch_size,
                          cfg->seq_len, cfg->seed, 1, err) < 0))
         rc = ns_fail_context(err, "%s", train_name);
+    if (rc == 0)
+        rc = ns_batcher_set_max_tokens(&ds->train_batches, cfg->max_tokens, err);
     if (rc == 0 &&
         (ns_corpus_tokenize(&ds->valid, &ds->vocab, cfg->tokenizer, valid, valid_len, err) < 0 ||
          check_valid_batches(ds, cfg, err) < 0))

@@ -21,6 +21,7 @@ typedef struct {
     long synth_bytes;        /* size of the embedded corpus */
     uint64_t seed;           /* embedded corpus text and training data order */
     int vocab_cap, batch_size, seq_len;
+    int max_tokens;          /* sentences: token budget per training batch (0 = off) */
 } NsDataSpec;
 
 typedef struct {

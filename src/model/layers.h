@@ -42,5 +42,9 @@ double ns_xent_forward(float *probs_inout, const int32_t *tokens, const uint8_t 
 /* dlogits = (probs - onehot(target)) / n_real at real rows, 0 elsewhere (in place over probs). */
 void ns_xent_backward(float *dlogits_inout, const int32_t *tokens, const uint8_t *mask, int B,
                       int T, int V);
+/* Both at once (src/model/xent.c), as training needs them: logits become dlogits in place and
+ * the mean loss is returned. Padded rows get 0 without computing their softmax. */
+double ns_xent_forward_backward(float *logits_inout, const int32_t *tokens, const uint8_t *mask,
+                                int B, int T, int V);
 
 #endif

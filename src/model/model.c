@@ -131,6 +131,8 @@ void ns_model_init(NsModel *m, const NsModelConfig *cfg, uint64_t seed)
     init_params(m, seed);
     init_sites(m);
     init_acts(m);
+    m->B = cfg->batch_size;
+    m->T = cfg->seq_len;
     /* Dropout draws from its own stream so changing dropout never changes initialisation. */
     ns_rng_seed(&m->dropout_rng, seed ^ 0x5eedd50ULL);
 }
@@ -179,6 +181,18 @@ static void norm_forward(NsModel *m, int site, const float *x, float *y, int N, 
     ns_norm_forward(s, x, y, m->mask, N, training);
 }
 
+void ns_model_set_batch_shape(NsModel *m, int B, int T)
+{
+    if (B < 1 || B > m->cfg.batch_size || T < 1 || T > m->cfg.seq_len) {
+        /* a caller's bug (the buffers would overflow), not a user error */
+        fprintf(stderr, "normscope: model: batch shape %dx%d exceeds the configured %dx%d\n", B,
+                T, m->cfg.batch_size, m->cfg.seq_len);
+        abort();
+    }
+    m->B = B;
+    m->T = T;
+}
+
 static float dropout_p(const NsModel *m, int training) { return training ? m->cfg.dropout : 0.0f; }
 
 /* out = dropout(attention(a_in) projected by Wo) */
@@ -187,9 +201,9 @@ static void attention_block(NsModel *m, int l, int training)
     const NsModelConfig *c = &m->cfg;
     NsLayerActs *a = &m->acts[l];
     NsLayerView *p = &m->p.layers[l];
-    int N = c->batch_size * c->seq_len, d = c->d_model;
+    int N = m->B * m->T, d = c->d_model;
     ns_linear_forward(a->qkv, a->a_in, p->wq, p->bq, N, d, 3 * d);
-    ns_attention_forward(a->ctx, a->att, a->qkv, c->batch_size, c->seq_len, d, c->n_heads);
+    ns_attention_forward(a->ctx, a->att, a->qkv, m->B, m->T, d, c->n_heads);
     ns_linear_forward(a->attn_out, a->ctx, p->wo, p->bo, N, d, d);
     ns_dropout_forward(a->attn_out, a->attn_out, a->attn_keep, dropout_p(m, training),
                        (size_t)N * d, &m->dropout_rng);
@@ -201,7 +215,7 @@ static void ffn_block(NsModel *m, int l, int training)
     const NsModelConfig *c = &m->cfg;
     NsLayerActs *a = &m->acts[l];
     NsLayerView *p = &m->p.layers[l];
-    int N = c->batch_size * c->seq_len, d = c->d_model, F = c->d_ff;
+    int N = m->B * m->T, d = c->d_model, F = c->d_ff;
     ns_linear_forward(a->ffh, a->f_in, p->w1, p->b1, N, d, F);
     ns_relu_forward(a->ffh, a->ffh, (size_t)N * F);
     ns_linear_forward(a->ffn_out, a->ffh, p->w2, p->b2, N, F, d);
@@ -212,7 +226,7 @@ static void ffn_block(NsModel *m, int l, int training)
 static void layer_forward(NsModel *m, int l, int training)
 {
     NsLayerActs *a = &m->acts[l];
-    int N = m->cfg.batch_size * m->cfg.seq_len;
+    int N = m->B * m->T;
     size_t n = (size_t)N * m->cfg.d_model;
     if (m->cfg.norm_position == NS_POS_POST) {
         attention_block(m, l, training);
@@ -239,7 +253,7 @@ static const float *model_output(const NsModel *m)
 double ns_model_forward(NsModel *m, const int32_t *tokens, const uint8_t *mask, int training)
 {
     const NsModelConfig *c = &m->cfg;
-    int B = c->batch_size, T = c->seq_len, d = c->d_model, N = B * T;
+    int B = m->B, T = m->T, d = c->d_model, N = B * T;
     m->tokens = tokens;
     m->mask = mask;
     m->last_training = training;
@@ -254,6 +268,10 @@ double ns_model_forward(NsModel *m, const int32_t *tokens, const uint8_t *mask, 
     /* Tied output projection: logits = x embed^T. */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, c->vocab_size, d, 1.0f,
                 model_output(m), d, m->p.embed, d, 0.0f, m->logits, c->vocab_size);
+    /* Training turns the logits straight into their gradient (one pass over N x V fewer);
+     * ns_model_backward knows from last_training that it is already there. */
+    if (training)
+        return ns_xent_forward_backward(m->logits, tokens, mask, B, T, c->vocab_size);
     return ns_xent_forward(m->logits, tokens, mask, B, T, c->vocab_size);
 }
 
@@ -281,13 +299,13 @@ static void attention_block_backward(NsModel *m, int l, float *d_out, float *d_i
     const NsModelConfig *c = &m->cfg;
     NsLayerActs *a = &m->acts[l];
     NsLayerView *p = &m->p.layers[l], *g = &m->g.layers[l];
-    int N = c->batch_size * c->seq_len, d = c->d_model;
+    int N = m->B * m->T, d = c->d_model;
     ns_dropout_backward(d_out, d_out, a->attn_keep, dropout_p(m, m->last_training),
                         (size_t)N * d);
     float *d_ctx = m->d_ctx;
     ns_linear_backward(d_ctx, g->wo, g->bo, d_out, a->ctx, p->wo, N, d, d, 0);
-    ns_attention_backward(m->d_qkv, d_ctx, a->qkv, a->att, m->d_att, c->batch_size, c->seq_len,
-                          d, c->n_heads);
+    ns_attention_backward(m->d_qkv, d_ctx, a->qkv, a->att, m->d_att, m->B, m->T, d,
+                          c->n_heads);
     ns_linear_backward(d_in, g->wq, g->bq, m->d_qkv, a->a_in, p->wq, N, d, 3 * d, 1);
 }
 
@@ -297,7 +315,7 @@ static void ffn_block_backward(NsModel *m, int l, float *d_out, float *d_in)
     const NsModelConfig *c = &m->cfg;
     NsLayerActs *a = &m->acts[l];
     NsLayerView *p = &m->p.layers[l], *g = &m->g.layers[l];
-    int N = c->batch_size * c->seq_len, d = c->d_model, F = c->d_ff;
+    int N = m->B * m->T, d = c->d_model, F = c->d_ff;
     ns_dropout_backward(d_out, d_out, a->ffn_keep, dropout_p(m, m->last_training), (size_t)N * d);
     ns_linear_backward(m->d_ffh, g->w2, g->b2, d_out, a->ffh, p->w2, N, F, d, 0);
     ns_relu_backward(m->d_ffh, m->d_ffh, a->ffh, (size_t)N * F);
@@ -307,7 +325,7 @@ static void ffn_block_backward(NsModel *m, int l, float *d_out, float *d_in)
 /* On entry d_res = dL/d(x_out of layer l); on exit d_res = dL/d(x_in of layer l). */
 static void layer_backward(NsModel *m, int l)
 {
-    int N = m->cfg.batch_size * m->cfg.seq_len;
+    int N = m->B * m->T;
     size_t bytes = sizeof(float) * (size_t)N * m->cfg.d_model;
     float *d_res = m->d_res, *d_a = m->d_a, *d_b = m->d_b;
     if (m->cfg.norm_position == NS_POS_POST) {
@@ -332,8 +350,9 @@ static void layer_backward(NsModel *m, int l)
 void ns_model_backward(NsModel *m)
 {
     const NsModelConfig *c = &m->cfg;
-    int B = c->batch_size, T = c->seq_len, d = c->d_model, N = B * T, V = c->vocab_size;
-    ns_xent_backward(m->logits, m->tokens, m->mask, B, T, V);
+    int B = m->B, T = m->T, d = c->d_model, N = B * T, V = c->vocab_size;
+    if (!m->last_training) /* a training forward left dlogits already */
+        ns_xent_backward(m->logits, m->tokens, m->mask, B, T, V);
     /* logits = X embed^T:  dX = dlogits embed,  dembed += dlogits^T X */
     float *d_out = m->final_out ? m->d_a : m->d_res;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, d, V, 1.0f, m->logits, V,
@@ -439,6 +458,7 @@ double ns_model_loss_grad_at(const NsModel *m, const NsModelSnapshot *state, con
     }
     memcpy(w->params, params, bytes);
     ns_model_restore(w, state);
+    ns_model_set_batch_shape(w, m->B, m->T);
     double loss = ns_model_forward(w, tokens, mask, 1);
     ns_model_zero_grad(w);
     ns_model_backward(w);

@@ -56,13 +56,16 @@ typedef struct {
     float *x0, *x0_keep;   /* [N][d] embedding output, its dropout mask */
     NsLayerActs *acts;
     float *final_out;      /* [N][d] pre position: final_norm output */
-    float *logits;         /* [N][V] logits, then probabilities, then their gradient */
+    float *logits;         /* [N][V] logits, then their gradient (training) or probabilities */
     /* Backward scratch. */
     float *d_res, *d_a, *d_b, *d_ctx, *d_norm, *d_qkv, *d_ffh, *d_att;
 
     NsRng dropout_rng;
     NsModelHooks hooks;
 
+    /* Shape of the current batch, B <= cfg.batch_size and T <= cfg.seq_len (token-budget
+     * batches are smaller than the buffers, which are sized for the largest). */
+    int B, T;
     /* The batch of the last forward, needed by backward. */
     const int32_t *tokens;
     const uint8_t *mask;
@@ -78,6 +81,10 @@ void ns_model_free(NsModel *m);
  * training: dropout on, norm schemes use and update batch statistics. */
 double ns_model_forward(NsModel *m, const int32_t *tokens, const uint8_t *mask, int training);
 void ns_model_zero_grad(NsModel *m);
+/* Shape of the batches that the following forward passes get (tokens [B][T+1], mask [B][T]);
+ * at most the configured B and T, which is also the shape after init. Backward and
+ * ns_model_loss_grad_at use the shape of the last forward. */
+void ns_model_set_batch_shape(NsModel *m, int B, int T);
 /* Backward of the last training forward; accumulates into m->grads and updates the norm state
  * that the schemes update in backward (PN's nu). */
 void ns_model_backward(NsModel *m);

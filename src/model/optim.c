@@ -21,9 +21,16 @@ void ns_adamw_free(NsAdamW *opt)
     opt->m = opt->v = NULL;
 }
 
-void ns_adamw_step(NsAdamW *opt, float *params, const float *grads, float lr)
+/* One update over all parameters: 2 % of a `small` step when scalar. Local restrict pointers
+ * and -fno-math-errno (meson.build, numerics) let GCC vectorize it; target_clones adds an AVX2
+ * version chosen at load time. Same operations in the same order in every version (C11 mode
+ * contracts no FMAs), so the result does not depend on the CPU. */
+__attribute__((target_clones("avx2", "default")))
+void ns_adamw_step(NsAdamW *opt, float *restrict params, const float *restrict grads, float lr)
 {
     const NsOptimConfig *c = &opt->cfg;
+    float *restrict mom = opt->m, *restrict vel = opt->v;
+    float eps = c->adam_eps;
     opt->t++;
     float b1 = c->adam_beta1, b2 = c->adam_beta2;
     /* Bias corrections in double: 1 - b2^t is tiny for small t. */
@@ -32,10 +39,10 @@ void ns_adamw_step(NsAdamW *opt, float *params, const float *grads, float lr)
     float decay = lr * c->weight_decay;
     for (size_t i = 0; i < opt->n; i++) {
         float g = grads[i];
-        float m = opt->m[i] = b1 * opt->m[i] + (1.0f - b1) * g;
-        float v = opt->v[i] = b2 * opt->v[i] + (1.0f - b2) * g * g;
+        float m = mom[i] = b1 * mom[i] + (1.0f - b1) * g;
+        float v = vel[i] = b2 * vel[i] + (1.0f - b2) * g * g;
         float mhat = m / corr1, vhat = v / corr2;
-        params[i] -= lr * mhat / (sqrtf(vhat) + c->adam_eps) + decay * params[i];
+        params[i] -= lr * mhat / (sqrtf(vhat) + eps) + decay * params[i];
     }
 }
 
