@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "stats.h"
+#include "window.h"
 #include "util.h"
 
 #define WINDOW_LO 0.8 /* the last 20 % of training */
@@ -71,57 +72,17 @@ static void note(Text *notes, const char *fmt, ...)
 /* ------------------------------------------------------------------------------------------
  * Numbers from one log */
 
-/* A series that may legitimately be absent (probes off): NULL without an error. */
-static double *opt_series(const NsLog *log, const char *path, size_t *n)
-{
-    char err[NS_ERRLEN];
-    *n = 0;
-    if (!ns_log_has(log, path))
-        return NULL;
-    return ns_log_read_series(log, path, n, err);
-}
 
-/* Appends the values of group/name whose step lies in the last 20 % to *pool (or every value,
- * when none does and all_if_empty is set). */
-static void window_values(const NsLog *log, const char *group, const char *name, double max_step,
-                          int all_if_empty, double **pool, size_t *count)
-{
-    char path[NS_RUNLOG_PATH_LEN];
-    size_t ns = 0, nv = 0, b = 0, e = 0;
-    double *steps = opt_series(log, ns_runlog_path(path, sizeof path, group, NS_RUNLOG_STEP), &ns);
-    double *v = steps ? opt_series(log, ns_runlog_path(path, sizeof path, group, name), &nv) : NULL;
-    size_t n = ns < nv ? ns : nv;
-    if (v && n > 0 && max_step > 0) {
-        ns_progress_range(steps, n, max_step, WINDOW_LO, 1.0, &b, &e);
-        if (b == e && all_if_empty)
-            b = 0, e = n;
-        *pool = ns_xrealloc(*pool, sizeof(double) * (*count + (e - b) + 1));
-        memcpy(*pool + *count, v + b, sizeof(double) * (e - b));
-        *count += e - b;
-    }
-    free(steps);
-    free(v);
-}
 
-static double window_quantile(const NsLog *log, const char *group, const char *name,
-                              double max_step, int all_if_empty, double q)
-{
-    double *pool = NULL;
-    size_t count = 0;
-    window_values(log, group, name, max_step, all_if_empty, &pool, &count);
-    double r = ns_quantile(pool, count, q);
-    free(pool);
-    return r;
-}
 
 /* Steps recorded, total, and the first step whose training loss or gradient norm is not
  * finite (the engine records the diverging step in /steps before it stops). */
 static void steps_outcome(const NsLog *log, Row *r)
 {
     size_t n = 0, nl = 0, ng = 0;
-    double *step = opt_series(log, "steps/step", &n);
-    double *loss = opt_series(log, "steps/loss", &nl);
-    double *gnorm = opt_series(log, "steps/grad_norm", &ng);
+    double *step = ns_window_series(log, "steps/step", &n);
+    double *loss = ns_window_series(log, "steps/loss", &nl);
+    double *gnorm = ns_window_series(log, "steps/grad_norm", &ng);
     long total;
     r->steps_total = ns_log_attr_long(log, "steps", &total) == 0 ? (double)total : NAN;
     r->steps_done = n > 0 ? step[n - 1] : 0.0;
@@ -140,7 +101,7 @@ static void steps_outcome(const NsLog *log, Row *r)
 static double divergence_from_eval(const NsLog *log)
 {
     size_t n = 0, nl = 0;
-    double *step = opt_series(log, "eval/step", &n), *loss = opt_series(log, "eval/loss", &nl);
+    double *step = ns_window_series(log, "eval/step", &n), *loss = ns_window_series(log, "eval/loss", &nl);
     double first = NAN;
     for (size_t i = 0; i < n && i < nl && isnan(first); i++)
         if (!isfinite(loss[i]))
@@ -155,8 +116,8 @@ static double divergence_from_eval(const NsLog *log)
 static void eval_outcome(const NsLog *log, Row *r)
 {
     size_t n = 0, np = 0;
-    double *step = opt_series(log, "eval/step", &n);
-    double *ppl = opt_series(log, "eval/ppl", &np);
+    double *step = ns_window_series(log, "eval/step", &n);
+    double *ppl = ns_window_series(log, "eval/ppl", &np);
     n = n < np ? n : np;
     r->final_ppl = n > 0 ? ppl[n - 1] : NAN;
     r->best_ppl = r->best_step = NAN;
@@ -174,26 +135,11 @@ static void site_measurements(const NsLog *log, const char *site, double max_ste
     char group[NS_RUNLOG_PATH_LEN];
     ns_runlog_site_path(group, sizeof group, site, NULL);
     for (int k = 0; k < N_DIST; k++) {
-        r->dist_med[k] = window_quantile(log, group, DIST_NAMES[k], max_step, 0, 0.5);
-        r->dist_p95[k] = window_quantile(log, group, DIST_NAMES[k], max_step, 0, 0.95);
+        r->dist_med[k] = ns_window_quantile(log, group, DIST_NAMES[k], max_step, WINDOW_LO, 1.0, 0, 0.5);
+        r->dist_p95[k] = ns_window_quantile(log, group, DIST_NAMES[k], max_step, WINDOW_LO, 1.0, 0, 0.95);
     }
 }
 
-/* grad_gain is pooled over every site of the run: one number for "how much the norms
- * amplify the backward signal", comparable between schemes. */
-static double pooled_grad_gain(const NsLog *log, char **sites, int nsites, double max_step)
-{
-    double *pool = NULL;
-    size_t count = 0;
-    for (int s = 0; s < nsites; s++) {
-        char group[NS_RUNLOG_PATH_LEN];
-        ns_runlog_site_path(group, sizeof group, sites[s], NULL);
-        window_values(log, group, "grad_gain", max_step, 0, &pool, &count);
-    }
-    double r = ns_median(pool, count);
-    free(pool);
-    return r;
-}
 
 static void compute_row(const NsLog *log, const char *site, char **sites, int nsites, Row *r)
 {
@@ -211,10 +157,10 @@ static void compute_row(const NsLog *log, const char *site, char **sites, int ns
         r->dist_med[k] = r->dist_p95[k] = NAN;
     if (r->has_site)
         site_measurements(log, site, max_step, r);
-    r->grad_gain = pooled_grad_gain(log, sites, nsites, max_step);
-    r->beta = window_quantile(log, NS_RUNLOG_LIPSCHITZ, "beta_smoothness", max_step, 1, 0.5);
-    r->hessian = window_quantile(log, NS_RUNLOG_LIPSCHITZ, "hessian_top_eig", max_step, 1, 0.5);
-    r->tokens_per_s = window_quantile(log, NS_RUNLOG_STEPS, "tokens_per_s", max_step, 0, 0.5);
+    r->grad_gain = ns_window_sites_median(log, sites, nsites, "grad_gain", max_step, WINDOW_LO, 1.0);
+    r->beta = ns_window_quantile(log, NS_RUNLOG_LIPSCHITZ, "beta_smoothness", max_step, WINDOW_LO, 1.0, 1, 0.5);
+    r->hessian = ns_window_quantile(log, NS_RUNLOG_LIPSCHITZ, "hessian_top_eig", max_step, WINDOW_LO, 1.0, 1, 0.5);
+    r->tokens_per_s = ns_window_quantile(log, NS_RUNLOG_STEPS, "tokens_per_s", max_step, WINDOW_LO, 1.0, 0, 0.5);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -282,14 +228,6 @@ static int choose_site(NsLog *logs, const SiteList *lists, int n, const char **s
 /* ------------------------------------------------------------------------------------------
  * Output */
 
-static const char *md_num(char *buf, size_t len, double v)
-{
-    if (isnan(v))
-        snprintf(buf, len, "n/a");
-    else
-        snprintf(buf, len, "%.4g", v);
-    return buf;
-}
 
 static const char *csv_num(char *buf, size_t len, double v)
 {
@@ -349,21 +287,21 @@ static void md_row(Text *t, const NsLog *log, const Row *r)
     else
         snprintf(a, sizeof a, "%.0f", r->steps_total); /* counts in full, not %.4g */
     text_printf(t, " | %s | %s | %.0f / %s | %s | ", log->norm, log->position, r->steps_done, a,
-                md_num(b, sizeof b, r->final_ppl));
+                ns_window_num(b, sizeof b, r->final_ppl));
     if (isnan(r->best_ppl))
         text_printf(t, "n/a | ");
     else
-        text_printf(t, "%s (%.0f) | ", md_num(a, sizeof a, r->best_ppl), r->best_step);
+        text_printf(t, "%s (%.0f) | ", ns_window_num(a, sizeof a, r->best_ppl), r->best_step);
     if (isnan(r->diverged_step))
         text_printf(t, "- |");
     else
         text_printf(t, "%.0f |", r->diverged_step);
     for (int k = 0; k < N_DIST; k++)
-        text_printf(t, " %s | %s |", md_num(a, sizeof a, r->dist_med[k]),
-                    md_num(b, sizeof b, r->dist_p95[k]));
+        text_printf(t, " %s | %s |", ns_window_num(a, sizeof a, r->dist_med[k]),
+                    ns_window_num(b, sizeof b, r->dist_p95[k]));
     const double tail[] = {r->grad_gain, r->beta, r->hessian, r->tokens_per_s};
     for (size_t k = 0; k < sizeof tail / sizeof tail[0]; k++)
-        text_printf(t, " %s |", md_num(a, sizeof a, tail[k]));
+        text_printf(t, " %s |", ns_window_num(a, sizeof a, tail[k]));
     text_printf(t, "\n");
 }
 

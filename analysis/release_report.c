@@ -7,44 +7,21 @@
 
 #include "stats.h"
 #include "study_report.h"
+#include "window.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------ measurements */
 
-static double *opt_series(const NsLog *log, const char *path, size_t *n)
-{
-    char err[NS_ERRLEN];
-    double *v = ns_log_read_series(log, path, n, err);
-    if (!v)
-        *n = 0;
-    return v;
-}
 
-/* Median of a site series over the rows whose step lies in (lo, hi] of max_step. */
-static double window_median(const NsLog *log, const char *site, const char *name,
-                            double max_step, double lo, double hi)
-{
-    char ps[NS_RUNLOG_PATH_LEN], pv[NS_RUNLOG_PATH_LEN];
-    size_t ns, nv, b = 0, e = 0;
-    double *steps = opt_series(log, ns_runlog_site_path(ps, sizeof ps, site, NS_RUNLOG_STEP), &ns);
-    double *v = opt_series(log, ns_runlog_site_path(pv, sizeof pv, site, name), &nv);
-    size_t n = ns < nv ? ns : nv;
-    if (n > 0)
-        ns_progress_range(steps, n, max_step, lo, hi, &b, &e);
-    double r = e > b ? ns_median(v + b, e - b) : NAN;
-    free(steps);
-    free(v);
-    return r;
-}
 
 /* The first step whose training loss or gradient norm, or whose validation loss, is not
  * finite (the engine records the diverging step before it stops); NaN when none. */
 static double divergence_step(const NsLog *log)
 {
     size_t n, nl, ng, ne, nel;
-    double *step = opt_series(log, "steps/step", &n), *loss = opt_series(log, "steps/loss", &nl);
-    double *gn = opt_series(log, "steps/grad_norm", &ng);
-    double *es = opt_series(log, "eval/step", &ne), *el = opt_series(log, "eval/loss", &nel);
+    double *step = ns_window_series(log, "steps/step", &n), *loss = ns_window_series(log, "steps/loss", &nl);
+    double *gn = ns_window_series(log, "steps/grad_norm", &ng);
+    double *es = ns_window_series(log, "eval/step", &ne), *el = ns_window_series(log, "eval/loss", &nel);
     double first = NAN;
     for (size_t i = 0; i < n && i < nl && isnan(first); i++)
         if (!isfinite(loss[i]) || (i < ng && !isfinite(gn[i])))
@@ -62,7 +39,7 @@ static double divergence_step(const NsLog *log)
 static void eval_outcome(const NsLog *log, NsReleaseRow *r)
 {
     size_t n, m;
-    double *ppl = opt_series(log, "eval/ppl", &n), *steps = opt_series(log, "steps/step", &m);
+    double *ppl = ns_window_series(log, "eval/ppl", &n), *steps = ns_window_series(log, "steps/step", &m);
     r->final_ppl = n ? ppl[n - 1] : NAN;
     r->best_ppl = NAN;
     for (size_t i = 0; i < n; i++)
@@ -81,7 +58,7 @@ static void nu_outcome(const NsLog *log, char **sites, int n_sites, NsReleaseRow
     for (int s = 0; s < n_sites; s++) {
         char p[NS_RUNLOG_PATH_LEN];
         size_t n;
-        double *v = opt_series(log, ns_runlog_site_path(p, sizeof p, sites[s], "nu_norm"), &n);
+        double *v = ns_window_series(log, ns_runlog_site_path(p, sizeof p, sites[s], "nu_norm"), &n);
         double mx = ns_finite_max(v, n), last = n ? v[n - 1] : NAN;
         if (!isnan(mx) && (isnan(r->nu_max) || mx > r->nu_max))
             r->nu_max = mx;
@@ -91,31 +68,6 @@ static void nu_outcome(const NsLog *log, char **sites, int n_sites, NsReleaseRow
     }
 }
 
-/* grad_gain over the last 20 % of training, pooled over every site. */
-static double pooled_gain(const NsLog *log, char **sites, int n_sites, double max_step)
-{
-    double *pool = NULL;
-    size_t count = 0;
-    for (int s = 0; s < n_sites; s++) {
-        char ps[NS_RUNLOG_PATH_LEN], pv[NS_RUNLOG_PATH_LEN];
-        size_t ns, nv, b = 0, e = 0;
-        double *st = opt_series(log, ns_runlog_site_path(ps, sizeof ps, sites[s], "step"), &ns);
-        double *v = opt_series(log, ns_runlog_site_path(pv, sizeof pv, sites[s], "grad_gain"),
-                               &nv);
-        size_t n = ns < nv ? ns : nv;
-        if (n > 0)
-            ns_progress_range(st, n, max_step, 0.8, 1.0, &b, &e);
-        pool = ns_xrealloc(pool, sizeof(double) * (count + (e - b) + 1));
-        if (e > b)
-            memcpy(pool + count, v + b, sizeof(double) * (e - b));
-        count += e - b;
-        free(st);
-        free(v);
-    }
-    double r = ns_median(pool, count);
-    free(pool);
-    return r;
-}
 
 /* Distances at every site: the first site's, and those of the site with the largest
  * relative distance late in training. */
@@ -126,20 +78,20 @@ static void fluctuation(const NsLog *log, char **sites, int n_sites, NsReleaseRo
     snprintf(rel_name, sizeof rel_name, "rel_dist_%s", r->stat);
     double T = r->steps_done;
     snprintf(r->first_site, sizeof r->first_site, "%s", sites[0]);
-    r->abs_first = window_median(log, sites[0], abs_name, T, 0.0, 0.2);
-    r->abs_last = window_median(log, sites[0], abs_name, T, 0.8, 1.0);
-    r->rel_first = window_median(log, sites[0], rel_name, T, 0.0, 0.2);
-    r->rel_last = window_median(log, sites[0], rel_name, T, 0.8, 1.0);
+    r->abs_first = ns_window_site_median(log, sites[0], abs_name, T, 0.0, 0.2);
+    r->abs_last = ns_window_site_median(log, sites[0], abs_name, T, 0.8, 1.0);
+    r->rel_first = ns_window_site_median(log, sites[0], rel_name, T, 0.0, 0.2);
+    r->rel_last = ns_window_site_median(log, sites[0], rel_name, T, 0.8, 1.0);
     r->max_rel_last = NAN;
     snprintf(r->max_site, sizeof r->max_site, "%s", sites[0]);
     for (int s = 0; s < n_sites; s++) {
-        double rel = window_median(log, sites[s], rel_name, T, 0.8, 1.0);
+        double rel = ns_window_site_median(log, sites[s], rel_name, T, 0.8, 1.0);
         if (!isnan(rel) && (isnan(r->max_rel_last) || rel > r->max_rel_last)) {
             r->max_rel_last = rel;
             snprintf(r->max_site, sizeof r->max_site, "%s", sites[s]);
         }
     }
-    r->max_abs_last = window_median(log, r->max_site, abs_name, T, 0.8, 1.0);
+    r->max_abs_last = ns_window_site_median(log, r->max_site, abs_name, T, 0.8, 1.0);
 }
 
 int ns_release_measure(const NsLog *log, NsReleaseRow *r, char *err)
@@ -156,9 +108,9 @@ int ns_release_measure(const NsLog *log, NsReleaseRow *r, char *err)
     r->stat = ns_log_scheme_stat(log);
     r->grad = strcmp(r->stat, "psi2") == 0 ? "g_psi2" : "g_sigma2";
     fluctuation(log, sites, n_sites, r);
-    r->grad_first = window_median(log, sites[0], r->grad, r->steps_done, 0.0, 0.2);
-    r->grad_last = window_median(log, sites[0], r->grad, r->steps_done, 0.8, 1.0);
-    r->gain_last = pooled_gain(log, sites, n_sites, r->steps_done);
+    r->grad_first = ns_window_site_median(log, sites[0], r->grad, r->steps_done, 0.0, 0.2);
+    r->grad_last = ns_window_site_median(log, sites[0], r->grad, r->steps_done, 0.8, 1.0);
+    r->gain_last = ns_window_sites_median(log, sites, n_sites, "grad_gain", r->steps_done, 0.8, 1.0);
     nu_outcome(log, sites, n_sites, r);
     ns_log_free_sites(sites, n_sites);
     return 0;
@@ -166,15 +118,6 @@ int ns_release_measure(const NsLog *log, NsReleaseRow *r, char *err)
 
 /* ------------------------------------------------------------------ the report */
 
-/* A number for the Markdown: n/a for NaN, 4 significant digits. */
-static const char *num(char *buf, size_t n, double v)
-{
-    if (isnan(v))
-        snprintf(buf, n, "n/a");
-    else
-        snprintf(buf, n, "%.4g", v);
-    return buf;
-}
 
 static void write_settings(FILE *f, const NsLog *logs, const char *const *names, int n)
 {
@@ -194,7 +137,7 @@ static void write_settings(FILE *f, const NsLog *logs, const char *const *names,
         int pn = sc && sc->groups == NS_GROUPS_OPTION;
         char m[32] = "-", g[32] = "-", w[32] = "-";
         if (bn)
-            num(m, sizeof m, mom);
+            ns_window_num(m, sizeof m, mom);
         if (pn) {
             snprintf(g, sizeof g, groups ? "%ld" : "0 (none)", groups);
             snprintf(w, sizeof w, "%ld", warm);
@@ -212,8 +155,8 @@ static void write_training(FILE *f, const NsReleaseRow *rows, const char *const 
     for (int i = 0; i < n; i++) {
         char a[32], b[32], c[32];
         fprintf(f, "| %s | %.0f | %s | %s | %s |\n", names[i], rows[i].steps_done,
-                num(a, sizeof a, rows[i].final_ppl), num(b, sizeof b, rows[i].best_ppl),
-                isnan(rows[i].diverged_step) ? "-" : num(c, sizeof c, rows[i].diverged_step));
+                ns_window_num(a, sizeof a, rows[i].final_ppl), ns_window_num(b, sizeof b, rows[i].best_ppl),
+                isnan(rows[i].diverged_step) ? "-" : ns_window_num(c, sizeof c, rows[i].diverged_step));
     }
     fprintf(f, "\n");
 }
@@ -233,9 +176,9 @@ static void write_fluctuation(FILE *f, const NsReleaseRow *rows, const char *con
         const NsReleaseRow *r = &rows[i];
         char a[32], b[32], c[32], d[32], e[32], g[32];
         fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", names[i], r->stat,
-                r->first_site, num(a, sizeof a, r->abs_first), num(b, sizeof b, r->abs_last),
-                num(c, sizeof c, r->rel_first), num(d, sizeof d, r->rel_last), r->max_site,
-                num(e, sizeof e, r->max_abs_last), num(g, sizeof g, r->max_rel_last));
+                r->first_site, ns_window_num(a, sizeof a, r->abs_first), ns_window_num(b, sizeof b, r->abs_last),
+                ns_window_num(c, sizeof c, r->rel_first), ns_window_num(d, sizeof d, r->rel_last), r->max_site,
+                ns_window_num(e, sizeof e, r->max_abs_last), ns_window_num(g, sizeof g, r->max_rel_last));
     }
     fprintf(f, "\n");
 }
@@ -253,10 +196,10 @@ static void write_gradients(FILE *f, const NsReleaseRow *rows, const char *const
         const NsReleaseRow *r = &rows[i];
         char a[32], b[32], c[32], d[32], e[32], g[32];
         fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", names[i], r->grad,
-                num(a, sizeof a, r->grad_first), num(b, sizeof b, r->grad_last),
-                num(c, sizeof c, r->gain_last), num(d, sizeof d, r->nu_last),
-                num(e, sizeof e, r->nu_max),
-                isnan(r->diverged_step) ? "-" : num(g, sizeof g, r->diverged_step));
+                ns_window_num(a, sizeof a, r->grad_first), ns_window_num(b, sizeof b, r->grad_last),
+                ns_window_num(c, sizeof c, r->gain_last), ns_window_num(d, sizeof d, r->nu_last),
+                ns_window_num(e, sizeof e, r->nu_max),
+                isnan(r->diverged_step) ? "-" : ns_window_num(g, sizeof g, r->diverged_step));
     }
     fprintf(f, "\n");
 }
@@ -302,21 +245,21 @@ static void write_answer(FILE *f, const Pair *p, const NsReleaseRow *a, const Ns
     char x[12][32];
     fprintf(f, "**%s** (`%s` -> `%s`)\n\n", p->question, p->paper, p->release);
     fprintf(f, "- training: final validation ppl %s -> %s, best %s -> %s; %s -> %s.\n",
-            num(x[0], 32, a->final_ppl), num(x[1], 32, b->final_ppl), num(x[2], 32, a->best_ppl),
-            num(x[3], 32, b->best_ppl), diverged(x[4], 32, a->diverged_step),
+            ns_window_num(x[0], 32, a->final_ppl), ns_window_num(x[1], 32, b->final_ppl), ns_window_num(x[2], 32, a->best_ppl),
+            ns_window_num(x[3], 32, b->best_ppl), diverged(x[4], 32, a->diverged_step),
             diverged(x[5], 32, b->diverged_step));
     fprintf(f, "- fluctuation at %s, last 20 %%: relative %s (%s) -> %s (%s), %s-fold; "
                "absolute %s -> %s. Largest relative: %s at %s -> %s at %s.\n",
-            a->first_site, num(x[0], 32, a->rel_last), a->stat, num(x[1], 32, b->rel_last),
-            b->stat, num(x[2], 32, b->rel_last / a->rel_last), num(x[3], 32, a->abs_last),
-            num(x[4], 32, b->abs_last), num(x[5], 32, a->max_rel_last), a->max_site,
-            num(x[6], 32, b->max_rel_last), b->max_site);
+            a->first_site, ns_window_num(x[0], 32, a->rel_last), a->stat, ns_window_num(x[1], 32, b->rel_last),
+            b->stat, ns_window_num(x[2], 32, b->rel_last / a->rel_last), ns_window_num(x[3], 32, a->abs_last),
+            ns_window_num(x[4], 32, b->abs_last), ns_window_num(x[5], 32, a->max_rel_last), a->max_site,
+            ns_window_num(x[6], 32, b->max_rel_last), b->max_site);
     fprintf(f, "- gradients: %s at %s, last 20 %%: %s -> %s (first 20 %%: %s -> %s); "
                "grad_gain %s -> %s; nu_norm max %s -> %s.\n\n",
-            a->grad, a->first_site, num(x[0], 32, a->grad_last), num(x[1], 32, b->grad_last),
-            num(x[2], 32, a->grad_first), num(x[3], 32, b->grad_first),
-            num(x[4], 32, a->gain_last), num(x[5], 32, b->gain_last), num(x[6], 32, a->nu_max),
-            num(x[7], 32, b->nu_max));
+            a->grad, a->first_site, ns_window_num(x[0], 32, a->grad_last), ns_window_num(x[1], 32, b->grad_last),
+            ns_window_num(x[2], 32, a->grad_first), ns_window_num(x[3], 32, b->grad_first),
+            ns_window_num(x[4], 32, a->gain_last), ns_window_num(x[5], 32, b->gain_last), ns_window_num(x[6], 32, a->nu_max),
+            ns_window_num(x[7], 32, b->nu_max));
 }
 
 static void write_answers(FILE *f, const NsReleaseRow *rows, const char *const *names, int n)
