@@ -101,7 +101,8 @@ static void steps_outcome(const NsLog *log, Row *r)
 static double divergence_from_eval(const NsLog *log)
 {
     size_t n = 0, nl = 0;
-    double *step = ns_window_series(log, "eval/step", &n), *loss = ns_window_series(log, "eval/loss", &nl);
+    double *step = ns_window_series(log, "eval/step", &n),
+           *loss = ns_window_series(log, "eval/loss", &nl);
     double first = NAN;
     for (size_t i = 0; i < n && i < nl && isnan(first); i++)
         if (!isfinite(loss[i]))
@@ -135,11 +136,12 @@ static void site_measurements(const NsLog *log, const char *site, double max_ste
     char group[NS_RUNLOG_PATH_LEN];
     ns_runlog_site_path(group, sizeof group, site, NULL);
     for (int k = 0; k < N_DIST; k++) {
-        r->dist_med[k] = ns_window_quantile(log, group, DIST_NAMES[k], max_step, WINDOW_LO, 1.0, 0, 0.5);
-        r->dist_p95[k] = ns_window_quantile(log, group, DIST_NAMES[k], max_step, WINDOW_LO, 1.0, 0, 0.95);
+        r->dist_med[k] =
+            ns_window_quantile(log, group, DIST_NAMES[k], max_step, WINDOW_LO, 1.0, 0, 0.5);
+        r->dist_p95[k] =
+            ns_window_quantile(log, group, DIST_NAMES[k], max_step, WINDOW_LO, 1.0, 0, 0.95);
     }
 }
-
 
 static void compute_row(const NsLog *log, const char *site, char **sites, int nsites, Row *r)
 {
@@ -157,10 +159,14 @@ static void compute_row(const NsLog *log, const char *site, char **sites, int ns
         r->dist_med[k] = r->dist_p95[k] = NAN;
     if (r->has_site)
         site_measurements(log, site, max_step, r);
-    r->grad_gain = ns_window_sites_median(log, sites, nsites, "grad_gain", max_step, WINDOW_LO, 1.0);
-    r->beta = ns_window_quantile(log, NS_RUNLOG_LIPSCHITZ, "beta_smoothness", max_step, WINDOW_LO, 1.0, 1, 0.5);
-    r->hessian = ns_window_quantile(log, NS_RUNLOG_LIPSCHITZ, "hessian_top_eig", max_step, WINDOW_LO, 1.0, 1, 0.5);
-    r->tokens_per_s = ns_window_quantile(log, NS_RUNLOG_STEPS, "tokens_per_s", max_step, WINDOW_LO, 1.0, 0, 0.5);
+    r->grad_gain =
+        ns_window_sites_median(log, sites, nsites, "grad_gain", max_step, WINDOW_LO, 1.0);
+    r->beta = ns_window_quantile(log, NS_RUNLOG_LIPSCHITZ, "beta_smoothness", max_step, WINDOW_LO,
+                                 1.0, 1, 0.5);
+    r->hessian = ns_window_quantile(log, NS_RUNLOG_LIPSCHITZ, "hessian_top_eig", max_step,
+                                    WINDOW_LO, 1.0, 1, 0.5);
+    r->tokens_per_s =
+        ns_window_quantile(log, NS_RUNLOG_STEPS, "tokens_per_s", max_step, WINDOW_LO, 1.0, 0, 0.5);
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -19,9 +19,11 @@
 static double divergence_step(const NsLog *log)
 {
     size_t n, nl, ng, ne, nel;
-    double *step = ns_window_series(log, "steps/step", &n), *loss = ns_window_series(log, "steps/loss", &nl);
+    double *step = ns_window_series(log, "steps/step", &n),
+           *loss = ns_window_series(log, "steps/loss", &nl);
     double *gn = ns_window_series(log, "steps/grad_norm", &ng);
-    double *es = ns_window_series(log, "eval/step", &ne), *el = ns_window_series(log, "eval/loss", &nel);
+    double *es = ns_window_series(log, "eval/step", &ne),
+           *el = ns_window_series(log, "eval/loss", &nel);
     double first = NAN;
     for (size_t i = 0; i < n && i < nl && isnan(first); i++)
         if (!isfinite(loss[i]) || (i < ng && !isfinite(gn[i])))
@@ -39,7 +41,8 @@ static double divergence_step(const NsLog *log)
 static void eval_outcome(const NsLog *log, NsReleaseRow *r)
 {
     size_t n, m;
-    double *ppl = ns_window_series(log, "eval/ppl", &n), *steps = ns_window_series(log, "steps/step", &m);
+    double *ppl = ns_window_series(log, "eval/ppl", &n),
+           *steps = ns_window_series(log, "steps/step", &m);
     r->final_ppl = n ? ppl[n - 1] : NAN;
     r->best_ppl = NAN;
     for (size_t i = 0; i < n; i++)
@@ -58,7 +61,8 @@ static void nu_outcome(const NsLog *log, char **sites, int n_sites, NsReleaseRow
     for (int s = 0; s < n_sites; s++) {
         char p[NS_RUNLOG_PATH_LEN];
         size_t n;
-        double *v = ns_window_series(log, ns_runlog_site_path(p, sizeof p, sites[s], "nu_norm"), &n);
+        double *v =
+            ns_window_series(log, ns_runlog_site_path(p, sizeof p, sites[s], "nu_norm"), &n);
         double mx = ns_finite_max(v, n), last = n ? v[n - 1] : NAN;
         if (!isnan(mx) && (isnan(r->nu_max) || mx > r->nu_max))
             r->nu_max = mx;
@@ -110,7 +114,8 @@ int ns_release_measure(const NsLog *log, NsReleaseRow *r, char *err)
     fluctuation(log, sites, n_sites, r);
     r->grad_first = ns_window_site_median(log, sites[0], r->grad, r->steps_done, 0.0, 0.2);
     r->grad_last = ns_window_site_median(log, sites[0], r->grad, r->steps_done, 0.8, 1.0);
-    r->gain_last = ns_window_sites_median(log, sites, n_sites, "grad_gain", r->steps_done, 0.8, 1.0);
+    r->gain_last =
+        ns_window_sites_median(log, sites, n_sites, "grad_gain", r->steps_done, 0.8, 1.0);
     nu_outcome(log, sites, n_sites, r);
     ns_log_free_sites(sites, n_sites);
     return 0;
@@ -155,8 +160,10 @@ static void write_training(FILE *f, const NsReleaseRow *rows, const char *const 
     for (int i = 0; i < n; i++) {
         char a[32], b[32], c[32];
         fprintf(f, "| %s | %.0f | %s | %s | %s |\n", names[i], rows[i].steps_done,
-                ns_window_num(a, sizeof a, rows[i].final_ppl), ns_window_num(b, sizeof b, rows[i].best_ppl),
-                isnan(rows[i].diverged_step) ? "-" : ns_window_num(c, sizeof c, rows[i].diverged_step));
+                ns_window_num(a, sizeof a, rows[i].final_ppl),
+                ns_window_num(b, sizeof b, rows[i].best_ppl),
+                isnan(rows[i].diverged_step) ? "-"
+                                             : ns_window_num(c, sizeof c, rows[i].diverged_step));
     }
     fprintf(f, "\n");
 }
@@ -176,9 +183,11 @@ static void write_fluctuation(FILE *f, const NsReleaseRow *rows, const char *con
         const NsReleaseRow *r = &rows[i];
         char a[32], b[32], c[32], d[32], e[32], g[32];
         fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", names[i], r->stat,
-                r->first_site, ns_window_num(a, sizeof a, r->abs_first), ns_window_num(b, sizeof b, r->abs_last),
-                ns_window_num(c, sizeof c, r->rel_first), ns_window_num(d, sizeof d, r->rel_last), r->max_site,
-                ns_window_num(e, sizeof e, r->max_abs_last), ns_window_num(g, sizeof g, r->max_rel_last));
+                r->first_site, ns_window_num(a, sizeof a, r->abs_first),
+                ns_window_num(b, sizeof b, r->abs_last), ns_window_num(c, sizeof c, r->rel_first),
+                ns_window_num(d, sizeof d, r->rel_last), r->max_site,
+                ns_window_num(e, sizeof e, r->max_abs_last),
+                ns_window_num(g, sizeof g, r->max_rel_last));
     }
     fprintf(f, "\n");
 }
@@ -245,20 +254,25 @@ static void write_answer(FILE *f, const Pair *p, const NsReleaseRow *a, const Ns
     char x[12][32];
     fprintf(f, "**%s** (`%s` -> `%s`)\n\n", p->question, p->paper, p->release);
     fprintf(f, "- training: final validation ppl %s -> %s, best %s -> %s; %s -> %s.\n",
-            ns_window_num(x[0], 32, a->final_ppl), ns_window_num(x[1], 32, b->final_ppl), ns_window_num(x[2], 32, a->best_ppl),
-            ns_window_num(x[3], 32, b->best_ppl), diverged(x[4], 32, a->diverged_step),
-            diverged(x[5], 32, b->diverged_step));
-    fprintf(f, "- fluctuation at %s, last 20 %%: relative %s (%s) -> %s (%s), %s-fold; "
-               "absolute %s -> %s. Largest relative: %s at %s -> %s at %s.\n",
-            a->first_site, ns_window_num(x[0], 32, a->rel_last), a->stat, ns_window_num(x[1], 32, b->rel_last),
-            b->stat, ns_window_num(x[2], 32, b->rel_last / a->rel_last), ns_window_num(x[3], 32, a->abs_last),
-            ns_window_num(x[4], 32, b->abs_last), ns_window_num(x[5], 32, a->max_rel_last), a->max_site,
+            ns_window_num(x[0], 32, a->final_ppl), ns_window_num(x[1], 32, b->final_ppl),
+            ns_window_num(x[2], 32, a->best_ppl), ns_window_num(x[3], 32, b->best_ppl),
+            diverged(x[4], 32, a->diverged_step), diverged(x[5], 32, b->diverged_step));
+    fprintf(f,
+            "- fluctuation at %s, last 20 %%: relative %s (%s) -> %s (%s), %s-fold; "
+            "absolute %s -> %s. Largest relative: %s at %s -> %s at %s.\n",
+            a->first_site, ns_window_num(x[0], 32, a->rel_last), a->stat,
+            ns_window_num(x[1], 32, b->rel_last), b->stat,
+            ns_window_num(x[2], 32, b->rel_last / a->rel_last),
+            ns_window_num(x[3], 32, a->abs_last), ns_window_num(x[4], 32, b->abs_last),
+            ns_window_num(x[5], 32, a->max_rel_last), a->max_site,
             ns_window_num(x[6], 32, b->max_rel_last), b->max_site);
-    fprintf(f, "- gradients: %s at %s, last 20 %%: %s -> %s (first 20 %%: %s -> %s); "
-               "grad_gain %s -> %s; nu_norm max %s -> %s.\n\n",
-            a->grad, a->first_site, ns_window_num(x[0], 32, a->grad_last), ns_window_num(x[1], 32, b->grad_last),
-            ns_window_num(x[2], 32, a->grad_first), ns_window_num(x[3], 32, b->grad_first),
-            ns_window_num(x[4], 32, a->gain_last), ns_window_num(x[5], 32, b->gain_last), ns_window_num(x[6], 32, a->nu_max),
+    fprintf(f,
+            "- gradients: %s at %s, last 20 %%: %s -> %s (first 20 %%: %s -> %s); "
+            "grad_gain %s -> %s; nu_norm max %s -> %s.\n\n",
+            a->grad, a->first_site, ns_window_num(x[0], 32, a->grad_last),
+            ns_window_num(x[1], 32, b->grad_last), ns_window_num(x[2], 32, a->grad_first),
+            ns_window_num(x[3], 32, b->grad_first), ns_window_num(x[4], 32, a->gain_last),
+            ns_window_num(x[5], 32, b->gain_last), ns_window_num(x[6], 32, a->nu_max),
             ns_window_num(x[7], 32, b->nu_max));
 }
 
