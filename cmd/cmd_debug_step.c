@@ -13,7 +13,7 @@ static const NsCommandSpec SPEC = {
     .name = "debug-step",
     .usage = "[flags]",
     .summary = "Runs --steps training steps (dropout 0, no clipping) and writes each as a debug "
-               "state (docs of debug-state.md) to --out.",
+               "state (the format of docs/debug-state.md) to --out.",
 };
 
 /* train's defaults, but a debug state is a few steps in a file of its own. */
