@@ -122,6 +122,11 @@ const NsNormScheme *ns_norm_scheme_named(const char *name);
 /* ---- helpers shared by the scheme files ---- */
 /* out[c] = mean over real rows of x[r][c] (double accumulation). Returns the real row count. */
 int ns_channel_mean(double *out, const float *x, const uint8_t *mask, int N, int d);
+/* mean[c] as ns_channel_mean, and sqdev[c] = sum over real rows of (x[r][c] - mean[c])^2: the
+ * variance's numerator, which batch and batch-official divide by different counts. Returns the
+ * real row count. */
+int ns_channel_mean_sqdev(double *mean, double *sqdev, const float *x, const uint8_t *mask, int N,
+                          int d);
 /* out[c] = mean over real rows of x[r][c]^2 */
 int ns_channel_sq_mean(double *out, const float *x, const uint8_t *mask, int N, int d);
 /* y = weight * xhat + bias per channel, all rows. */

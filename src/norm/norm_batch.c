@@ -32,16 +32,7 @@ static void batch_forward(NsNormSite *s, const float *x, float *y, const uint8_t
     }
     s->step++;
     double *mean = ns_xmalloc(sizeof(double) * 2 * (size_t)d), *var = mean + d;
-    int n = ns_channel_mean(mean, x, mask, N, d);
-    for (int c = 0; c < d; c++)
-        var[c] = 0.0;
-    for (int r = 0; r < N; r++) {
-        if (!mask[r])
-            continue;
-        const float *row = x + (size_t)r * d;
-        for (int c = 0; c < d; c++)
-            var[c] += (row[c] - mean[c]) * (row[c] - mean[c]);
-    }
+    int n = ns_channel_mean_sqdev(mean, var, x, mask, N, d);
     /* n/(n-1) would divide by zero for a single real row; the biased value is the only one. */
     double unbias = n > 1 ? (double)n / (n - 1) : 1.0;
     for (int c = 0; c < d; c++) {

@@ -21,15 +21,7 @@
 static void official_stats(const float *u, const uint8_t *mask, int N, int d, double *mean,
                            double *var)
 {
-    ns_channel_mean(mean, u, mask, N, d);
-    memset(var, 0, sizeof(double) * (size_t)d);
-    for (int r = 0; r < N; r++) {
-        if (!mask[r])
-            continue;
-        const float *row = u + (size_t)r * d;
-        for (int c = 0; c < d; c++)
-            var[c] += (row[c] - mean[c]) * (row[c] - mean[c]);
-    }
+    ns_channel_mean_sqdev(mean, var, u, mask, N, d);
     for (int c = 0; c < d; c++)
         var[c] = N > 0 ? var[c] / N : 0.0;
 }

@@ -170,6 +170,21 @@ int ns_channel_mean(double *out, const float *x, const uint8_t *mask, int N, int
     return n;
 }
 
+int ns_channel_mean_sqdev(double *mean, double *sqdev, const float *x, const uint8_t *mask, int N,
+                          int d)
+{
+    int n = ns_channel_mean(mean, x, mask, N, d);
+    memset(sqdev, 0, sizeof(double) * (size_t)d);
+    for (int r = 0; r < N; r++) {
+        if (!mask[r])
+            continue;
+        const float *row = x + (size_t)r * d;
+        for (int c = 0; c < d; c++)
+            sqdev[c] += (row[c] - mean[c]) * (row[c] - mean[c]);
+    }
+    return n;
+}
+
 int ns_channel_sq_mean(double *out, const float *x, const uint8_t *mask, int N, int d)
 {
     int n = 0;
