@@ -5,69 +5,31 @@
  *     /steps/step), so a run that stopped early is summarised over the end of what it did;
  *   - missing data (no such series, no finite value) is "n/a" in Markdown and an empty CSV
  *     field, never 0; infinities print as inf (a perplexity can overflow);
- *   - Markdown numbers use %.4g, CSV numbers %.8g (enough to re-check them, still readable). */
+ *   - Markdown numbers use %.4g, CSV numbers %.8g (enough to re-check them, still readable);
+ *   - growth at a site = late / early median of the scheme's distance there (analysis/sites.h);
+ *     every row names the site where it is largest beside the table's site;
+ *   - runs that differ only in seed (analysis/seeds.h) are also summarised together, mean,
+ *     standard deviation and n (compare_seeds.c), and then listed one by one only on request. */
 #include "compare.h"
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "compare_rows.h"
+#include "seeds.h"
 #include "stats.h"
-#include "window.h"
 #include "util.h"
+#include "window.h"
 
 #define WINDOW_LO 0.8 /* the last 20 % of training */
 
-enum { DIST_MEAN, DIST_VAR, DIST_PSI2, N_DIST };
+#define N_DIST NS_N_DIST
 static const char *const DIST_NAMES[N_DIST] = {"dist_mean", "dist_var", "dist_psi2"};
 
-typedef struct {
-    double steps_done, steps_total;
-    double final_ppl, best_ppl, best_step, diverged_step;
-    int has_site;
-    double dist_med[N_DIST], dist_p95[N_DIST];
-    double grad_gain, beta, hessian, tokens_per_s;
-} Row;
-
-/* Growable text, so the Markdown can go both to a file and to stdout. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-} Text;
-
-static void text_printf(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void text_printf(Text *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int need = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (t->len + (size_t)need + 1 > t->cap) {
-        t->cap = 2 * (t->len + (size_t)need + 1);
-        t->s = ns_xrealloc(t->s, t->cap);
-    }
-    va_start(ap, fmt);
-    vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    t->len += (size_t)need;
-}
-
-/* Warnings: printed at once and repeated under the table, where the reader of the report
- * sees why a cell says n/a. */
-static void note(Text *notes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(Text *notes, const char *fmt, ...)
-{
-    char line[NS_ERRLEN * 2];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "normscope: warning: %s\n", line);
-    text_printf(notes, "- %s\n", line);
-}
+typedef NsCompareRow Row;
 
 /* ------------------------------------------------------------------------------------------
  * Numbers from one log */
@@ -167,6 +129,27 @@ static void compute_row(const NsLog *log, const char *site, char **sites, int ns
                                     WINDOW_LO, 1.0, 1, 0.5);
     r->tokens_per_s =
         ns_window_quantile(log, NS_RUNLOG_STEPS, "tokens_per_s", max_step, WINDOW_LO, 1.0, 0, 0.5);
+    if (ns_log_attr_double(log, "unk_rate_train", &r->unk_train) < 0)
+        r->unk_train = NAN;
+    if (ns_log_attr_double(log, "unk_rate_valid", &r->unk_valid) < 0)
+        r->unk_valid = NAN;
+    r->seed = ns_log_seed(log);
+    char err[NS_ERRLEN];
+    r->n_growth = ns_site_growths(log, &r->growth, err);
+    if (r->n_growth < 0) { /* an unreadable site: the growth columns say n/a */
+        fprintf(stderr, "normscope: warning: %s: per-site growth: %s\n", log->path, err);
+        r->n_growth = 0;
+    }
+    r->growth_first = ns_compare_growth_at(r, site);
+    r->growth_max = ns_site_growth_max(r->growth, r->n_growth);
+}
+
+double ns_compare_growth_at(const NsCompareRow *r, const char *site)
+{
+    for (int k = 0; site && k < r->n_growth; k++)
+        if (strcmp(r->growth[k].site, site) == 0)
+            return r->growth[k].growth;
+    return NAN;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -187,7 +170,7 @@ static int site_index(const SiteList *l, const char *site)
 
 /* Picks the site (the given one, or the first site of the first run with any) and warns for
  * runs that lack it or record a different set of sites. */
-static int choose_site(NsLog *logs, const SiteList *lists, int n, const char **site, Text *notes,
+static int choose_site(NsLog *logs, const SiteList *lists, int n, const char **site, NsText *notes,
                        char *err)
 {
     int ref = -1;
@@ -198,7 +181,7 @@ static int choose_site(NsLog *logs, const SiteList *lists, int n, const char **s
         if (*site)
             return ns_fail(err, "--site %s: none of the runs records norm sites (trained with "
                                 "--probes none?)", *site);
-        note(notes, "no run records norm sites (trained with --probes none?): distance and "
+        ns_text_note(notes, "no run records norm sites (trained with --probes none?): distance and "
                     "grad_gain columns are n/a");
         return 0;
     }
@@ -213,7 +196,7 @@ static int choose_site(NsLog *logs, const SiteList *lists, int n, const char **s
         *site = lists[ref].names[0];
     for (int i = 0; i < n; i++) {
         if (site_index(&lists[i], *site) < 0)
-            note(notes, "run '%s' has no norm site '%s'%s: its distance columns are n/a",
+            ns_text_note(notes, "run '%s' has no norm site '%s'%s: its distance columns are n/a",
                  logs[i].path, *site, lists[i].n ? "" : " (no /norms at all: --probes none?)");
         else if (i != ref)
             for (int s = 0; s < lists[i].n || s < lists[ref].n; s++) {
@@ -222,7 +205,7 @@ static int choose_site(NsLog *logs, const SiteList *lists, int n, const char **s
                 const char *b = in_ref ? lists[ref].names[s] : NULL;
                 if (a && b && strcmp(a, b) == 0)
                     continue;
-                note(notes, "runs '%s' and '%s' record different norm sites (site '%s' is only "
+                ns_text_note(notes, "runs '%s' and '%s' record different norm sites (site '%s' is only "
                             "in '%s'); grad_gain pools each run's own sites",
                      logs[ref].path, logs[i].path, a ? a : b, a ? logs[i].path : logs[ref].path);
                 break;
@@ -235,102 +218,105 @@ static int choose_site(NsLog *logs, const SiteList *lists, int n, const char **s
  * Output */
 
 
-static const char *csv_num(char *buf, size_t len, double v)
+static void md_header(NsText *t, int n, const char *site)
 {
-    if (isnan(v))
-        buf[0] = '\0';
-    else
-        snprintf(buf, len, "%.8g", v);
-    return buf;
-}
-
-/* Run file names may contain '|' (Markdown) or ',' and '"' (CSV). */
-static void md_text(Text *t, const char *s)
-{
-    for (; *s; s++)
-        text_printf(t, *s == '|' ? "\\|" : "%c", *s);
-}
-
-static void csv_text(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-static void md_header(Text *t, int n, const char *site)
-{
-    text_printf(t, "# normscope compare\n\nTable: %d run%s. Distances (1/d)||batch - running "
+    ns_text_printf(t, "# normscope compare\n\nTable: %d run%s. Distances (1/d)||batch - running "
                    "statistic|| at norm site `%s`, median (med) and 95th percentile (p95) over "
                    "the last 20 %% of each run's steps, i.e. steps in (0.8 S, S] with S the steps "
                    "done; grad_gain: median over every norm site in that window; beta-smoothness "
                    "and Hessian top eigenvalue: median of the Lipschitz measurements in that "
-                   "window (all of them if none falls in it); tokens/s: median in that window. "
-                   "n/a: not recorded.\n\n", n, n == 1 ? "" : "s", site ? site : "(none)");
-    text_printf(t, "| run | scheme | position | steps | final ppl | best ppl (step) | "
+                   "window (all of them if none falls in it); tokens/s: median in that window; "
+                   "unk train/valid: share of <unk> tokens in the training and validation text; "
+                   "growth: median of the scheme's distance (dist_var, PN family dist_psi2) over "
+                   "the last fifth of the run divided by its median over the second fifth, at "
+                   "`%s` and at the site where it is largest (`compare --site all` lists every "
+                   "site). n/a: not recorded.\n\n", n, n == 1 ? "" : "s", site ? site : "(none)",
+                   site ? site : "(none)");
+    ns_text_printf(t, "| run | scheme | position | seed | steps | final ppl | best ppl (step) | "
                    "diverged at | dist_mean med | dist_mean p95 | dist_var med | dist_var p95 "
                    "| dist_psi2 med | dist_psi2 p95 | grad_gain med | beta-smoothness med | "
-                   "Hessian top eig med | tokens/s med |\n");
-    text_printf(t, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-                   "---:|---:|\n");
+                   "Hessian top eig med | tokens/s med | unk train | unk valid | growth | "
+                   "largest growth (site) |\n");
+    ns_text_printf(t, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                   "---:|---:|---:|---:|---:|---:|---|\n");
 }
 
-static void md_row(Text *t, const NsLog *log, const Row *r)
+/* A share as a percentage, n/a when absent. */
+static const char *percent(char *buf, size_t len, double v)
 {
-    char a[32], b[32];
-    text_printf(t, "| ");
-    md_text(t, log->path);
+    if (isnan(v))
+        snprintf(buf, len, "n/a");
+    else
+        snprintf(buf, len, "%.1f %%", 100.0 * v);
+    return buf;
+}
+
+static void md_row(NsText *t, const NsLog *log, const Row *r)
+{
+    char a[32], b[32], seed[24];
+    ns_text_printf(t, "| ");
+    ns_text_md(t, log->path);
     if (isnan(r->steps_total))
         snprintf(a, sizeof a, "n/a");
     else
         snprintf(a, sizeof a, "%.0f", r->steps_total); /* counts in full, not %.4g */
-    text_printf(t, " | %s | %s | %.0f / %s | %s | ", log->norm, log->position, r->steps_done, a,
-                ns_window_num(b, sizeof b, r->final_ppl));
+    if (r->seed < 0)
+        snprintf(seed, sizeof seed, "n/a");
+    else
+        snprintf(seed, sizeof seed, "%ld", r->seed);
+    ns_text_printf(t, " | %s | %s | %s | %.0f / %s | %s | ", log->norm, log->position, seed,
+                   r->steps_done, a, ns_window_num(b, sizeof b, r->final_ppl));
     if (isnan(r->best_ppl))
-        text_printf(t, "n/a | ");
+        ns_text_printf(t, "n/a | ");
     else
-        text_printf(t, "%s (%.0f) | ", ns_window_num(a, sizeof a, r->best_ppl), r->best_step);
+        ns_text_printf(t, "%s (%.0f) | ", ns_window_num(a, sizeof a, r->best_ppl), r->best_step);
     if (isnan(r->diverged_step))
-        text_printf(t, "- |");
+        ns_text_printf(t, "- |");
     else
-        text_printf(t, "%.0f |", r->diverged_step);
+        ns_text_printf(t, "%.0f |", r->diverged_step);
     for (int k = 0; k < N_DIST; k++)
-        text_printf(t, " %s | %s |", ns_window_num(a, sizeof a, r->dist_med[k]),
-                    ns_window_num(b, sizeof b, r->dist_p95[k]));
+        ns_text_printf(t, " %s | %s |", ns_window_num(a, sizeof a, r->dist_med[k]),
+                       ns_window_num(b, sizeof b, r->dist_p95[k]));
     const double tail[] = {r->grad_gain, r->beta, r->hessian, r->tokens_per_s};
     for (size_t k = 0; k < sizeof tail / sizeof tail[0]; k++)
-        text_printf(t, " %s |", ns_window_num(a, sizeof a, tail[k]));
-    text_printf(t, "\n");
+        ns_text_printf(t, " %s |", ns_window_num(a, sizeof a, tail[k]));
+    ns_text_printf(t, " %s |", percent(a, sizeof a, r->unk_train));
+    ns_text_printf(t, " %s |", percent(a, sizeof a, r->unk_valid));
+    ns_text_printf(t, " %s |", ns_window_num(a, sizeof a, r->growth_first));
+    if (r->growth_max < 0)
+        ns_text_printf(t, " n/a |\n");
+    else
+        ns_text_printf(t, " %s (`%s`) |\n",
+                       ns_window_num(a, sizeof a, r->growth[r->growth_max].growth),
+                       r->growth[r->growth_max].site);
 }
 
 static void csv_row(FILE *f, const NsLog *log, const Row *r, const char *site)
 {
     char a[32], b[32];
-    csv_text(f, log->path);
+    ns_csv_text(f, log->path);
     fputc(',', f);
-    csv_text(f, log->norm);
+    ns_csv_text(f, log->norm);
     fputc(',', f);
-    csv_text(f, log->position);
+    ns_csv_text(f, log->position);
+    fprintf(f, ",%s", ns_csv_num(a, sizeof a, r->seed < 0 ? NAN : (double)r->seed));
+    fprintf(f, ",%d", r->group);
     const double head[] = {r->steps_done, r->steps_total, r->final_ppl, r->best_ppl,
                            r->best_step, r->diverged_step};
     for (size_t k = 0; k < sizeof head / sizeof head[0]; k++)
-        fprintf(f, ",%s", csv_num(a, sizeof a, head[k]));
+        fprintf(f, ",%s", ns_csv_num(a, sizeof a, head[k]));
     fputc(',', f);
-    csv_text(f, r->has_site ? site : "");
+    ns_csv_text(f, r->has_site ? site : "");
     for (int k = 0; k < N_DIST; k++)
-        fprintf(f, ",%s,%s", csv_num(a, sizeof a, r->dist_med[k]),
-                csv_num(b, sizeof b, r->dist_p95[k]));
-    const double tail[] = {r->grad_gain, r->beta, r->hessian, r->tokens_per_s};
+        fprintf(f, ",%s,%s", ns_csv_num(a, sizeof a, r->dist_med[k]),
+                ns_csv_num(b, sizeof b, r->dist_p95[k]));
+    const double tail[] = {r->grad_gain, r->beta,      r->hessian,     r->tokens_per_s,
+                           r->unk_train, r->unk_valid, r->growth_first};
     for (size_t k = 0; k < sizeof tail / sizeof tail[0]; k++)
-        fprintf(f, ",%s", csv_num(a, sizeof a, tail[k]));
+        fprintf(f, ",%s", ns_csv_num(a, sizeof a, tail[k]));
+    int m = r->growth_max;
+    fprintf(f, ",%s,", ns_csv_num(a, sizeof a, m < 0 ? NAN : r->growth[m].growth));
+    ns_csv_text(f, m < 0 ? "" : r->growth[m].site);
     fputc('\n', f);
 }
 
@@ -340,10 +326,11 @@ static int write_csv(const char *path, NsLog *logs, const Row *rows, int n, cons
     FILE *f = fopen(path, "w");
     if (!f)
         return ns_fail(err, "cannot write '%s': %s", path, strerror(errno));
-    fprintf(f, "run,scheme,position,steps_done,steps_total,final_ppl,best_ppl,best_ppl_step,"
-               "divergence_step,site,dist_mean_median,dist_mean_p95,dist_var_median,"
-               "dist_var_p95,dist_psi2_median,dist_psi2_p95,grad_gain_median,"
-               "beta_smoothness_median,hessian_top_eig_median,tokens_per_s_median\n");
+    fprintf(f, "run,scheme,position,seed,seed_group,steps_done,steps_total,final_ppl,best_ppl,"
+               "best_ppl_step,divergence_step,site,dist_mean_median,dist_mean_p95,"
+               "dist_var_median,dist_var_p95,dist_psi2_median,dist_psi2_p95,grad_gain_median,"
+               "beta_smoothness_median,hessian_top_eig_median,tokens_per_s_median,"
+               "unk_rate_train,unk_rate_valid,growth,max_growth,max_growth_site\n");
     for (int i = 0; i < n; i++)
         csv_row(f, &logs[i], &rows[i], site);
     if (fclose(f) != 0)
@@ -351,57 +338,99 @@ static int write_csv(const char *path, NsLog *logs, const Row *rows, int n, cons
     return 0;
 }
 
-static int write_text(const char *path, const Text *t, char *err)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return ns_fail(err, "cannot write '%s': %s", path, strerror(errno));
-    size_t w = fwrite(t->s, 1, t->len, f);
-    if (fclose(f) != 0 || w != t->len)
-        return ns_fail(err, "cannot write '%s': %s", path, strerror(errno));
-    return 0;
-}
-
 /* ------------------------------------------------------------------------------------------
  * Entry points */
 
-int ns_compare_site(NsLog *logs, int n, const char *site, const char *out_prefix, int print,
-                    char *err)
+/* The Markdown: the per-run table (unless seed groups are summarised and runs not asked for),
+ * the seed aggregates, every site, the notes. */
+static void write_markdown(NsText *md, NsLog *logs, const Row *rows, int n, int n_groups,
+                           const char *site, const NsCompareOptions *o, const NsText *notes)
+{
+    int seeds = n_groups < n;
+    md_header(md, n, site);
+    if (seeds && !o->list_runs) { /* the header stays: it explains the columns */
+        md->len = strstr(md->s, "| run |") - md->s;
+        md->s[md->len] = '\0';
+        ns_text_printf(md, "(%d runs in %d groups that differ only in seed: summarised below; "
+                       "`--runs` lists every run.)\n", n, n_groups);
+    } else {
+        for (int i = 0; i < n; i++)
+            md_row(md, &logs[i], &rows[i]);
+    }
+    if (seeds)
+        ns_compare_seeds_md(md, logs, rows, n, n_groups, site);
+    if (o->all_sites)
+        ns_compare_sites_md(md, logs, rows, n, n_groups, seeds && !o->list_runs);
+    if (notes->len)
+        ns_text_printf(md, "\nNotes:\n\n%s", notes->s);
+}
+
+static int write_outputs(NsLog *logs, const Row *rows, int n, int n_groups, const char *site,
+                         const NsCompareOptions *o, const char *out_prefix, int print,
+                         const NsText *notes, char *err)
+{
+    NsText md = {0};
+    char path[1100];
+    write_markdown(&md, logs, rows, n, n_groups, site, o, notes);
+    snprintf(path, sizeof path, "%s.md", out_prefix);
+    int rc = ns_text_write(path, &md, err);
+    snprintf(path, sizeof path, "%s.csv", out_prefix);
+    if (rc == 0)
+        rc = write_csv(path, logs, rows, n, site, err);
+    snprintf(path, sizeof path, "%s-seeds.csv", out_prefix);
+    if (rc == 0 && n_groups < n)
+        rc = ns_compare_seeds_csv(path, logs, rows, n, n_groups, site, err);
+    snprintf(path, sizeof path, "%s-sites.csv", out_prefix);
+    if (rc == 0 && o->all_sites)
+        rc = ns_compare_sites_csv(path, logs, rows, n, err);
+    if (rc == 0 && print)
+        fwrite(md.s, 1, md.len, stdout);
+    ns_text_free(&md);
+    return rc;
+}
+
+int ns_compare_opts(NsLog *logs, int n, const NsCompareOptions *opt, const char *out_prefix,
+                    int print, char *err)
 {
     if (n < 1)
         return ns_fail(err, "compare needs at least one run log");
+    NsCompareOptions o = opt ? *opt : (NsCompareOptions){0};
+    const char *site = o.site;
+    if (site && strcmp(site, "all") == 0)
+        o.all_sites = 1, site = NULL;
     SiteList *lists = ns_xcalloc((size_t)n, sizeof *lists);
     for (int i = 0; i < n; i++)
         lists[i].n = ns_log_sites(&logs[i], &lists[i].names);
-    Text md = {0}, notes = {0};
+    NsText notes = {0};
     Row *rows = ns_xcalloc((size_t)n, sizeof *rows);
+    int *group = ns_xcalloc((size_t)n, sizeof *group);
     /* "/norms/layers/0/norm1" and "norms/layers/0/norm1" name the site "layers/0/norm1". */
     site = site ? ns_runlog_site_name(site) : NULL;
     int rc = choose_site(logs, lists, n, &site, &notes, err);
     if (rc == 0) {
-        for (int i = 0; i < n; i++)
+        int n_groups = ns_seed_groups(logs, n, group);
+        for (int i = 0; i < n; i++) {
             compute_row(&logs[i], site, lists[i].names, lists[i].n, &rows[i]);
-        md_header(&md, n, site);
-        for (int i = 0; i < n; i++)
-            md_row(&md, &logs[i], &rows[i]);
-        if (notes.len)
-            text_printf(&md, "\nNotes:\n\n%s", notes.s);
-        char path[1100];
-        snprintf(path, sizeof path, "%s.md", out_prefix);
-        rc = write_text(path, &md, err);
-        snprintf(path, sizeof path, "%s.csv", out_prefix);
-        if (rc == 0)
-            rc = write_csv(path, logs, rows, n, site, err);
-        if (rc == 0 && print)
-            fwrite(md.s, 1, md.len, stdout);
+            rows[i].group = group[i];
+        }
+        rc = write_outputs(logs, rows, n, n_groups, site, &o, out_prefix, print, &notes, err);
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         ns_log_free_sites(lists[i].names, lists[i].n);
+        free(rows[i].growth);
+    }
     free(lists);
     free(rows);
-    free(md.s);
-    free(notes.s);
+    free(group);
+    ns_text_free(&notes);
     return rc;
+}
+
+int ns_compare_site(NsLog *logs, int n, const char *site, const char *out_prefix, int print,
+                    char *err)
+{
+    NsCompareOptions o = {.site = site};
+    return ns_compare_opts(logs, n, &o, out_prefix, print, err);
 }
 
 int ns_compare(NsLog *logs, int n, const char *out_prefix, int print, char *err)

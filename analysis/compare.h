@@ -1,7 +1,8 @@
 /* The comparison table: one row per run log with the run's outcome (steps, validation
  * perplexity, divergence) and the paper's measurements summarised over the last 20 % of
  * training (distances between batch and running statistics at one norm site, gradient gain
- * through the norms, loss smoothness, throughput). Reads only the run logs. */
+ * through the norms, loss smoothness, throughput), the unknown-token rates, and the growth of
+ * the distance at that site and at the site where it grows most. Reads only the run logs. */
 #ifndef NS_COMPARE_H
 #define NS_COMPARE_H
 
@@ -19,5 +20,19 @@ int ns_compare(NsLog *logs, int n, const char *out_prefix, int print, char *err)
  * only if no run records it. */
 int ns_compare_site(NsLog *logs, int n, const char *site, const char *out_prefix, int print,
                     char *err);
+
+typedef struct {
+    const char *site; /* as ns_compare_site; "all": the default site, plus every site */
+    int all_sites;    /* also the long table of every site (PREFIX-sites.csv, a Markdown
+                         section): per run and site the growth of the scheme's distance */
+    int list_runs;    /* when some runs differ only in seed: list them one by one as well as
+                         their aggregates (mean, standard deviation, n) */
+} NsCompareOptions;
+
+/* The table with options. Runs that differ only in seed (analysis/seeds.h) are aggregated in a
+ * Markdown section and PREFIX-seeds.csv; PREFIX.csv always has one row per run (with its seed
+ * and seed group). */
+int ns_compare_opts(NsLog *logs, int n, const NsCompareOptions *opt, const char *out_prefix,
+                    int print, char *err);
 
 #endif

@@ -2,9 +2,9 @@
  *
  * A figure is three things a user can keep: the data (.dat, one block per run, comments naming
  * runs and columns), a self-contained script (.gp) that draws it, and the images the script
- * makes (.png and .svg). The script changes to its own directory first, so `gnuplot X.gp` works
- * from anywhere, and draws the same body twice, once per terminal, so editing one place changes
- * both images. gnuplot is started with posix_spawnp (no shell, so any path is safe) and its
+ * makes (.png, .svg, .pdf: --format). The script changes to its own directory first, so
+ * `gnuplot X.gp` works from anywhere, and draws the same body once per terminal, so editing one
+ * place changes every image. gnuplot is started with posix_spawnp (no shell, so any path is safe) and its
  * stderr is captured to turn a failure into one error line. */
 #include "gnuplot.h"
 
@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "palette.h"
 #include "stats.h"
 #include "util.h"
 
@@ -57,6 +58,8 @@ void ns_gp_axes(FILE *gp, const char *title, const char *xlabel, const char *yla
         fprintf(gp, "    set logscale y\n    set format y \"%%g\"\n");
     else
         fprintf(gp, "    unset logscale y\n    set format y \"%%g\"\n");
+    /* a panel's range and tics are its own, not the previous panel's (ns_gp_yrange sets them) */
+    fprintf(gp, "    set autoscale y\n    set ytics autofreq\n");
 }
 
 void ns_gp_empty_panel(FILE *gp, const char *title, const char *why)
@@ -71,49 +74,114 @@ void ns_gp_empty_panel(FILE *gp, const char *title, const char *why)
             ns_gp_quote(q[0], sizeof q[0], title), ns_gp_quote(q[1], sizeof q[1], why));
 }
 
+/* The style of each run: its scheme's colour, dash type and marker (palette.h), a further run
+ * of the same scheme (another seed or position) getting another dash and marker. Without runs
+ * (a figure not drawn by ns_plot), colours follow the run index. */
+static void write_run_styles(FILE *gp, const NsPlotJob *job)
+{
+    if (!job->logs || job->n_logs < 1) {
+        static const char *const RGB[8] = {"0072B2", "D55E00", "009E73", "CC79A7",
+                                           "E69F00", "000000", "56B4E9", "999999"};
+        fprintf(gp, "palette_rgb = \"0072B2 D55E00 009E73 CC79A7 E69F00 000000 56B4E9 999999\"\n"
+                    "run_color(i) = \"#\" . word(palette_rgb, i %% 8 + 1)\n"
+                    "run_dt(i) = 1\nrun_pt(i) = 7\n");
+        for (int i = 0; i < 32; i++) /* colours by run index */
+            fprintf(gp, "set linetype %d lc rgb \"#%s\" dt 1 pt 7\n", NS_GP_RUN_LT + i,
+                    RGB[i % 8]);
+    } else {
+        fprintf(gp, "# One colour per scheme, the same in every normscope figure; a further run of a "
+                    "scheme\n# (seed, position) has another dash type and marker. Run i:");
+        for (int i = 0; i < job->n_logs; i++)
+            fprintf(gp, "%s %d=%s", i ? "," : "", i, job->logs[i].label);
+        NsSchemeStyle st[64];
+        int m = job->n_logs < 64 ? job->n_logs : 64;
+        for (int i = 0; i < m; i++) {
+            int variant = 0;
+            for (int j = 0; j < i; j++)
+                variant += strcmp(job->logs[j].norm, job->logs[i].norm) == 0;
+            ns_scheme_style(job->logs[i].norm, variant, &st[i]);
+        }
+        const char *names[3] = {"run_rgb", "run_dts", "run_pts"};
+        for (int k = 0; k < 3; k++) {
+            fprintf(gp, "\n%s = \"", names[k]);
+            for (int i = 0; i < m; i++) {
+                if (k == 0)
+                    fprintf(gp, "%s%s", i ? " " : "", st[i].rgb);
+                else
+                    fprintf(gp, "%s%d", i ? " " : "", k == 1 ? st[i].dash : st[i].point);
+            }
+            fprintf(gp, "\"");
+        }
+        fprintf(gp, "\nrun_color(i) = word(run_rgb, i %% %d + 1)\n"
+                    "run_dt(i) = int(word(run_dts, i %% %d + 1))\n"
+                    "run_pt(i) = int(word(run_pts, i %% %d + 1))\n"
+                    "# linetype %d + i: run i's colour, dash and marker (kept by `reset`)\n",
+                m, m, m, NS_GP_RUN_LT);
+        for (int i = 0; i < m; i++)
+            fprintf(gp, "set linetype %d lc rgb \"%s\" dt %d pt %d\n", NS_GP_RUN_LT + i,
+                    st[i].rgb, st[i].dash, st[i].point);
+    }
+    fprintf(gp, "# faint = raw data: the run's colour, mostly transparent\n"
+                "run_faint(i) = \"#B0\" . run_color(i)[2:]\n");
+}
+
+/* The terminal and output of one format, inside the script's loop over formats. */
+static void write_terminal(FILE *gp, const NsPlotJob *job, const char *fmt, const char *name)
+{
+    char q[2][NS_PLOT_PATHLEN], file[NS_PLOT_PATHLEN];
+    snprintf(file, sizeof file, "%s.%s", name, fmt);
+    ns_gp_quote(q[0], sizeof q[0], job->font);
+    /* one `if` per format: gnuplot 5.4 has no `else if` chains */
+    fprintf(gp, "    if (fmt eq \"%s\") {\n", fmt);
+    if (strcmp(fmt, "png") == 0)
+        fprintf(gp, "        set terminal pngcairo size %d,%d noenhanced font %s\n", job->width,
+                job->height, q[0]);
+    else if (strcmp(fmt, "svg") == 0)
+        fprintf(gp, "        set terminal svg size %d,%d dynamic noenhanced font %s "
+                    "background \"white\"\n", job->width, job->height, q[0]);
+    else /* pdfcairo takes inches: 72 pixels per inch, so text keeps its size against the plot */
+        fprintf(gp, "        set terminal pdfcairo size %.3fin,%.3fin noenhanced font %s\n",
+                job->width / 72.0, job->height / 72.0, q[0]);
+    fprintf(gp, "        set output %s\n    }\n", ns_gp_quote(q[1], sizeof q[1], file));
+}
+
 /* The script up to the body the plot writes: its own directory, the shared helpers, and the
  * loop that draws the body once per output format (ns_fig_close ends it). */
 static void write_script_head(NsFig *f, const char *what)
 {
-    char q[3][NS_PLOT_PATHLEN];
-    char png[NS_PLOT_PATHLEN], svg[NS_PLOT_PATHLEN], dat[NS_PLOT_PATHLEN];
-    snprintf(png, sizeof png, "%s.png", f->name);
-    snprintf(svg, sizeof svg, "%s.svg", f->name);
+    char q[NS_PLOT_PATHLEN], dat[NS_PLOT_PATHLEN], list[64] = "", files[400] = "";
+    const NsPlotJob *job = f->job;
     snprintf(dat, sizeof dat, "%s.dat", f->name);
+    for (int k = 0; k < job->n_formats; k++) {
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", k ? " " : "",
+                 job->formats[k]);
+        snprintf(files + strlen(files), sizeof files - strlen(files), "%s%.200s.%s",
+                 k ? (k + 1 == job->n_formats ? " and " : ", ") : "", f->name, job->formats[k]);
+    }
     fprintf(f->gp,
             "# normscope plot %s: %s\n"
             "# Data: %s (one block per run, see its comments). Edit this file and re-run it\n"
-            "# with `gnuplot %s.gp`: it makes %s (pngcairo) and %s next to itself.\n\n",
-            f->job->kind, what, dat, f->name, png, svg);
+            "# with `gnuplot %s.gp`: it makes %s next to itself.\n\n",
+            job->kind, what, dat, f->name, files);
     fprintf(f->gp,
             "# Work in this script's directory, wherever gnuplot was started.\n"
             "lastslash(s, i) = i < 1 ? 0 : (s[i:i] eq \"/\" ? i : lastslash(s, i - 1))\n"
             "if (exists(\"ARG0\") && lastslash(ARG0, strlen(ARG0)) > 1) {\n"
             "    cd ARG0[1:lastslash(ARG0, strlen(ARG0)) - 1]\n}\n"
-            "dat = %s\n"
-            "# One colour per run, the same in every normscope figure; faint = raw data.\n"
-            "palette_rgb = \"0072B2 D55E00 009E73 CC79A7 E69F00 000000 56B4E9 999999\"\n"
-            "run_color(i) = \"#\" . word(palette_rgb, i %% 8 + 1)\n"
-            "run_faint(i) = \"#B0\" . word(palette_rgb, i %% 8 + 1)\n"
+            "dat = %s\n", ns_gp_quote(q, sizeof q, dat));
+    write_run_styles(f->gp, job);
+    fprintf(f->gp,
             "# Log axes must not receive 0 or negative values: they become undefined points.\n"
             "pos(y) = y > 0 ? y : NaN\n"
-            "set encoding utf8\n\n",
-            ns_gp_quote(q[0], sizeof q[0], dat));
+            "set encoding utf8\n\n"
+            "do for [fmt in \"%s\"] {\n", list);
+    for (int k = 0; k < job->n_formats; k++)
+        write_terminal(f->gp, job, job->formats[k], f->name);
     fprintf(f->gp,
-            "do for [fmt in \"png svg\"] {\n"
-            "    if (fmt eq \"png\") {\n"
-            "        set terminal pngcairo size 1200,800 noenhanced font \"Sans,10\"\n"
-            "        set output %s\n"
-            "    } else {\n"
-            "        set terminal svg size 1200,800 dynamic noenhanced font \"Sans,10\" "
-            "background \"white\"\n"
-            "        set output %s\n"
-            "    }\n"
             "    reset\n"
             "    set grid lc rgb \"#dddddd\"\n"
             "    set key top right opaque box lc rgb \"#cccccc\"\n"
-            "    set style fill solid 0.35 border\n\n",
-            ns_gp_quote(q[1], sizeof q[1], png), ns_gp_quote(q[2], sizeof q[2], svg));
+            "    set style fill solid 0.35 border\n\n");
 }
 
 /* ------------------------------------------------------------------------------ data files */
@@ -294,14 +362,14 @@ int ns_fig_close(NsFig *f, char *err)
     }
     if (rc < 0)
         return -1;
-    char png[NS_PLOT_FILELEN], svg[NS_PLOT_FILELEN];
-    snprintf(png, sizeof png, "%s.png", f->base);
-    snprintf(svg, sizeof svg, "%s.svg", f->base);
-    if (!nonempty_file(png) || !nonempty_file(svg))
-        return ns_fail(err, "gnuplot ran '%s' but did not write '%s' and '%s'", script, png,
-                       svg);
-    add_image(job, f->base, "png");
-    add_image(job, f->base, "svg");
+    for (int k = 0; k < job->n_formats; k++) {
+        char image[NS_PLOT_FILELEN];
+        snprintf(image, sizeof image, "%s.%s", f->base, job->formats[k]);
+        if (!nonempty_file(image))
+            return ns_fail(err, "gnuplot ran '%s' but did not write '%s'", script, image);
+    }
+    for (int k = 0; k < job->n_formats; k++)
+        add_image(job, f->base, job->formats[k]);
     job->figures++;
     return 0;
 }
@@ -336,6 +404,45 @@ void ns_range_add(NsRange *r, const double *v, size_t n)
 int ns_range_log(const NsRange *r)
 {
     return r->count > 0 && !r->nonpos && r->hi >= 10.0 * r->lo;
+}
+
+void ns_gp_yrange(FILE *gp, const NsRange *r, int logy)
+{
+    if (r->count == 0 || (logy && !(r->hi >= r->lo && r->lo > 0 && isfinite(r->hi))))
+        return;
+    double lo, hi;
+    if (logy) {
+        double m = pow(r->hi / r->lo, 0.05);
+        lo = r->lo / m, hi = r->hi * m;
+    } else {
+        double span = r->max - r->min;
+        span = span > 0 ? span : (fabs(r->max) > 0 ? fabs(r->max) : 1.0);
+        lo = r->min - 0.05 * span, hi = r->max + 0.05 * span;
+    }
+    fprintf(gp, "    set yrange [%.10g:%.10g]  # the data's range and a margin\n", lo, hi);
+    if (logy && hi / lo < 1000) { /* under three decades: tics at 1, 2 and 5 of each */
+        static const double MULT[3] = {1, 2, 5};
+        int count = 0;
+        for (double p = pow(10, floor(log10(lo))); p <= hi; p *= 10)
+            for (int k = 0; k < 3; k++)
+                if (p * MULT[k] >= lo && p * MULT[k] <= hi)
+                    fprintf(gp, "%s%.3g", count++ ? ", " : "    set ytics (", p * MULT[k]);
+        if (count)
+            fprintf(gp, ")\n");
+    }
+}
+
+const char *ns_gp_run_style(char *buf, size_t len, int run, size_t every)
+{
+    (void)every;
+    snprintf(buf, len, "lt %d", NS_GP_RUN_LT + run);
+    return buf;
+}
+
+const char *ns_gp_run_points(char *buf, size_t len, int run, size_t every)
+{
+    snprintf(buf, len, "lt %d pi %zu", NS_GP_RUN_LT + run, every < 1 ? 1 : every);
+    return buf;
 }
 
 /* ------------------------------------------------------------------------------ series */
@@ -382,32 +489,6 @@ void ns_series_free(NsSeries *s)
     free(s->x);
     free(s->y);
     memset(s, 0, sizeof *s);
-}
-
-/* ------------------------------------------------------------------------------ smoothing */
-
-void ns_moving_average(const double *y, size_t n, size_t w, double *out)
-{
-    double sum = 0.0;
-    size_t count = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (isfinite(y[i])) {
-            sum += y[i];
-            count++;
-        }
-        if (i >= w && isfinite(y[i - w])) {
-            sum -= y[i - w];
-            count--;
-        }
-        out[i] = count ? sum / (double)count : NAN;
-    }
-}
-
-/* About 4 % of the series, so a curve keeps its shape; at most 200 rows. */
-size_t ns_smoothing_window(size_t n)
-{
-    size_t w = n / 25;
-    return w < 1 ? 1 : w > 200 ? 200 : w;
 }
 
 /* ------------------------------------------------------------------------------ options */

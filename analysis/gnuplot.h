@@ -10,7 +10,8 @@
 #include "logread.h"
 #include "plot.h"
 
-#define NS_PLOT_MAX_IMAGES 16
+#define NS_PLOT_MAX_IMAGES 32
+#define NS_PLOT_MAX_FORMATS 3 /* png, svg, pdf */
 #define NS_PLOT_PATHLEN 1200                  /* <out_dir>/<name> */
 #define NS_PLOT_FILELEN (NS_PLOT_PATHLEN + 8) /* ... plus an extension */
 
@@ -24,6 +25,15 @@ typedef struct {
     char first_script[NS_PLOT_FILELEN];
     char images[NS_PLOT_MAX_IMAGES][NS_PLOT_FILELEN];
     int n_images;
+    /* The runs of the figure (legend labels, schemes: one style per scheme, palette.h); NULL:
+     * colours by run index. Set by ns_plot. */
+    const NsLog *logs;
+    int n_logs;
+    /* Resolved image style (from opt.format, .size, .font). */
+    const char *formats[NS_PLOT_MAX_FORMATS]; /* "png", "svg", "pdf" in the order given */
+    int n_formats;
+    int width, height; /* pixels */
+    char font[128];
 } NsPlotJob;
 
 /* One figure being written. Plot code writes rows with ns_fig_* and the plot commands straight
@@ -36,7 +46,10 @@ typedef struct {
     int blocks;                    /* data blocks written so far (gnuplot `index`) */
 } NsFig;
 
-/* Opens <out_dir>/<name>.dat and .gp; `what` (one line) heads both files. */
+/* Opens <out_dir>/<name>.dat and .gp; `what` (one line) heads both files. The script defines,
+ * for run index i of job->logs: run_color(i) (its scheme's colour), run_faint(i) (the same,
+ * translucent, for raw data), run_dt(i) (dash type), run_pt(i) (marker), and linetype
+ * NS_GP_RUN_LT + i with all three (ns_gp_run_style). */
 int ns_fig_open(NsFig *f, NsPlotJob *job, const char *part, const char *what, char *err);
 /* Starts a data block for a run and returns its gnuplot index; `columns` names the columns. */
 int ns_fig_block(NsFig *f, int run, const NsLog *log, const char *note, const char *columns);
@@ -48,8 +61,17 @@ void ns_fig_discard(NsFig *f);
 
 /* A string as a gnuplot double-quoted literal (escapes " and \, newline as \n). */
 const char *ns_gp_quote(char *buf, size_t len, const char *s);
-/* `set title/xlabel/ylabel` and the y log scale of the next panel. */
+/* `set title/xlabel/ylabel`, the y log scale of the next panel, and its y range and tics back
+ * to automatic (ns_gp_yrange fits them to the data). */
 void ns_gp_axes(FILE *gp, const char *title, const char *xlabel, const char *ylabel, int logy);
+/* "lt L": run i's linetype (its scheme's colour, dash type and marker, NS_GP_RUN_LT + i, defined
+ * by the script head), valid with any plot style (lines, linespoints, points, ...). `every` is
+ * not used (markers of dense curves: ns_gp_run_points). */
+#define NS_GP_RUN_LT 101
+const char *ns_gp_run_style(char *buf, size_t len, int run, size_t every);
+/* "lt L pi P": the same for `with linespoints`, a marker every `every` points, so a curve lying
+ * exactly on another still shows its markers. */
+const char *ns_gp_run_points(char *buf, size_t len, int run, size_t every);
 /* A panel saying why it is empty (gnuplot refuses to plot no points at all). */
 void ns_gp_empty_panel(FILE *gp, const char *title, const char *why);
 
@@ -63,6 +85,9 @@ typedef struct {
 void ns_range_init(NsRange *r);
 void ns_range_add(NsRange *r, const double *v, size_t n);
 int ns_range_log(const NsRange *r); /* all positive and max/min >= 10 */
+/* `set yrange` fitted to the values in r (5 % margin; on a log axis in log space), so nothing
+ * is clipped and the axis does not stretch to whole decades. Nothing when r is empty. */
+void ns_gp_yrange(FILE *gp, const NsRange *r, int logy);
 
 /* x (steps) and y series of one run, same length. */
 typedef struct {
@@ -78,9 +103,25 @@ void ns_series_free(NsSeries *s);
 /* Prints "normscope: warning: <figure>: skipping run '<path>' (<label>): <what>". */
 void ns_plot_warn_skip(const NsLog *log, const char *figure, const char *what);
 
-/* Trailing mean of the finite values among the last w (NaN if none). */
+/* Trailing mean of the finite values among the last w. Over the first 2w points the window
+ * grows smoothly from 1 to w (a smoothstep in the position, fractional windows weighting the
+ * oldest value), so the curve has no kink where the window fills; NaN where no value is
+ * finite. */
 void ns_moving_average(const double *y, size_t n, size_t w, double *out);
 size_t ns_smoothing_window(size_t n);
+
+/* Runs that differ only in seed, drawn as one mean curve with a min-max band. For the runs
+ * that are kept (ok[i]): lead[i] = the first kept run of i's seed group, size[i] = how many kept
+ * runs that group has (so run i is drawn alone when size[i] == 1, as the band of its group
+ * when i == lead[i] and size[i] > 1, and not at all otherwise). */
+void ns_seed_bands(const NsLog *logs, int n, const int *ok, int *lead, int *size);
+/* The legend label of a seed group: run's label without the " seed N" the legend adds to tell
+ * runs of one scheme apart. */
+const char *ns_group_label(char *buf, size_t len, const char *label);
+/* Row-wise mean, minimum and maximum of the finite values of m series (ys[k] has ns[k] rows,
+ * a missing row counts as missing) over n rows; NaN where none is finite. */
+void ns_band(double *const *ys, const size_t *ns, int m, size_t n, double *mean, double *lo,
+             double *hi);
 
 /* Probe hints for warnings: which training flags record a path. */
 extern const char NS_HINT_BATCH_STATS[], NS_HINT_GRADIENTS[], NS_HINT_LIPSCHITZ[];

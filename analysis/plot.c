@@ -12,6 +12,9 @@
 
 typedef int (*PlotFn)(NsPlotJob *job, NsLog *logs, int n, char *err);
 
+/* plot_hessian.c (its declaration belongs with the others in gnuplot.h) */
+int ns_plot_hessian(NsPlotJob *job, NsLog *logs, int n, char *err);
+
 static const struct {
     const char *kind;
     PlotFn draw;
@@ -28,6 +31,9 @@ static const struct {
      "               and max |dL/dx| (median over steps with quartile bars)"},
     {"lipschitz", ns_plot_lipschitz,
      "beta-smoothness, gradient predictiveness and top Hessian eigenvalue vs step"},
+    {"hessian", ns_plot_hessian,
+     "Hessian eigenvalue density per run (stochastic Lanczos quadrature), top eigenvalue\n"
+     "               and trace (Hutchinson) vs step"},
     {"training", ns_plot_training,
      "training loss (every step and a moving average) and validation perplexity vs step"},
     {"layers", ns_plot_layers,
@@ -36,7 +42,7 @@ static const struct {
 #define N_KINDS (sizeof KINDS / sizeof KINDS[0])
 
 const char *const NS_PLOT_KINDS[] = {"fluctuation", "boxes",    "gradients", "lipschitz",
-                                     "training",    "layers",   NULL};
+                                     "hessian",     "training", "layers",    NULL};
 
 void ns_plot_kinds_list(char *buf, size_t len)
 {
@@ -69,12 +75,131 @@ static int make_dirs(const char *dir, char *err)
     return 0;
 }
 
+/* The formats of a comma list into formats[] (each once, in the order given). */
+static int parse_formats(const char *list, const char **formats, int *n, char *err)
+{
+    static const char *const KNOWN[NS_PLOT_MAX_FORMATS] = {"png", "svg", "pdf"};
+    *n = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        int k = 0;
+        while (k < NS_PLOT_MAX_FORMATS &&
+               !(strlen(KNOWN[k]) == len && strncmp(KNOWN[k], p, len) == 0))
+            k++;
+        if (k == NS_PLOT_MAX_FORMATS)
+            return ns_fail(err, "--format: unknown image format '%.*s' (use a comma list of "
+                                "png, svg, pdf)", (int)len, p);
+        int dup = 0;
+        for (int j = 0; j < *n; j++)
+            dup |= formats[j] == KNOWN[k];
+        if (!dup)
+            formats[(*n)++] = KNOWN[k];
+        p += len + (p[len] == ',');
+    }
+    return *n ? 0 : ns_fail(err, "--format: no image format given (use png, svg, pdf)");
+}
+
+/* "WxH" in pixels. */
+static int parse_size(const char *size, int *w, int *h, char *err)
+{
+    char x, rest;
+    if (sscanf(size, "%d%c%d%c", w, &x, h, &rest) != 3 || (x != 'x' && x != 'X'))
+        return ns_fail(err, "--size '%s': give width x height in pixels, e.g. 800x500", size);
+    if (*w < 100 || *h < 100 || *w > 20000 || *h > 20000)
+        return ns_fail(err, "--size '%s': width and height must be 100 to 20000 pixels", size);
+    return 0;
+}
+
+/* The process-wide style of ns_plot_style_from_args (format, size, font; NULL = built-in). */
+static NsPlotOptions default_style;
+
+/* Reads the figure flags of args into *got; marks their words in `used` (may be NULL). */
+static void style_words(char *const *args, int n, NsPlotOptions *got, char *used)
+{
+    static const char *const FLAGS[3] = {"--format", "--size", "--font"};
+    const char **field[3] = {&got->format, &got->size, &got->font};
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 3; k++) {
+            size_t len = strlen(FLAGS[k]);
+            if (strncmp(args[i], FLAGS[k], len) != 0)
+                continue;
+            if (args[i][len] == '=') {
+                *field[k] = args[i] + len + 1;
+                if (used)
+                    used[i] = 1;
+            } else if (args[i][len] == '\0' && i + 1 < n) {
+                *field[k] = args[i + 1];
+                if (used)
+                    used[i] = used[i + 1] = 1;
+                i++;
+            }
+        }
+}
+
+int ns_plot_style_from_args(char *const *args, int n, char *err)
+{
+    NsPlotOptions got = default_style;
+    style_words(args, n, &got, NULL);
+    if (ns_plot_style_check(&got, err) < 0)
+        return -1;
+    default_style = got;
+    return 0;
+}
+
+int ns_plot_style_take(char **args, int *n, char *err)
+{
+    NsPlotOptions got = default_style;
+    char *used = ns_xcalloc((size_t)(*n > 0 ? *n : 1), 1);
+    style_words(args, *n, &got, used);
+    int rc = ns_plot_style_check(&got, err);
+    if (rc == 0) {
+        default_style = got;
+        int kept = 0;
+        for (int i = 0; i < *n; i++)
+            if (!used[i])
+                args[kept++] = args[i];
+        *n = kept;
+    }
+    free(used);
+    return rc;
+}
+
+/* Resolves format, size and font (defaults: ns_plot_style_from_args's, else png,svg at
+ * 1200x800 in Sans 10). */
+static int resolve_style(NsPlotJob *job, char *err)
+{
+    NsPlotOptions *o = &job->opt;
+    o->format = o->format ? o->format : default_style.format;
+    o->size = o->size ? o->size : default_style.size;
+    o->font = o->font ? o->font : default_style.font;
+    if (parse_formats(o->format ? o->format : "png,svg", job->formats, &job->n_formats, err) < 0)
+        return -1;
+    job->width = 1200, job->height = 800;
+    if (o->size && parse_size(o->size, &job->width, &job->height, err) < 0)
+        return -1;
+    const char *font = o->font ? o->font : "Sans,10";
+    if (!font[0] || strlen(font) >= sizeof job->font || strchr(font, '\n'))
+        return ns_fail(err, "--font '%s': give \"Name,points\", e.g. \"Helvetica,9\"", font);
+    snprintf(job->font, sizeof job->font, "%s", font);
+    return 0;
+}
+
+int ns_plot_style_check(const NsPlotOptions *opt, char *err)
+{
+    NsPlotJob job;
+    memset(&job, 0, sizeof job);
+    job.opt = *opt;
+    return resolve_style(&job, err);
+}
+
 /* Checks the options and fills in defaults. */
 static int prepare_job(NsPlotJob *job, const char *kind, const NsPlotOptions *opt, char *err)
 {
     memset(job, 0, sizeof *job);
     if (opt)
         job->opt = *opt;
+    if (resolve_style(job, err) < 0)
+        return -1;
     job->kind = kind;
     if (!job->opt.out_dir || !job->opt.out_dir[0])
         job->opt.out_dir = "figures";
@@ -93,23 +218,37 @@ static int prepare_job(NsPlotJob *job, const char *kind, const NsPlotOptions *op
     return make_dirs(job->opt.out_dir, err);
 }
 
-/* Legends name runs by NsLog.label; two runs with the same label (two batch runs with different
- * seeds, say) get their file names appended so the key tells them apart. */
+static int label_clash(const NsLog *logs, int n, int i)
+{
+    for (int j = 0; j < n; j++)
+        if (j != i && strcmp(logs[i].label, logs[j].label) == 0)
+            return 1;
+    return 0;
+}
+
+/* Legends name runs by NsLog.label; two runs with the same label get their seed appended
+ * ("batch (post) seed 2"), and runs that still clash (same seed) their file names, so the key
+ * tells every run apart. */
 static NsLog *labelled_view(const NsLog *logs, int n)
 {
     NsLog *view = ns_xmalloc(sizeof(NsLog) * (size_t)n);
     memcpy(view, logs, sizeof(NsLog) * (size_t)n); /* shares the open files; never closed */
     for (int i = 0; i < n; i++) {
-        int clash = 0;
-        for (int j = 0; j < n; j++)
-            clash |= j != i && strcmp(logs[i].label, logs[j].label) == 0;
-        if (!clash)
+        long seed;
+        if (label_clash(logs, n, i) && ns_log_attr_long(&logs[i], "seed", &seed) == 0)
+            snprintf(view[i].label, sizeof view[i].label, "%.60s seed %ld", logs[i].label, seed);
+    }
+    NsLog *named = ns_xmalloc(sizeof(NsLog) * (size_t)n);
+    memcpy(named, view, sizeof(NsLog) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        if (!label_clash(view, n, i))
             continue;
         const char *slash = strrchr(logs[i].path, '/');
-        snprintf(view[i].label, sizeof view[i].label, "%.40s [%.48s]", logs[i].label,
+        snprintf(named[i].label, sizeof named[i].label, "%.40s [%.48s]", view[i].label,
                  slash ? slash + 1 : logs[i].path);
     }
-    return view;
+    free(view);
+    return named;
 }
 
 static int plot_job(NsPlotJob *job, const char *kind, NsLog *logs, int n,
@@ -128,7 +267,10 @@ static int plot_job(NsPlotJob *job, const char *kind, NsLog *logs, int n,
     if (prepare_job(job, KINDS[k].kind, opt, err) < 0)
         return -1;
     NsLog *view = labelled_view(logs, n);
+    job->logs = view;
+    job->n_logs = n;
     int rc = KINDS[k].draw(job, view, n, err);
+    job->logs = NULL;
     free(view);
     if (rc < 0)
         return -1;

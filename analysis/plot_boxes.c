@@ -7,7 +7,7 @@
  *                      --relative: rel_dist_var, rel_dist_psi2);
  *   <prefix>-backward: the gradient through the batch statistic, g_sigma2 (or g_psi2).
  * A figure no run has data for is skipped with a warning; if neither can be drawn it is an
- * error. Quantiles are ns_quantile's (linear interpolation, NaN ignored). */
+ * error. With --relative only the forward figure is drawn (the backward one does not change). Quantiles are ns_quantile's (linear interpolation, NaN ignored). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +158,7 @@ static int draw(NsPlotJob *job, Run *runs, const NsLog *logs, int n, int kept, i
                                   "||ψ²_run|| (see key)\""
                                 : "\"(1/d)||σ²_B − σ²_run||₂  or  (1/d)||ψ²_B − ψ²_run||₂ (see key)\"",
             logy ? "set" : "unset");
+    ns_gp_yrange(f.gp, &range, logy); /* every whisker inside the axes */
     write_plot(&f, runs, block, logs, n, kept);
     free(block);
     return ns_fig_close(&f, err);
@@ -189,7 +190,9 @@ int ns_plot_boxes(NsPlotJob *job, NsLog *logs, int n, char *err)
     int fwd = box_figure(job, logs, n, site, 0, err);
     if (fwd < 0)
         return -1;
-    int bwd = box_figure(job, logs, n, site, 1, err);
+    /* --relative changes the forward distance only: its backward figure would be a copy of the
+     * plain one, so it is not drawn twice */
+    int bwd = job->opt.relative ? 0 : box_figure(job, logs, n, site, 1, err);
     if (bwd < 0)
         return -1;
     if (fwd + bwd == 0)

@@ -161,8 +161,8 @@ static void panel(FILE *gp, const Run *runs, const int *block, int n, int kept, 
             continue;
         fprintf(gp,
                 "%sdat index %d using ($1%+.3f):(pos($%d)):(pos($%d)):(pos($%d)) with "
-                "yerrorlines lw 1.5 pt 7 ps 0.8 lc rgb run_color(%d) notitle",
-                sep, block[i], off, 2 + 3 * j, 3 + 3 * j, 4 + 3 * j, i);
+                "yerrorlines lw 1.5 ps 0.8 lc rgb run_color(%d) dt run_dt(%d) pt run_pt(%d) notitle",
+                sep, block[i], off, 2 + 3 * j, 3 + 3 * j, 4 + 3 * j, i, i, i);
         sep = ", \\\n         ";
     }
     fprintf(gp, "\n");
@@ -182,8 +182,8 @@ static void legend_panel(FILE *gp, const Run *runs, const NsLog *logs, int n)
     for (int i = 0; i < n; i++) {
         if (!runs[i].ok)
             continue;
-        fprintf(gp, "%sNaN with linespoints lw 1.5 pt 7 ps 0.8 lc rgb run_color(%d) title %s",
-                sep, i, ns_gp_quote(q, sizeof q, logs[i].label));
+        fprintf(gp, "%sNaN with linespoints lw 1.5 ps 0.8 lc rgb run_color(%d) dt run_dt(%d) "
+                    "pt run_pt(%d) title %s", sep, i, i, i, ns_gp_quote(q, sizeof q, logs[i].label));
         sep = ", \\\n         ";
     }
     fprintf(gp, "\n");

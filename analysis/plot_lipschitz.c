@@ -69,15 +69,16 @@ static void panel(FILE *gp, const Run *runs, const int *block, const NsLog *logs
             ns_range_add(&range, runs[i].s[p].y, runs[i].s[p].n);
     int logy = ns_range_log(&range);
     ns_gp_axes(gp, PANELS[p].title, "training step", PANELS[p].ylabel, logy);
+    ns_gp_yrange(gp, &range, logy);
     fprintf(gp, "    %s\n", p == 2 ? "set xzeroaxis lt -1" : "unset xzeroaxis");
     const char *sep = "    plot ";
     char q[256];
     for (int i = 0; i < n; i++) {
         if (!runs[i].ok)
             continue;
-        fprintf(gp, "%sdat index %d using 1:(%s$%d%s) with linespoints lw 2 pt 7 ps 0.7 "
-                    "lc rgb run_color(%d) title %s",
-                sep, block[i], logy ? "pos(" : "", p + 2, logy ? ")" : "", i,
+        fprintf(gp, "%sdat index %d using 1:(%s$%d%s) with linespoints lw 2 ps 0.7 "
+                    "lc rgb run_color(%d) dt run_dt(%d) pt run_pt(%d) title %s",
+                sep, block[i], logy ? "pos(" : "", p + 2, logy ? ")" : "", i, i, i,
                 ns_gp_quote(q, sizeof q, logs[i].label));
         sep = ", \\\n         ";
     }

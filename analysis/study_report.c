@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "report_smoothness.h"
 #include "stats.h"
+#include "study_claims.h"
 #include "util.h"
 
 #define BUCKETS 5
@@ -86,9 +88,13 @@ void ns_study_report_config(FILE *f, const NsLog *log)
             log->position, steps, lr, warmup, seed, log->version);
 }
 
-static void write_forward(FILE *f, const NsLog *logs, int n, const char *site)
+static void write_forward(FILE *f, const NsLog *logs, int n, const char *site, int largest)
 {
-    fprintf(f, "## Forward: batch statistics against running statistics\n\nMedian distance at "
+    if (largest)
+        fprintf(f, "### At `%s`, where the effect is largest\n\n", site);
+    else
+        fprintf(f, "## Forward: batch statistics against running statistics\n\n");
+    fprintf(f, "Median distance at "
                "`%s` in each 20 %% of training (dist_var for mean-subtracting schemes, "
                "dist_psi2 for the PN family; the paper's Figure 2 and box plots), and the "
                "scale-free rel_dist_* = ||stat_B - running|| / ||running||, comparable across "
@@ -98,11 +104,12 @@ static void write_forward(FILE *f, const NsLog *logs, int n, const char *site)
     /* each run twice: the paper's absolute distance, then the scale-free rel_dist_* */
     for (int i = 0; i < 2 * n; i++) {
         const NsLog *log = &logs[i / 2];
-        char name[40];
+        char name[40], label[128];
+        ns_report_label(logs, n, i / 2, label, sizeof label);
         snprintf(name, sizeof name, "%s%s", i % 2 ? "rel_" : "", primary_distance(log));
         double med[BUCKETS];
         bucket_medians(log, site, name, med);
-        fprintf(f, "| %s | %s |", log->label, name);
+        fprintf(f, "| %s | %s |", label, name);
         for (int b = 0; b < BUCKETS; b++)
             fprintf(f, " %.3g |", med[b]);
         fprintf(f, " %.3g |\n", med[BUCKETS - 1] / med[0]);
@@ -116,13 +123,14 @@ static void write_forward(FILE *f, const NsLog *logs, int n, const char *site)
     double growth = b[BUCKETS - 1] / b[0], ratio = b[BUCKETS - 1] / p[BUCKETS - 1];
     int grows = growth > 2.0, above = ratio > 10.0;
     fprintf(f, "\n**Paper's claim: BN's batch variance strays from its running value more and "
-               "more as training goes on, far more than PN-V's quadratic mean.** Measured: BN's "
+               "more as training goes on, far more than PN-V's quadratic mean.** Measured at `%s` "
+               "(first runs of each; every site and every seed: \"The claims at every site\"): BN's "
                "dist_var changes %.3g-fold from the first to the last 20 %% of training "
                "(%s), and in the last 20 %% it is %.3g times PN-V's dist_psi2 (%s). %s\n\n",
-            growth, grows ? "it grows" : "it does not grow by more than 2x",
+            site, growth, grows ? "it grows" : "it does not grow by more than 2x",
             ratio, above ? "far above" : "not an order of magnitude above",
-            grows && above ? "The claim holds in this run."
-                           : "The claim does not hold in this run. Scale matters: reference "
+            grows && above ? "The claim holds here."
+                           : "The claim does not hold here. Scale matters: reference "
                              "runs of the same model in PyTorch (post-norm, d=512, 6 layers, "
                              "4k-token batches of real sentences) show BN's dist_var growing by "
                              "four orders of magnitude over 4000 steps, while at d=256 with 4 "
@@ -154,7 +162,9 @@ static void write_backward(FILE *f, const NsLog *logs, int n, const char *site)
         gradient_stats(&logs[i], site, &med, &p99, &mx);
         if (isnan(med))
             continue;
-        fprintf(f, "| %s | %s | %.3g | %.3g | %.3g | %.3g |\n", logs[i].label,
+        char label[128];
+        ns_report_label(logs, n, i, label, sizeof label);
+        fprintf(f, "| %s | %s | %.3g | %.3g | %.3g | %.3g |\n", label,
                 primary_gradient(&logs[i]), med, p99, mx, mx / med);
     }
     const NsLog *bn = find_scheme(logs, n, "batch"), *pnv = find_scheme(logs, n, "power-v");
@@ -183,8 +193,8 @@ static double final_ppl(const NsLog *log)
 static void write_training(FILE *f, const NsLog *logs, int n)
 {
     fprintf(f, "## Training\n\nFinal validation perplexity: ");
-    int order[16];
-    for (int i = 0; i < n && i < 16; i++)
+    int *order = ns_xmalloc(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++)
         order[i] = i;
     for (int i = 0; i < n; i++) /* insertion sort by ppl, NaN last */
         for (int j = i; j > 0; j--) {
@@ -198,8 +208,10 @@ static void write_training(FILE *f, const NsLog *logs, int n)
     int shown = 0;
     for (int i = 0; i < n; i++) {
         double ppl = final_ppl(&logs[order[i]]);
+        char label[128];
+        ns_report_label(logs, n, order[i], label, sizeof label);
         if (isfinite(ppl))
-            fprintf(f, "%s%s %.2f", shown++ ? " < " : "", logs[order[i]].label, ppl);
+            fprintf(f, "%s%s %.2f", shown++ ? " < " : "", label, ppl);
     }
     fprintf(f, " (lower is better; the paper reports PN below LN below BN).");
     for (int i = 0; i < n; i++)
@@ -207,29 +219,59 @@ static void write_training(FILE *f, const NsLog *logs, int n)
             fprintf(f, " %s has no finite final validation loss: it diverged (see the table's "
                        "\"diverged at\" column).", logs[order[i]].label);
     fprintf(f, "\n\n");
+    free(order);
+    ns_report_training_seeds(f, logs, n);
 }
 
-static void write_figures(FILE *f)
+/* figures/<base>.png, or the first of .svg and .pdf that was made (--format); NULL if none. */
+static const char *figure_file(const char *out_dir, const char *base, char *buf, size_t len)
 {
-    static const struct { const char *file, *caption; } figs[] = {
-        {"training.png", "Training loss and validation perplexity."},
-        {"fluctuation.png", "Distances between batch and running statistics at the first norm "
-                            "layer (the paper's Figure 2)."},
-        {"boxes-bn-vs-pnv-forward.png", "BN's dist_var against PN-V's dist_psi2 per 20 % of "
-                                        "training (the paper's BN vs PN-V box plots)."},
-        {"boxes-bn-vs-pnv-backward.png", "The gradients through the batch statistics, per 20 % "
-                                         "of training."},
-        {"gradients.png", "Gradient contributions through the statistics, gradient gain and "
-                          "max |dL/dx| per layer."},
-        {"lipschitz.png", "Loss smoothness: beta-smoothness, gradient predictiveness, Hessian "
-                          "top eigenvalue."},
-        {"layers.png", "dist_var over (layer, step) for each run."},
+    static const char *const EXT[] = {"png", "svg", "pdf"};
+    for (int k = 0; k < 3; k++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/figures/%s.%s", out_dir, base, EXT[k]);
+        FILE *probe = fopen(path, "rb");
+        if (probe) {
+            fclose(probe);
+            snprintf(buf, len, "figures/%s.%s", base, EXT[k]);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+static void write_figures(FILE *f, const char *out_dir, const char *site)
+{
+    char fluct[200];
+    snprintf(fluct, sizeof fluct, "Distances between batch and running statistics at `%s` "
+             "(the paper's Figure 2).", site);
+    const struct { const char *base, *alt, *caption; } figs[] = {
+        {"training", NULL, "Training loss and validation perplexity."},
+        {"fluctuation", NULL, fluct},
+        {"boxes-bn-vs-pnv-forward", "boxes-forward",
+         "BN's dist_var against PN-V's dist_psi2 per 20 % of training (the paper's BN vs PN-V "
+         "box plots)."},
+        {"boxes-bn-vs-pnv-backward", "boxes-backward",
+         "The gradients through the batch statistics, per 20 % of training."},
+        {"gradients", NULL, "Gradient contributions through the statistics, gradient gain and "
+                            "max |dL/dx| per layer."},
+        {"lipschitz", NULL, "Loss smoothness: beta-smoothness, gradient predictiveness, Hessian "
+                            "top eigenvalue."},
+        {"layers", NULL, "dist_var over (layer, step) for each run: where in depth the effect "
+                         "is."},
     };
     fprintf(f, "## Figures\n\nEach figure's data (.dat) and gnuplot script (.gp) are next to it "
-               "in `figures/`; edit the script and run `gnuplot NAME.gp` to restyle.\n\n");
-    for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++)
-        fprintf(f, "![%s](figures/%s)\n\n*%s*\n\n", figs[i].caption, figs[i].file,
-                figs[i].caption);
+               "in `figures/`; edit the script and run `gnuplot NAME.gp` to restyle. Each scheme "
+               "has one colour, dash and marker in every figure; runs that differ only in seed "
+               "are drawn as their mean with a band from their minimum to their maximum.\n\n");
+    for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) {
+        char file[300];
+        const char *path = figure_file(out_dir, figs[i].base, file, sizeof file);
+        if (!path && figs[i].alt) /* a study of BN and PN-V alone draws the pair once */
+            path = figure_file(out_dir, figs[i].alt, file, sizeof file);
+        if (path)
+            fprintf(f, "![%s](%s)\n\n*%s*\n\n", figs[i].caption, path, figs[i].caption);
+    }
 }
 
 /* Copies the comparison table into the report, without its own top-level title. */
@@ -245,9 +287,23 @@ static void copy_table_into(FILE *out, const char *path)
     fclose(in);
 }
 
+/* The first norm site of the first run that records any ("" if none). */
+static void first_site(const NsLog *logs, int n, char *site, size_t len)
+{
+    site[0] = '\0';
+    for (int i = 0; i < n && !site[0]; i++) {
+        char **sites;
+        int m = ns_log_sites(&logs[i], &sites);
+        if (m > 0)
+            snprintf(site, len, "%s", sites[0]);
+        ns_log_free_sites(sites, m);
+    }
+}
+
 int ns_study_report(const char *out_dir, NsLog *logs, int n, char *err)
 {
-    char path[1100], site[64] = "layers/0/norm1";
+    char path[1100], site[64], largest[64];
+    first_site(logs, n, site, sizeof site);
     snprintf(path, sizeof path, "%s/report.md", out_dir);
     FILE *f = fopen(path, "w");
     if (!f)
@@ -261,9 +317,19 @@ int ns_study_report(const char *out_dir, NsLog *logs, int n, char *err)
     copy_table_into(f, path);
     fprintf(f, "\n");
     write_training(f, logs, n);
-    write_forward(f, logs, n, site);
-    write_backward(f, logs, n, site);
-    write_figures(f);
+    if (site[0]) {
+        ns_report_sites(f, logs, n, site, largest, sizeof largest);
+        write_forward(f, logs, n, site, 0);
+        if (largest[0] && strcmp(largest, site) != 0)
+            write_forward(f, logs, n, largest, 1); /* where the effect is largest, beside it */
+        write_backward(f, logs, n, site);
+        ns_report_claims(f, logs, n);
+    } else {
+        fprintf(f, "No run records norm-site probes (--probes none?): no distances to report."
+                   "\n\n");
+    }
+    ns_report_smoothness(f, logs, n);
+    write_figures(f, out_dir, site[0] ? site : "the first norm site");
     int rc = fclose(f) == 0 ? 0 : ns_fail(err, "cannot finish writing the report in '%s'",
                                           out_dir);
     return rc;

@@ -1,20 +1,58 @@
 /* normscope eval: loss and perplexity of a checkpoint on a text — the run's own validation text,
- * or any --corpus tokenized with the checkpoint's vocabulary. */
+ * or any --corpus tokenized with the checkpoint's vocabulary — normalized with the running
+ * statistics (inference, as every validation pass) or with each batch's own statistics
+ * (--norm-stats batch: as a training step normalizes, without its update). */
 #include <cblas.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
+#include "eval_stats.h"
 #include "train.h"
 #include "util.h"
 
+/* eval's flags: a few settings of the run it evaluates, and its own. */
+typedef struct {
+    NsRunConfig run;
+    char norm_stats[NS_OPT_STR_LEN];
+} EvalFlags;
+
+#define EVAL_ROW(flag_, kind_, field_, metavar_, help_, shown_)                                   \
+    {.flag = flag_, .kind = NS_OPT_##kind_, .offset = offsetof(EvalFlags, field_),             \
+     .metavar = metavar_, .help = help_, .shown = shown_}
+
+static const NsOption EVAL_OPTIONS[] = {
+    EVAL_ROW("--checkpoint", PATH, run.checkpoint_path, "CKPT",
+             "the checkpoint to evaluate (a .ckpt.h5 written by normscope train)", "required"),
+    EVAL_ROW("--corpus", PATH, run.corpus_path, "PATH",
+             "text to evaluate, one sentence per line (empty lines skipped),\ntokenized with "
+             "the checkpoint's vocabulary (words it lacks count\nas <unk>)",
+             "the run's validation text"),
+    EVAL_ROW("--batching", BATCHING, run.batching, "MODE",
+             "sentences (one padded line per row) | stream (contiguous chunks)",
+             "the run's"),
+    EVAL_ROW("--eval-batches", INT, run.eval_batches, "N",
+             "cap on evaluation batches (0 = the whole text)", NULL),
+    EVAL_ROW("--norm-stats", STR, norm_stats, "WHICH",
+             "running: inference with the running statistics, as validation\npasses do | "
+             "batch: each batch normalized with its own statistics,\nas a training step does "
+             "(dropout off, no update). They differ only\nfor schemes with running statistics "
+             "(batch, batch-official, power,\npower-official)", NULL),
+    EVAL_ROW("--threads", INT, run.threads, "N",
+             "BLAS threads; 0: 1 for small models (under 8 GFLOP a training\nstep), else the "
+             "number of cores", NULL),
+};
+
 static const NsCommandSpec SPEC = {
     .name = "eval",
-    .usage = "[flags]",
-    .summary = "Loss and perplexity of a checkpoint (--checkpoint) on a corpus (--corpus; "
-               "default: the run's own validation text), batched as the run was unless "
-               "--batching is given.",
+    .usage = "--checkpoint CKPT [flags]",
+    .summary = "Loss and perplexity of a checkpoint on a text (--corpus; default: the run's own "
+               "validation text, rebuilt as\nthe run built it), batched as the run was unless "
+               "--batching is given. The model, vocabulary and\ntokenizer are the checkpoint's.",
+    .options = EVAL_OPTIONS,
+    .n_options = sizeof EVAL_OPTIONS / sizeof EVAL_OPTIONS[0],
     .heading = "evaluation",
 };
 
@@ -33,9 +71,23 @@ static int eval_text(const NsCheckpointHeader *h, const char *corpus_path, NsDat
     return ns_load_corpus_file(corpus_path, &ds->vocab, h->cfg.tokenizer, other, err);
 }
 
+/* The mean loss over corpus c with the statistics `batch_stats` says. */
+static double loss_over(NsModel *m, const NsCorpus *c, const NsRunConfig *cfg, int batch_stats,
+                        char *err)
+{
+    if (!batch_stats)
+        return ns_evaluate_corpus(m, c, cfg->batching, cfg->eval_batches, cfg->seed, err);
+    NsModelScratch scratch;
+    ns_model_scratch_init(&scratch, m);
+    double loss = ns_evaluate_corpus_batch_stats(m, c, cfg->batching, cfg->eval_batches,
+                                                 cfg->seed, &scratch, err);
+    ns_model_scratch_free(&scratch);
+    return loss;
+}
+
 /* Evaluates the model of the checkpoint whose header h holds the configuration to evaluate with. */
 static int evaluate(const char *ckpt, const NsCheckpointHeader *h, const char *corpus_path,
-                    char *err)
+                    int batch_stats, char *err)
 {
     const NsRunConfig *cfg = &h->cfg;
     NsDataset ds;
@@ -50,15 +102,17 @@ static int evaluate(const char *ckpt, const NsCheckpointHeader *h, const char *c
     }
     const NsCorpus *c = corpus_path[0] ? &other : &ds.valid;
     if (rc == 0) {
-        loss = ns_evaluate_corpus(&m, c, cfg->batching, cfg->eval_batches, cfg->seed, err);
+        loss = loss_over(&m, c, cfg, batch_stats, err);
         rc = isnan(loss) ? -1 : 0;
         if (rc < 0 && corpus_path[0])
             ns_fail_context(err, "text '%s'", corpus_path);
     }
     if (rc == 0)
-        printf("corpus %s\ntokens %zu (unk rate %.4f)\nloss %.6f\nperplexity %.4f\n",
-               corpus_path[0] ? corpus_path : "(validation text of the run)", c->n_ids,
-               ns_corpus_unk_rate(c), loss, exp(loss));
+        printf("corpus %s\ntokens %zu (unk rate %.4f)\nnorm-stats %s\nloss %.6f\n"
+               "perplexity %.4f\n", corpus_path[0] ? corpus_path : "(validation text of the run)",
+               c->n_ids, ns_corpus_unk_rate(c),
+               batch_stats ? "batch (each batch's own statistics)" : "running (inference)", loss,
+               exp(loss));
     if (m.params)
         ns_model_free(&m);
     ns_corpus_free(&other);
@@ -69,27 +123,35 @@ static int evaluate(const char *ckpt, const NsCheckpointHeader *h, const char *c
 int ns_cmd_eval(int argc, char **argv)
 {
     char err[NS_ERRLEN] = "";
-    NsRunConfig flags;
-    ns_run_config_default(&flags);
-    NsOptSet set = {NS_RUN_OPTIONS, NS_N_RUN_OPTIONS, &flags, NS_CMD_EVAL, 0};
+    EvalFlags flags;
+    ns_run_config_default(&flags.run);
+    snprintf(flags.norm_stats, sizeof flags.norm_stats, "running");
     NsParse p = {0};
     int code;
-    if (!ns_cmd_parse_sets(&SPEC, &set, 1, argc, argv, &p, &code))
+    if (!ns_cmd_parse(&SPEC, &flags, argc, argv, &p, &code))
         return code;
-    if (!flags.checkpoint_path[0])
+    if (!flags.run.checkpoint_path[0])
         return ns_cmd_error(NS_EXIT_USAGE, "eval needs --checkpoint PATH (a .ckpt.h5 written by "
                                            "normscope train)");
+    int batch_stats = strcmp(flags.norm_stats, "batch") == 0;
+    if (!batch_stats && strcmp(flags.norm_stats, "running") != 0)
+        return ns_cmd_error(NS_EXIT_USAGE, "--norm-stats: unknown value '%s' (choose running | "
+                                           "batch)", flags.norm_stats);
+    if (flags.run.threads < 0)
+        return ns_cmd_error(NS_EXIT_USAGE, "--threads must be a positive integer, or 0 for the "
+                            "model size's default (got %d)", flags.run.threads);
     NsCheckpointHeader h;
     ns_run_config_default(&h.cfg);
-    int rc = ns_checkpoint_read_header(flags.checkpoint_path, &h, err);
+    int rc = ns_checkpoint_read_header(flags.run.checkpoint_path, &h, err);
     if (rc == 0) {
         /* The run's configuration, evaluated the way it was trained unless --batching says
          * otherwise; batches and threads are this command's own. */
         if (ns_parse_given(&p, "--batching"))
-            h.cfg.batching = flags.batching;
-        h.cfg.eval_batches = flags.eval_batches;
-        h.cfg.threads = flags.threads;
-        rc = evaluate(flags.checkpoint_path, &h, flags.corpus_path, err);
+            h.cfg.batching = flags.run.batching;
+        h.cfg.eval_batches = flags.run.eval_batches;
+        h.cfg.threads = flags.run.threads;
+        ns_run_config_resolve_threads(&h.cfg); /* 0: from the checkpoint's model size */
+        rc = evaluate(flags.run.checkpoint_path, &h, flags.run.corpus_path, batch_stats, err);
     }
     ns_checkpoint_header_free(&h);
     return rc < 0 ? ns_cmd_error(NS_EXIT_ERROR, "%s", err) : NS_EXIT_OK;

@@ -1,10 +1,13 @@
-/* normscope plot KIND RUN.h5...: parses the request and hands it to ns_plot (analysis/). */
+/* normscope plot KIND RUN.h5...: parses the request and hands it to ns_plot (analysis/). The
+ * figure flags (--format, --size, --font) are rows of the run-option table (NS_CMD_PLOT), shared
+ * with study. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
 #include "plot.h"
+#include "run_config.h"
 #include "util.h"
 
 static const NsOption OPTIONS[] = {
@@ -40,7 +43,7 @@ static const NsCommandSpec SPEC = {
     .summary = "Draws a figure of the PowerNorm paper from run logs with gnuplot, all runs on "
                "shared\naxes. Per figure it writes DIR/KIND.dat (the data), DIR/KIND.gp (a "
                "script to edit\nand re-run with `gnuplot KIND.gp`), DIR/KIND.png and "
-               "DIR/KIND.svg, and prints the\nimage paths. Runs lacking the data are skipped "
+               "DIR/KIND.svg (--format: also\n.pdf), and prints the image paths. Runs lacking the data are skipped "
                "with a warning.",
     .before_flags = print_kinds,
     .heading = "flags",
@@ -63,6 +66,9 @@ static int check_args(const char *kind, int n_runs, const NsPlotOptions *opt)
     if (opt->stat && strcmp(opt->stat, "var") != 0 && strcmp(opt->stat, "psi2") != 0)
         return ns_cmd_error(NS_EXIT_USAGE, "plot: --stat must be var or psi2, not '%s'",
                             opt->stat);
+    char err[NS_ERRLEN];
+    if (ns_plot_style_check(opt, err) < 0)
+        return ns_cmd_error(NS_EXIT_USAGE, "plot: %s", err);
     return NS_EXIT_OK;
 }
 
@@ -84,10 +90,16 @@ static void warn_unused_flags(const char *kind, const NsPlotOptions *opt)
 int ns_cmd_plot(int argc, char **argv)
 {
     NsPlotOptions opt = {0};
+    NsRunConfig figure = {0}; /* only its figure fields are set (NS_CMD_PLOT rows) */
+    NsOptSet sets[] = {{SPEC.options, SPEC.n_options, &opt, 0, 0},
+                       {NS_RUN_OPTIONS, NS_N_RUN_OPTIONS, &figure, NS_CMD_PLOT, 0}};
     NsParse p = {0};
     int code;
-    if (!ns_cmd_parse(&SPEC, &opt, argc, argv, &p, &code))
+    if (!ns_cmd_parse_sets(&SPEC, sets, 2, argc, argv, &p, &code))
         return code;
+    opt.format = figure.fig_format;
+    opt.size = figure.fig_size;
+    opt.font = figure.fig_font;
     const char *kind = p.n_positional > 0 ? argv[0] : NULL;
     char **runs = argv + 1;
     int n_runs = p.n_positional > 0 ? p.n_positional - 1 : 0;

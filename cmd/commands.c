@@ -13,15 +13,19 @@ static const NsCommand COMMANDS[] = {
     {"debug-step", ns_cmd_debug_step, "debug-step", "write a debug state (a few steps pinned "
      "down) for parity checks", 1},
     {"plot", ns_cmd_plot, "plot KIND RUN.h5...", "draw a figure with gnuplot: fluctuation, "
-     "boxes, gradients,\nlipschitz, training, layers", 0},
+     "boxes, gradients,\nlipschitz, hessian, training, layers", 0},
     {"compare", ns_cmd_compare, "compare RUN.h5...", "side-by-side table (Markdown and CSV)", 0},
     {"study", ns_cmd_study, "study", "train layer, batch, power-v, power, power-official on "
      "one\ncorpus, then every plot, the table and a report", 0},
+    {"sweep", ns_cmd_sweep, "sweep --grid KEY=V1,V2,...", "train every cell of a grid of "
+     "train flags (resumable,\nparallel), then a table and the onset map", 0},
     {"watch", ns_cmd_watch, "watch RUN.h5", "live view of a run being written", 0},
     {"export-notebook", ns_cmd_export_notebook, "export-notebook RUN.h5... --out FILE.ipynb",
      "Jupyter notebook of the figures", 0},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+const NsCommand *ns_command_at(size_t i) { return i < N_COMMANDS ? &COMMANDS[i] : NULL; }
 
 const NsCommand *ns_find_command(const char *name)
 {
@@ -113,6 +117,7 @@ int ns_cmd_parse_run(const NsCommandSpec *spec, unsigned command, int argc, char
         }
         *cfg = ckpt->cfg;
         ns_parse_copy_given(&p, NS_RUN_OPTIONS, NS_N_RUN_OPTIONS, &flags, cfg);
+        ns_run_config_resolve_threads(cfg); /* --threads 0 given with --resume */
     }
     if (ns_run_config_validate_all(cfg, err) < 0) {
         *code = ns_cmd_error(NS_EXIT_USAGE, "%s", err);

@@ -21,6 +21,8 @@ typedef struct {
 } NsCommand;
 
 const NsCommand *ns_find_command(const char *name);
+/* The i-th command of the table, or NULL past its end (the manual page lists them all). */
+const NsCommand *ns_command_at(size_t i);
 /* The command list of normscope --help. */
 void ns_print_commands(FILE *out);
 
@@ -30,8 +32,11 @@ int ns_cmd_debug_step(int argc, char **argv);
 int ns_cmd_plot(int argc, char **argv);
 int ns_cmd_compare(int argc, char **argv);
 int ns_cmd_study(int argc, char **argv);
+int ns_cmd_sweep(int argc, char **argv);
 int ns_cmd_watch(int argc, char **argv);
 int ns_cmd_export_notebook(int argc, char **argv);
+/* normscope help [COMMAND | --man | --bash-completion] (cmd_help.c) */
+int ns_cmd_help(int argc, char **argv);
 
 /* Every error a command reports: one line "normscope: <message>" on stderr. Returns code, so a
  * command can `return ns_cmd_error(NS_EXIT_USAGE, ...)`. */

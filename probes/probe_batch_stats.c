@@ -17,7 +17,13 @@
  * still holds them). A scheme whose statistics are not those of the real rows of x
  * (stats_all_rows: batch-official, whose mean and variance run over all N rows of the
  * layer-scaled, mean-filled input) is recorded with the statistics it actually used: the site's
- * batch_mean/batch_var and psi2_B = sigma2_B + mu_B^2, the quadratic mean over those N rows. */
+ * batch_mean/batch_var and psi2_B = sigma2_B + mu_B^2, the quadratic mean over those N rows.
+ *
+ * With several ranks (docs/distributed.md) the statistics are again those the scheme used: with
+ * --batch-stats global, over the real rows of all ranks; with local, over rank 0's own rows (rank
+ * 0 writes the log). A local run also records, per site, the spread of the three distances
+ * over the ranks (each rank's own statistics against the running values, which rank 0 gives to
+ * all): their minimum, median and maximum over ranks. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +37,7 @@ enum { V_STEP, V_BMEAN, V_BVAR, V_BPSI2, V_RMEAN, V_RVAR, V_RPSI2, V_N };
 
 typedef struct {
     int step, dist[3], rel_dist[3];
+    int spread[3][3]; /* --batch-stats local, several ranks: [min, median, max][statistic] */
     int vec[V_N];
     int pending; /* scaled rows or stats_all_rows: forward seen, not yet recorded */
     float *own_mean, *own_var, *own_psi2; /* the probe's running averages [d] */
@@ -40,7 +47,8 @@ typedef struct {
 typedef struct {
     SiteSeries *sites;
     int n_sites;
-    double *acc; /* [3][d] accumulators */
+    double *acc; /* [3][d] accumulators (+1: the row count) */
+    NsComm *spread_comm; /* the ranks to take the spread over (NULL: not recorded) */
 } StatsState;
 
 #define PROBE_MOMENTUM 0.1f
@@ -66,13 +74,31 @@ static const NsRunLogScalar DISTANCES[D_N] = {
                            "dist_psi2)"},
 };
 
-static int declare_site(SiteSeries *s, NsProbes *set, const NsNormSite *site, char *err)
+#define SPREAD_NOTE " over the ranks of a --batch-stats local run: each rank's distance between " \
+                    "its own batch statistic and the running value (rank 0's, shared by all)"
+static const NsRunLogScalar SPREAD[3][3] = {
+    {{"rank_min_dist_mean", "1", "minimum of dist_mean" SPREAD_NOTE},
+     {"rank_min_dist_var", "1", "minimum of dist_var" SPREAD_NOTE},
+     {"rank_min_dist_psi2", "1", "minimum of dist_psi2" SPREAD_NOTE}},
+    {{"rank_median_dist_mean", "1", "median of dist_mean" SPREAD_NOTE},
+     {"rank_median_dist_var", "1", "median of dist_var" SPREAD_NOTE},
+     {"rank_median_dist_psi2", "1", "median of dist_psi2" SPREAD_NOTE}},
+    {{"rank_max_dist_mean", "1", "maximum of dist_mean" SPREAD_NOTE},
+     {"rank_max_dist_var", "1", "maximum of dist_var" SPREAD_NOTE},
+     {"rank_max_dist_psi2", "1", "maximum of dist_psi2" SPREAD_NOTE}},
+};
+
+static int declare_site(SiteSeries *s, NsProbes *set, const NsNormSite *site, int spread,
+                        char *err)
 {
     char path[NS_RUNLOG_PATH_LEN];
     int ids[D_N];
-    if (ns_runlog_add_scalars(&set->log, ns_runlog_site_path(path, sizeof path, site->path, NULL),
-                              DISTANCES, D_N, ids, err) < 0)
+    const char *group = ns_runlog_site_path(path, sizeof path, site->path, NULL);
+    if (ns_runlog_add_scalars(&set->log, group, DISTANCES, D_N, ids, err) < 0)
         return -1;
+    for (int q = 0; spread && q < 3; q++)
+        if (ns_runlog_add_scalars(&set->log, group, SPREAD[q], 3, s->spread[q], err) < 0)
+            return -1;
     s->step = ids[D_STEP];
     for (int k = 0; k < 3; k++) {
         s->dist[k] = ids[D_MEAN + k];
@@ -100,7 +126,9 @@ static int declare(NsProbe *p, NsProbes *set, char *err)
     int d = m->cfg.d_model;
     st->n_sites = m->n_sites;
     st->sites = ns_xcalloc((size_t)m->n_sites, sizeof(SiteSeries));
-    st->acc = ns_xcalloc(3 * (size_t)d, sizeof(double));
+    st->acc = ns_xcalloc(3 * (size_t)d + 1, sizeof(double));
+    NsComm *comm = m->comm;
+    st->spread_comm = comm->size > 1 && m->local_stats ? comm : NULL;
     for (int i = 0; i < m->n_sites; i++) {
         SiteSeries *s = &st->sites[i];
         s->own_mean = ns_xcalloc((size_t)d, sizeof(float));
@@ -112,18 +140,19 @@ static int declare(NsProbe *p, NsProbes *set, char *err)
         }
         for (int c = 0; c < d; c++)
             s->own_var[c] = s->own_psi2[c] = 1.0f;
-        if (declare_site(s, set, &m->sites[i], err) < 0)
+        if (declare_site(s, set, &m->sites[i], st->spread_comm != NULL, err) < 0)
             return -1;
     }
     return 0;
 }
 
-/* mean, biased variance and quadratic mean per channel over the real rows. */
-static void batch_statistics(StatsState *st, SiteSeries *s, const float *x, const uint8_t *mask,
-                             int N, int d)
+/* mean, biased variance and quadratic mean per channel over the real rows (of every rank whose
+ * rows the site's statistics cover). */
+static void batch_statistics(StatsState *st, SiteSeries *s, const NsNormSite *site,
+                             const float *x, const uint8_t *mask, int N, int d)
 {
     double *sum = st->acc, *sq = st->acc + d;
-    memset(st->acc, 0, sizeof(double) * 3 * (size_t)d);
+    memset(st->acc, 0, sizeof(double) * (2 * (size_t)d + 1));
     int n = 0;
     for (int r = 0; r < N; r++) {
         if (!mask[r])
@@ -135,6 +164,9 @@ static void batch_statistics(StatsState *st, SiteSeries *s, const float *x, cons
         }
         n++;
     }
+    st->acc[2 * d] = n;
+    ns_norm_reduce(site, st->acc, 2 * d + 1);
+    n = (int)st->acc[2 * d];
     for (int c = 0; c < d; c++) {
         double mean = n ? sum[c] / n : NAN, psi2 = n ? sq[c] / n : NAN;
         s->batch[0][c] = (float)mean;
@@ -176,13 +208,44 @@ static double relative_distance(const float *a, const float *b, int d)
     return nb > 0 ? ns_l2_distance(a, b, (size_t)d) / nb : NAN;
 }
 
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Minimum, median and maximum over the ranks of each rank's three distances. */
+static void record_spread(NsRunLog *log, NsComm *comm, SiteSeries *s, const double *dist)
+{
+    int n = comm->size;
+    double *all = ns_xmalloc(sizeof(double) * 3 * (size_t)n);
+    comm->allgather_f64(comm, dist, 3, all);
+    double *col = ns_xmalloc(sizeof(double) * (size_t)n);
+    for (int k = 0; k < 3; k++) {
+        for (int r = 0; r < n; r++)
+            col[r] = all[(size_t)r * 3 + k];
+        qsort(col, (size_t)n, sizeof(double), compare_doubles);
+        double median = n % 2 ? col[n / 2] : 0.5 * (col[n / 2 - 1] + col[n / 2]);
+        ns_runlog_append_f64(log, s->spread[0][k], col[0]);
+        ns_runlog_append_f64(log, s->spread[1][k], median);
+        ns_runlog_append_f64(log, s->spread[2][k], col[n - 1]);
+    }
+    free(col);
+    free(all);
+}
+
 /* Appends this step's distances (and, on the vector cadence, the vectors) of s. */
-static void record(NsProbes *set, SiteSeries *s, int d)
+static void record(NsProbes *set, StatsState *st, SiteSeries *s, int d)
 {
     NsRunLog *log = &set->log;
     ns_runlog_append_i64(log, s->step, set->step);
-    for (int k = 0; k < 3; k++)
-        ns_runlog_append_f64(log, s->dist[k], scaled_distance(s->batch[k], s->running[k], d));
+    double dist[3];
+    for (int k = 0; k < 3; k++) {
+        dist[k] = scaled_distance(s->batch[k], s->running[k], d);
+        ns_runlog_append_f64(log, s->dist[k], dist[k]);
+    }
+    if (st->spread_comm)
+        record_spread(log, st->spread_comm, s, dist);
     for (int k = 0; k < 3; k++)
         ns_runlog_append_f64(log, s->rel_dist[k],
                              relative_distance(s->batch[k], s->running[k], d));
@@ -207,9 +270,9 @@ static void norm_forward_begin(NsProbe *p, NsProbes *set, const NsNormSite *site
         s->pending = 1; /* what the scheme sees is known after the site's forward */
         return;
     }
-    batch_statistics(st, s, x, mask, N, d);
+    batch_statistics(st, s, site, x, mask, N, d);
     update_own(s, d);
-    record(set, s, d);
+    record(set, st, s, d);
 }
 
 /* Sites whose scheme sees other rows than x: the statistics of the scaled rows (still in the
@@ -225,9 +288,9 @@ static void norm_backward_end(NsProbe *p, NsProbes *set, const NsNormSite *site,
     s->pending = 0;
     int d = site->d;
     if (!site->scheme->stats_all_rows) {
-        batch_statistics(st, s, site->grouped, mask, N, d);
+        batch_statistics(st, s, site, site->grouped, mask, N, d);
         update_own(s, d);
-        record(set, s, d);
+        record(set, st, s, d);
         return;
     }
     for (int c = 0; c < d; c++) {
@@ -237,7 +300,7 @@ static void norm_backward_end(NsProbe *p, NsProbes *set, const NsNormSite *site,
         s->batch[2][c] = var + mean * mean; /* mean of w^2 over the N mean-filled rows */
     }
     update_own(s, d);
-    record(set, s, d);
+    record(set, st, s, d);
 }
 
 static void destroy(NsProbe *p)

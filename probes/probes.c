@@ -15,10 +15,14 @@ static const struct { const char *name; ProbeConstructor make; } OPTIONAL_PROBES
     {"gradients", ns_probe_gradients},
     {"params", ns_probe_params},
     {"lipschitz", ns_probe_lipschitz},
+    {"norm-gap", ns_probe_norm_gap},
 };
 #define N_OPTIONAL (sizeof OPTIONAL_PROBES / sizeof OPTIONAL_PROBES[0])
 
-const char *ns_probe_names(void) { return "batch-stats, gradients, params, lipschitz"; }
+const char *ns_probe_names(void)
+{
+    return "batch-stats, gradients, params, lipschitz, norm-gap";
+}
 
 /* ------------------------------------------------------------ fan-out */
 
@@ -183,6 +187,15 @@ static int select_probes(NsProbes *set, const char *list, char *err)
     return 0;
 }
 
+/* The run configuration and what the data made of it (the unknown-token rates). */
+static int write_root_attrs(NsProbes *set)
+{
+    const NsTrainer *tr = set->tr;
+    if (ns_write_run_attrs(set->log.file, &tr->cfg) < 0)
+        return -1;
+    return ns_runlog_write_unk_rates(&set->log, tr->data.unk_rate_train, tr->data.unk_rate_valid);
+}
+
 /* A fresh log is created; a resumed run appends to the log it wrote before. */
 static int open_log(NsProbes *set, int fresh, char *err)
 {
@@ -191,7 +204,7 @@ static int open_log(NsProbes *set, int fresh, char *err)
         if (ns_runlog_rebuild(c->out_path, err) < 0 ||
             ns_runlog_open_append(&set->log, c->out_path, err) < 0)
             return -1;
-        if (ns_write_run_attrs(set->log.file, c) < 0)
+        if (write_root_attrs(set) < 0)
             return ns_fail(err, "cannot update attributes of run log '%s'", c->out_path);
         return 0;
     }
@@ -199,7 +212,7 @@ static int open_log(NsProbes *set, int fresh, char *err)
         return -1;
     /* one chunk per flush (runlog.c says why), within what compresses well and indexes cheaply */
     set->log.chunk_rows = c->flush_every < 4096 ? (int)c->flush_every : 4096;
-    if (ns_write_run_attrs(set->log.file, c) < 0)
+    if (write_root_attrs(set) < 0)
         return ns_fail(err, "cannot write attributes to run log '%s'", c->out_path);
     return 0;
 }

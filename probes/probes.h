@@ -61,5 +61,6 @@ void ns_probe_batch_stats(NsProbe *p);
 void ns_probe_gradients(NsProbe *p);
 void ns_probe_params(NsProbe *p);
 void ns_probe_lipschitz(NsProbe *p);
+void ns_probe_norm_gap(NsProbe *p);
 
 #endif

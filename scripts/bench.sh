@@ -86,7 +86,7 @@ for round in $(seq "$rounds"); do
         # each scheme's fraction is taken against the ceiling measured next to it.
         ceil_t[$norm]="${ceil_t[$norm]:-} $(ceiling)"
         log="$out/speed-$norm-$round.h5"
-        "$bin" train "${small[@]}" --norm "$norm" --probes none --out "$log" \
+        "$bin" train "${small[@]}" --norm "$norm" --probes none --overwrite --out "$log" \
             >/dev/null 2>"$log.err"
         ns_t[$norm]="${ns_t[$norm]:-} $(median_step "$log")"
         pt_t[$norm]="${pt_t[$norm]:-} $("$py" "$root/bench/torch_ref.py" bench --norm "$norm" \
@@ -119,7 +119,7 @@ for norm in $schemes; do
             log="$out/probes-$norm-$probes-$round.h5"
             # The smoothness probe fires once, at the last step, in the `all` runs.
             "$bin" train "${small[@]}" --norm "$norm" --probes "$probes" \
-                --lipschitz-every "$steps" --out "$log" >/dev/null 2>"$log.err"
+                --lipschitz-every "$steps" --overwrite --out "$log" >/dev/null 2>"$log.err"
             pt[$probes]="${pt[$probes]:-} $(median_step "$log")"
             if [ "$probes" = all ]; then
                 lip="$lip $("$py" -c "import h5py,sys; print(h5py.File(sys.argv[1],'r',swmr=True)['lipschitz/seconds'][0])" "$log")"
@@ -144,7 +144,7 @@ for mode in "--batch-size 32" "--batch-size 128 --max-tokens 2048"; do
     log="$out/padding-${mode// /}.h5"
     # shellcheck disable=SC2086
     "$bin" train "${small[@]}" --norm layer --probes none --batching sentences $mode \
-        --out "$log" >/dev/null 2>"$log.err" || { echo "$mode: failed (see $log.err)"; continue; }
+        --overwrite --out "$log" >/dev/null 2>"$log.err" || { echo "$mode: failed (see $log.err)"; continue; }
     "$py" - "$log" "$skip" "sentences $mode" <<'PY'
 import sys, h5py, numpy as np
 f = h5py.File(sys.argv[1], "r", swmr=True)

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(gcc pkg-config meson ninja-build libopenblas-dev libhdf5-dev hdf5-tools
           libcmocka-dev libjansson-dev gnuplot-nox python3 python3-h5py python3-numpy
-          python3-nbformat)
+          python3-nbformat openmpi-bin libopenmpi-dev man-db)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -23,9 +23,9 @@ int plot_runs_setup(void **state)
     static const char *const RUN_ARGS[N_RUNS] = {
         "--norm batch", "--norm power-v", "--norm power --pn-warmup 10",
         "--norm layer --norm-position pre", "--norm batch --norm-position post",
-        "--norm batch --probes none"};
-    static const char *const RUN_NAMES[N_RUNS] = {"batch.h5", "pv.h5", "pw.h5", "ln.h5",
-                                                  "post.h5", "none.h5"};
+        "--norm batch --probes none", "--norm batch --seed 2"};
+    static const char *const RUN_NAMES[N_RUNS] = {"batch.h5", "pv.h5",   "pw.h5",    "ln.h5",
+                                                  "post.h5",  "none.h5", "seed2.h5"};
     (void)state;
     ns_h5_quiet();
     HAVE_GNUPLOT = on_path("gnuplot");

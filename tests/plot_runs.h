@@ -7,8 +7,9 @@
 #include "plot.h"
 
 /* `train --steps 40` of a d_model 16 model with Lipschitz probes every 10 steps: batch,
- * power-v, power with a 10-step warm-up, layer (pre), batch (post), batch with --probes none. */
-enum { BATCH, PV, PW, LN, POST, NONE, N_RUNS };
+ * power-v, power with a 10-step warm-up, layer (pre), batch (post), batch with --probes none,
+ * and batch again with --seed 2 (the same configuration as BATCH but for the seed). */
+enum { BATCH, PV, PW, LN, POST, NONE, SEED2, N_RUNS };
 extern const char *RUN_PATH[N_RUNS];
 extern int HAVE_GNUPLOT; /* gnuplot on PATH: images are drawn (else ns_plot says to install it) */
 

@@ -1,7 +1,7 @@
 /* The command line's error contract and help. The `normscope` program (NS_BINARY) runs as a
  * child process in a scratch directory, with a timeout, and is judged by its exit code, stdout
  * and stderr:
- *   1. bad input (39 cases, an unreadable corpus, a text too short for stream batching): exactly
+ *   1. bad input (42 cases, an unreadable corpus, a text too short for stream batching): exactly
  *      one stderr line "normscope: ..." naming the flag or file, exit 2 (command line) or 1
  *      (data/files), never a signal death;
  *   2. --help of every engine command, --version.
@@ -104,6 +104,10 @@ static const struct {
     {"train --resume nope.ckpt.h5 --out res.h5", 1, "nope.ckpt.h5", NULL},
     {"train " TINY " --corpus short.txt --valid short.txt --batching stream", 1, "stream",
      "--batch-size"},
+    /* issue 13: an existing log is not replaced silently; a checkpoint is not a run log */
+    {"train " TINY " --out base.h5", 1, "base.h5", "--overwrite"},
+    {"plot training base.ckpt.h5", 1, "base.ckpt.h5", "not a run log"},
+    {"eval --checkpoint base.ckpt.h5 --norm-stats both", 2, "--norm-stats", "both"},
 };
 
 static void test_bad_input(void **state)

@@ -28,10 +28,16 @@ static const int NAN_INDEX = 20; /* row of /steps/loss set to NaN in g_nan */
 /* ------------------------------------------------------------------------------------------
  * Fixture: the logs, made once for all tests */
 
+static const char *g_seed2; /* batch.h5's configuration with another seed */
+
 static int setup_logs(void **state)
 {
     (void)state;
-    return train_analysis_logs(LOG_BATCH | LOG_PV | LOG_LN | LOG_NONE | LOG_DIV);
+    if (train_analysis_logs(LOG_BATCH | LOG_PV | LOG_LN | LOG_NONE | LOG_DIV) != 0)
+        return -1;
+    return train_logs(1, TINY_LOGS " --steps 60", (const char *[]){"batch-seed7.h5"},
+                      (const char *[]){"--norm batch --lipschitz-every 10 --hessian-iters 3 "
+                                       "--seed 7"}, NULL, &g_seed2);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -91,12 +97,63 @@ static double pooled_late_median(const NsLog *log, const char *name)
     return r;
 }
 
+/* Median of norms/<site>/<name> over rows with step/S in (lo, hi], S = steps done. */
+static double site_window_median(const NsLog *log, const char *site, const char *name, double lo,
+                                 double hi)
+{
+    char ps[256], pv[256];
+    snprintf(ps, sizeof ps, "norms/%s/step", site);
+    snprintf(pv, sizeof pv, "norms/%s/%s", site, name);
+    size_t ns, nv, m = 0;
+    double *st = series(log, ps, &ns), *v = series(log, pv, &nv), S = steps_done(log);
+    double *keep = ns_xmalloc(sizeof(double) * (nv + 1));
+    for (size_t i = 0; i < ns && i < nv; i++)
+        if (st[i] / S > lo && st[i] / S <= hi)
+            keep[m++] = v[i];
+    double r = ns_median(keep, m);
+    free(st), free(v), free(keep);
+    return r;
+}
+
+/* The scheme's distance: dist_psi2 for the PN family, dist_var otherwise. */
+static const char *scheme_dist(const NsLog *log)
+{
+    return strncmp(log->norm, "power", 5) == 0 ? "dist_psi2" : "dist_var";
+}
+
+/* late / early median of the scheme's distance at a site (NaN when early is not > 0). */
+static double growth_at(const NsLog *log, const char *site)
+{
+    double early = site_window_median(log, site, scheme_dist(log), 0.2, 0.4);
+    double late = site_window_median(log, site, scheme_dist(log), 0.8, 1.0);
+    return early > 0 ? late / early : NAN;
+}
+
+/* The site of the largest growth (NULL if none) and that growth. */
+static const char *max_growth(const NsLog *log, double *best, char *buf, size_t len)
+{
+    char **sites;
+    int n = ns_log_sites(log, &sites);
+    const char *at = NULL;
+    *best = NAN;
+    for (int s = 0; s < n; s++) {
+        double g = growth_at(log, sites[s]);
+        if (!isnan(g) && (isnan(*best) || g > *best)) {
+            *best = g;
+            snprintf(buf, len, "%s", sites[s]);
+            at = buf;
+        }
+    }
+    ns_log_free_sites(sites, n);
+    return at;
+}
+
 /* ------------------------------------------------------------------------------------------
  * CSV */
 
 typedef struct {
     char *text;
-    char *field[16][32]; /* [row][column]; row 0 is the header */
+    char *field[64][40]; /* [row][column]; row 0 is the header */
     int rows, cols;
 } Csv;
 
@@ -106,9 +163,9 @@ static void csv_load(Csv *c, const char *path)
     memset(c, 0, sizeof *c);
     c->text = slurp(path, NULL);
     char *rest = c->text;
-    for (char *line; c->rows < 16 && (line = strsep(&rest, "\n")) && *line;) {
+    for (char *line; c->rows < 64 && (line = strsep(&rest, "\n")) && *line;) {
         int k = 0;
-        for (char *f; k < 32 && (f = strsep(&line, ","));)
+        for (char *f; k < 40 && (f = strsep(&line, ","));)
             c->field[c->rows][k++] = f;
         if (c->rows == 0)
             c->cols = k;
@@ -171,6 +228,19 @@ static void check_row(const Csv *c, int row, const NsLog *log, const char *site)
     check_num(c, row, "beta_smoothness_median", late(log, "lipschitz", "beta_smoothness", 0.5, 1));
     check_num(c, row, "hessian_top_eig_median", late(log, "lipschitz", "hessian_top_eig", 0.5, 1));
     check_num(c, row, "tokens_per_s_median", late(log, "steps", "tokens_per_s", 0.5, 0));
+    double unk;
+    check_num(c, row, "unk_rate_train",
+              ns_log_attr_double(log, "unk_rate_train", &unk) == 0 ? unk : NAN);
+    check_num(c, row, "unk_rate_valid",
+              ns_log_attr_double(log, "unk_rate_valid", &unk) == 0 ? unk : NAN);
+    long seed;
+    check_num(c, row, "seed", ns_log_attr_long(log, "seed", &seed) == 0 ? (double)seed : NAN);
+    char buf[128];
+    double top;
+    const char *at = max_growth(log, &top, buf, sizeof buf);
+    check_num(c, row, "growth", growth_at(log, site));
+    check_num(c, row, "max_growth", top);
+    assert_string_equal(csv_get(c, row, "max_growth_site"), at ? at : "");
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -185,7 +255,9 @@ static void test_compare_values(void **state)
     open_logs(logs, paths, 5);
     char prefix[PATH_MAX + 32], path[PATH_MAX + 64], err[NS_ERRLEN] = "";
     snprintf(prefix, sizeof prefix, "%s/table", scratch_dir());
-    assert_int_equal(ns_compare(logs, 5, prefix, 0, err), 0);
+    /* nan-loss.h5 is a copy of batch.h5: one configuration, so --runs to list every run */
+    NsCompareOptions o = {.list_runs = 1};
+    assert_int_equal(ns_compare_opts(logs, 5, &o, prefix, 0, err), 0);
     snprintf(path, sizeof path, "%s.csv", prefix);
     Csv c;
     csv_load(&c, path);
@@ -209,7 +281,7 @@ static void test_compare_values(void **state)
     snprintf(path, sizeof path, "%s.md", prefix);
     char *md = slurp(path, NULL);
     assert_non_null(strstr(md, "at norm site `layers/0/norm1`"));
-    const char *none_row = strstr(md, "noprobes.h5 | batch | pre | 60 / 60 |");
+    const char *none_row = strstr(md, "noprobes.h5 | batch | pre | 1 | 60 / 60 |");
     assert_non_null(none_row);
     assert_non_null(strstr(none_row, "| n/a | n/a |"));
     assert_non_null(strstr(strstr(md, "batch.h5 | batch"), "| - |"));
@@ -311,6 +383,117 @@ static void test_compare_errors(void **state)
     ns_log_close(&log);
 }
 
+
+/* --site all: one long table, a row per run and site, growth recomputed here; the largest
+ * marked, and named in the default table beside the first site. */
+static void test_compare_all_sites(void **state)
+{
+    (void)state;
+    const char *paths[] = {g_batch, g_pv, g_ln};
+    NsLog logs[3];
+    open_logs(logs, paths, 3);
+    char prefix[PATH_MAX + 32], path[PATH_MAX + 64], err[NS_ERRLEN] = "";
+    snprintf(prefix, sizeof prefix, "%s/sites", scratch_dir());
+    NsCompareOptions o = {.site = "all"};
+    assert_int_equal(ns_compare_opts(logs, 3, &o, prefix, 0, err), 0);
+    snprintf(path, sizeof path, "%s-sites.csv", prefix);
+    Csv c;
+    csv_load(&c, path);
+    int row = 1;
+    for (int i = 0; i < 3; i++) {
+        char **sites, buf[128];
+        int n = ns_log_sites(&logs[i], &sites);
+        assert_true(n >= 3);
+        double best;
+        const char *at = max_growth(&logs[i], &best, buf, sizeof buf);
+        for (int s = 0; s < n; s++, row++) {
+            assert_string_equal(csv_get(&c, row, "run"), paths[i]);
+            assert_string_equal(csv_get(&c, row, "site"), sites[s]);
+            assert_string_equal(csv_get(&c, row, "stat"), scheme_dist(&logs[i]));
+            check_num(&c, row, "early_median",
+                      site_window_median(&logs[i], sites[s], scheme_dist(&logs[i]), 0.2, 0.4));
+            check_num(&c, row, "late_median",
+                      site_window_median(&logs[i], sites[s], scheme_dist(&logs[i]), 0.8, 1.0));
+            check_num(&c, row, "growth", growth_at(&logs[i], sites[s]));
+            assert_string_equal(csv_get(&c, row, "largest"),
+                                at && strcmp(at, sites[s]) == 0 ? "1" : "0");
+        }
+        ns_log_free_sites(sites, n);
+    }
+    assert_int_equal(c.rows, row);
+    free(c.text);
+    snprintf(path, sizeof path, "%s.md", prefix);
+    char *md = slurp(path, NULL);
+    assert_non_null(strstr(md, "## Every site"));
+    assert_non_null(strstr(md, "| `layers/1/norm2` |"));
+    assert_non_null(strstr(md, "**largest**"));
+    assert_non_null(strstr(md, "largest growth (site)"));
+    free(md);
+    close_logs(logs, 3);
+}
+
+/* Runs that differ only in seed: aggregated (mean, sample sd, n), recomputed here; listed one
+ * by one only with --runs; their final perplexities said to be within seed spread or not. */
+static void test_compare_seeds(void **state)
+{
+    (void)state;
+    const char *paths[] = {g_batch, g_pv, g_seed2};
+    NsLog logs[3];
+    open_logs(logs, paths, 3);
+    char prefix[PATH_MAX + 32], path[PATH_MAX + 64], err[NS_ERRLEN] = "";
+    snprintf(prefix, sizeof prefix, "%s/seeds", scratch_dir());
+    assert_int_equal(ns_compare(logs, 3, prefix, 0, err), 0);
+    snprintf(path, sizeof path, "%s-seeds.csv", prefix);
+    Csv c;
+    csv_load(&c, path);
+    assert_int_equal(c.rows, 3); /* header, batch (2 seeds), power-v */
+    assert_string_equal(csv_get(&c, 1, "scheme"), "batch");
+    assert_string_equal(csv_get(&c, 1, "seeds"), "1 7");
+    check_num(&c, 1, "n", 2);
+    check_num(&c, 2, "n", 1);
+    double v[2], dv[2];
+    for (int k = 0; k < 2; k++) {
+        size_t n;
+        double *ppl = series(&logs[k ? 2 : 0], "eval/ppl", &n);
+        v[k] = ppl[n - 1];
+        free(ppl);
+        dv[k] = late(&logs[k ? 2 : 0], "norms/layers/0/norm1", "dist_var", 0.5, 0);
+    }
+    double mean = (v[0] + v[1]) / 2, sd = fabs(v[0] - v[1]) / sqrt(2.0);
+    check_num(&c, 1, "final_ppl_mean", mean);
+    check_num(&c, 1, "final_ppl_sd", sd);
+    check_num(&c, 1, "final_ppl_min", fmin(v[0], v[1]));
+    check_num(&c, 1, "final_ppl_max", fmax(v[0], v[1]));
+    check_num(&c, 1, "final_ppl_n", 2);
+    check_num(&c, 1, "dist_var_median_mean", (dv[0] + dv[1]) / 2);
+    check_num(&c, 1, "dist_var_median_sd", fabs(dv[0] - dv[1]) / sqrt(2.0));
+    check_num(&c, 2, "final_ppl_sd", NAN); /* one run: no spread */
+    free(c.text);
+    /* the per-run CSV keeps every run, with its seed and group */
+    snprintf(path, sizeof path, "%s.csv", prefix);
+    csv_load(&c, path);
+    assert_int_equal(c.rows, 4);
+    check_num(&c, 1, "seed", 1);
+    check_num(&c, 3, "seed", 7);
+    assert_string_equal(csv_get(&c, 1, "seed_group"), csv_get(&c, 3, "seed_group"));
+    assert_string_not_equal(csv_get(&c, 1, "seed_group"), csv_get(&c, 2, "seed_group"));
+    free(c.text);
+    snprintf(path, sizeof path, "%s.md", prefix);
+    char *md = slurp(path, NULL);
+    assert_non_null(strstr(md, "## Seeds"));
+    assert_non_null(strstr(md, "| batch | pre | 1, 7 | 2 |"));
+    assert_null(strstr(md, "batch-seed7.h5 | batch")); /* not listed one by one */
+    assert_true(strstr(md, "within seed spread") || strstr(md, "larger than the seed spread"));
+    free(md);
+    NsCompareOptions o = {.list_runs = 1};
+    assert_int_equal(ns_compare_opts(logs, 3, &o, prefix, 0, err), 0);
+    md = slurp(path, NULL);
+    assert_non_null(strstr(md, "batch-seed7.h5 | batch | pre | 7 |"));
+    assert_non_null(strstr(md, "## Seeds"));
+    free(md);
+    close_logs(logs, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +501,8 @@ int main(void)
         cmocka_unit_test(test_compare_engine_divergence),
         cmocka_unit_test(test_compare_cli),
         cmocka_unit_test(test_compare_errors),
+        cmocka_unit_test(test_compare_all_sites),
+        cmocka_unit_test(test_compare_seeds),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, setup_logs, group_teardown);

@@ -66,7 +66,7 @@ static void compare_tensors(hid_t f, const char *prefix, const NsParamLayout *L,
 
 static void compare_state(hid_t f, const char *prefix, NsModel *m, const char *file)
 {
-    char err[NS_ERRLEN], path[256];
+    char err[NS_ERRLEN], path[512];
     for (int i = 0; i < m->n_sites; i++) {
         NsNormSite *s = &m->sites[i];
         const char *names[4];

@@ -152,6 +152,71 @@ static void test_cli_errors(void **state)
     assert_true(file_size(scratch("clie-nognu/training.gp")) > 0);
 }
 
+
+/* --format pdf,png --size --font on the command line: a real PDF (%PDF ... %%EOF) and PNG per
+ * figure, each path printed once, no SVG; the figures of every kind, and no two the same file. */
+static void test_cli_formats(void **state)
+{
+    (void)state;
+    if (!HAVE_GNUPLOT)
+        skip();
+    char words[4096], out[800], err[800];
+    snprintf(out, sizeof out, "%s", scratch("fmt.out"));
+    snprintf(err, sizeof err, "%s", scratch("fmt.err"));
+    int total = 0;
+    char *seen[64];
+    for (int k = 0; NS_PLOT_KINDS[k]; k++) {
+        snprintf(words, sizeof words, "plot %s %s %s %s --out %s --format pdf,png,pdf "
+                 "--size 640x420 --font Serif,8", NS_PLOT_KINDS[k], RUN_PATH[BATCH],
+                 RUN_PATH[SEED2], RUN_PATH[LN], scratch("fmt"));
+        int rc = run_io((Io){.out = out, .err = err}, "%s", words);
+        if (rc != 0)
+            fail_msg("normscope %s exited %d", words, rc);
+        char *text = slurp(out, NULL);
+        int images = 0;
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"), images++) {
+            for (int j = 0; j < total; j++)
+                if (strcmp(seen[j], line) == 0)
+                    fail_msg("image %s printed twice", line);
+            assert_true(total < 64);
+            seen[total++] = keep(strdup(line));
+            size_t len = strlen(line);
+            assert_true(len > 4);
+            if (strcmp(line + len - 4, ".pdf") == 0) {
+                size_t size = 0;
+                char *pdf = slurp(line, &size);
+                assert_true(size > 1000);
+                assert_memory_equal(pdf, "%PDF", 4);
+                size_t end = size; /* %%EOF, then at most a line break */
+                while (end > 0 && (pdf[end - 1] == '\n' || pdf[end - 1] == '\r'))
+                    end--;
+                assert_true(end >= 5);
+                assert_memory_equal(pdf + end - 5, "%%EOF", 5);
+                free(pdf);
+            } else {
+                assert_string_equal(line + len - 4, ".png");
+                char svg[800];
+                snprintf(svg, sizeof svg, "%.*s.svg", (int)(len - 4), line);
+                assert_int_equal(file_size(svg), -1);
+            }
+        }
+        free(text);
+        assert_int_equal(images, strcmp(NS_PLOT_KINDS[k], "boxes") ? 2 : 4);
+    }
+    assert_true(file_contains(scratch("fmt/training.gp"), "pdfcairo size 8.889in,5.833in"));
+    assert_true(file_contains(scratch("fmt/training.gp"), "font \"Serif,8\""));
+    /* bad style flags: usage errors naming the flag, before any file is written */
+    snprintf(words, sizeof words, "plot training %s --format gif", RUN_PATH[BATCH]);
+    assert_int_equal(run_io((Io){.out = out, .err = err}, "%s", words), 2);
+    assert_true(file_contains(err, "--format"));
+    snprintf(words, sizeof words, "plot training %s --size 12", RUN_PATH[BATCH]);
+    assert_int_equal(run_io((Io){.out = out, .err = err}, "%s", words), 2);
+    assert_true(file_contains(err, "--size"));
+    assert_int_equal(run_io((Io){.out = out, .err = err}, "plot --help"), 0);
+    assert_true(file_contains(out, "--format"));
+    assert_true(file_contains(out, "--font"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -159,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_script_reruns),
         cmocka_unit_test(test_cli_every_kind),
         cmocka_unit_test(test_cli_errors),
+        cmocka_unit_test(test_cli_formats),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, plot_runs_setup, group_teardown);

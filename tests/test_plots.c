@@ -17,8 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gnuplot.h"
 #include "harness.h"
 #include "logs.h"
+#include "palette.h"
 #include "plot_runs.h"
 #include "stats.h"
 #include "util.h"
@@ -361,6 +363,241 @@ static void test_no_gnuplot(void **state)
     ns_log_close(&log);
 }
 
+
+/* ------------------------------------------------------------------------------ style */
+
+/* Word k of the script's `name = "..."` line (run styles), into buf. */
+static const char *gp_word(const char *gp_path, const char *name, int k, char *buf, size_t len)
+{
+    char *text = slurp(gp_path, NULL), head[64];
+    assert_non_null(text);
+    snprintf(head, sizeof head, "\n%s = \"", name);
+    char *p = strstr(text, head);
+    assert_non_null(p);
+    p += strlen(head);
+    for (int i = 0; i < k; i++) {
+        p = strchr(p, ' ');
+        assert_non_null(p);
+        p++;
+    }
+    size_t n = strcspn(p, " \"");
+    snprintf(buf, len, "%.*s", (int)n, p);
+    free(text);
+    return buf;
+}
+
+/* One colour per scheme: the same in two figures whatever the order of the runs, a fixed one
+ * for the paper's schemes, a further run of a scheme another dash and marker; unknown names
+ * get a colour of their own, the same every time. */
+static void test_palette_stable(void **state)
+{
+    (void)state;
+    NsLog ab[2], ba[2], bp[2];
+    open_runs(ab, (int[]){BATCH, LN}, 2);
+    open_runs(ba, (int[]){LN, BATCH}, 2);
+    open_runs(bp, (int[]){BATCH, POST}, 2);
+    NsPlotOptions o1 = {.out_dir = scratch("pal"), .prefix = "one"};
+    NsPlotOptions o2 = {.out_dir = scratch("pal"), .prefix = "two"};
+    NsPlotOptions o3 = {.out_dir = scratch("pal"), .prefix = "three"};
+    plot_ok("training", ab, 2, &o1, 1);
+    plot_ok("fluctuation", ba, 2, &o2, 1);
+    plot_ok("training", bp, 2, &o3, 1);
+    char a[32], b[32], c[32], d[32];
+    NsSchemeStyle bn, ln;
+    ns_scheme_style("batch", 0, &bn);
+    ns_scheme_style("layer", 0, &ln);
+    assert_string_equal(gp_word(scratch("pal/one.gp"), "run_rgb", 0, a, sizeof a), bn.rgb);
+    assert_string_equal(gp_word(scratch("pal/two.gp"), "run_rgb", 1, b, sizeof b), bn.rgb);
+    assert_string_equal(gp_word(scratch("pal/one.gp"), "run_rgb", 1, c, sizeof c), ln.rgb);
+    assert_string_equal(gp_word(scratch("pal/two.gp"), "run_rgb", 0, d, sizeof d), ln.rgb);
+    assert_string_not_equal(bn.rgb, ln.rgb);
+    /* two batch runs: one colour, told apart by dash type and marker */
+    assert_string_equal(gp_word(scratch("pal/three.gp"), "run_rgb", 1, a, sizeof a), bn.rgb);
+    assert_string_not_equal(gp_word(scratch("pal/three.gp"), "run_dts", 0, b, sizeof b),
+                            gp_word(scratch("pal/three.gp"), "run_dts", 1, c, sizeof c));
+    assert_string_not_equal(gp_word(scratch("pal/three.gp"), "run_pts", 0, b, sizeof b),
+                            gp_word(scratch("pal/three.gp"), "run_pts", 1, c, sizeof c));
+    /* LN and PN-V differ in dash type, so one curve lying on the other still shows */
+    NsSchemeStyle pv, x1, x2;
+    ns_scheme_style("power-v", 0, &pv);
+    assert_int_not_equal(pv.dash, ln.dash);
+    assert_int_not_equal(pv.point, ln.point);
+    const char *known[] = {"layer", "batch", "batch-official", "power", "power-v",
+                           "power-official", "rms", "none"};
+    for (int i = 0; i < 8; i++) {
+        assert_true(ns_scheme_style_known(known[i]));
+        for (int j = 0; j < i; j++) {
+            NsSchemeStyle si, sj;
+            ns_scheme_style(known[i], 0, &si);
+            ns_scheme_style(known[j], 0, &sj);
+            assert_string_not_equal(si.rgb, sj.rgb);
+        }
+    }
+    assert_false(ns_scheme_style_known("group-norm"));
+    ns_scheme_style("group-norm", 0, &x1);
+    ns_scheme_style("group-norm", 0, &x2);
+    assert_memory_equal(&x1, &x2, sizeof x1);
+    assert_int_equal(strlen(x1.rgb), 7);
+    close_logs(ab, 2), close_logs(ba, 2), close_logs(bp, 2);
+}
+
+/* The trailing mean grows its window without a kink: on a straight line, the smoothed curve's
+ * slope changes by little anywhere (a window that jumps or stops growing abruptly bends it by
+ * half the slope), and from 2w on it is exactly the mean of the last w values. */
+static void test_smoothing_no_kink(void **state)
+{
+    (void)state;
+    enum { N = 400, W = 32 };
+    double y[N], out[N];
+    for (int i = 0; i < N; i++)
+        y[i] = -2.0 * i;
+    ns_moving_average(y, N, W, out);
+    assert_close(out[0], y[0]);
+    for (int i = 1; i + 1 < N; i++) {
+        double bend = fabs(out[i + 1] - 2 * out[i] + out[i - 1]);
+        if (bend > 0.1 * 2.0)
+            fail_msg("smoothed line bends by %g at %d (slope 2)", bend, i);
+    }
+    for (int i = 2 * W; i < N; i++) {
+        double sum = 0;
+        for (int k = 0; k < W; k++)
+            sum += y[i - k];
+        assert_close(out[i], sum / W);
+    }
+    /* NaN is skipped, not averaged in */
+    y[100] = NAN;
+    ns_moving_average(y, N, W, out);
+    double sum = 0;
+    for (int k = 0; k < W; k++)
+        sum += k == 10 ? 0 : y[110 - k];
+    assert_close(out[110], sum / (W - 1));
+}
+
+/* Runs that differ only in seed: one curve, the mean, with a band from the minimum to the
+ * maximum, recomputed here from the runs' own blocks; the legend says so. */
+static void test_seed_band(void **state)
+{
+    (void)state;
+    NsLog logs[3];
+    open_runs(logs, (int[]){BATCH, SEED2, LN}, 3);
+    NsPlotOptions opt = {.out_dir = scratch("band")};
+    plot_ok("training", logs, 3, &opt, 1);
+    const char *dat = scratch("band/training.dat");
+    int r0, r1, rb, c0, c1, cb;
+    /* blocks: loss and eval of each run (0-5), then the batch group's loss and eval bands */
+    double *a = dat_block(dat, 0, &r0, &c0), *b = dat_block(dat, 2, &r1, &c1);
+    double *band = dat_block(dat, 6, &rb, &cb);
+    assert_int_equal(r0, r1);
+    assert_int_equal(rb, r0);
+    assert_int_equal(cb, 4);
+    for (int i = 0; i < rb; i++) {
+        double x = a[i * c0 + 2], y = b[i * c1 + 2];
+        assert_close(band[i * cb + 0], a[i * c0]);
+        assert_close(band[i * cb + 1], (x + y) / 2);
+        assert_close(band[i * cb + 2], fmin(x, y));
+        assert_close(band[i * cb + 3], fmax(x, y));
+    }
+    free(a), free(b), free(band);
+    size_t n0, n1;
+    double *p0 = read_log(&logs[0], "eval/ppl", &n0), *p1 = read_log(&logs[1], "eval/ppl", &n1);
+    band = dat_block(dat, 7, &rb, &cb);
+    assert_int_equal(rb, (int)n0);
+    for (int i = 0; i < rb; i++)
+        assert_close(band[i * cb + 1], (p0[i] + p1[i]) / 2);
+    free(p0), free(p1), free(band);
+    const char *gp = scratch("band/training.gp");
+    assert_true(file_contains(gp, "batch (pre), mean of 2 seeds (band: min-max)"));
+    assert_true(file_contains(gp, "filledcurves"));
+    assert_true(file_contains(gp, "title \"layer (pre)\""));
+    /* drawn one by one (boxes), the seed tells the two batch runs apart */
+    NsPlotOptions box = {.out_dir = scratch("band")};
+    plot_ok("boxes", logs, 2, &box, 2);
+    assert_true(file_contains(scratch("band/boxes-forward.gp"), "batch (pre) seed 1"));
+    assert_true(file_contains(scratch("band/boxes-forward.gp"), "batch (pre) seed 2"));
+    close_logs(logs, 3);
+}
+
+/* Axes fit the data: the perplexity range is the runs' (not whole decades), every box-plot
+ * whisker lies inside the y range. */
+static void test_axes_fit(void **state)
+{
+    (void)state;
+    NsLog logs[2];
+    open_runs(logs, (int[]){BATCH, LN}, 2);
+    NsPlotOptions opt = {.out_dir = scratch("axes")};
+    plot_ok("training", logs, 2, &opt, 1);
+    plot_ok("boxes", logs, 2, &opt, 2);
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < 2; i++) {
+        size_t n;
+        double *p = read_log(&logs[i], "eval/ppl", &n);
+        lo = fmin(lo, ns_finite_min(p, n)), hi = fmax(hi, ns_finite_max(p, n));
+        free(p);
+    }
+    char *gp = slurp(scratch("axes/training.gp"), NULL);
+    const char *ppl = strstr(gp, "set title \"validation perplexity");
+    assert_non_null(ppl);
+    double ylo, yhi;
+    const char *yr = strstr(ppl, "set yrange [");
+    assert_non_null(yr);
+    assert_int_equal(sscanf(yr, "set yrange [%lf:%lf]", &ylo, &yhi), 2);
+    assert_true(ylo <= lo && yhi >= hi);
+    assert_true(yhi < hi * 1.5 && ylo > lo / 1.5); /* not stretched to 10 .. 10,000 */
+    free(gp);
+    int rows, cols;
+    gp = slurp(scratch("axes/boxes-forward.gp"), NULL);
+    yr = strstr(gp, "set yrange [");
+    assert_non_null(yr);
+    assert_int_equal(sscanf(yr, "set yrange [%lf:%lf]", &ylo, &yhi), 2);
+    for (int b = 0; b < 2; b++) {
+        double *d = dat_block(scratch("axes/boxes-forward.dat"), b, &rows, &cols);
+        for (int k = 0; k < rows; k++)
+            assert_true(d[k * cols + 3] >= ylo && d[k * cols + 7] <= yhi);
+        free(d);
+    }
+    free(gp);
+    close_logs(logs, 2);
+}
+
+/* --format, --size, --font reach the script; bad values are one-line errors naming the flag. */
+static void test_style_options(void **state)
+{
+    (void)state;
+    NsLog log;
+    open_runs(&log, (int[]){BATCH}, 1);
+    NsPlotOptions opt = {.out_dir = scratch("style"), .format = "pdf,svg,pdf",
+                         .size = "720x500", .font = "Serif,8"};
+    plot_ok("training", &log, 1, &opt, 1);
+    const char *gp = scratch("style/training.gp");
+    assert_true(file_contains(gp, "do for [fmt in \"pdf svg\"]")); /* each format once */
+    assert_true(file_contains(gp, "set terminal pdfcairo size 10.000in,6.944in noenhanced font "
+                                  "\"Serif,8\""));
+    assert_true(file_contains(gp, "set terminal svg size 720,500"));
+    assert_false(file_contains(gp, "pngcairo"));
+    char err[NS_ERRLEN];
+    NsPlotOptions bad[] = {{.format = "gif"}, {.format = ""}, {.size = "big"},
+                           {.size = "10x10"}, {.font = ""}};
+    const char *flag[] = {"--format", "--format", "--size", "--size", "--font"};
+    for (int i = 0; i < 5; i++) {
+        bad[i].out_dir = scratch("style");
+        assert_int_equal(ns_plot("training", &log, 1, &bad[i], err), -1);
+        assert_non_null(strstr(err, flag[i]));
+        assert_int_equal(ns_plot_style_check(&bad[i], err), -1);
+    }
+    /* study's way: the style from its flags, taken out of the list that goes to train */
+    char *words[] = {"--steps", "5", "--format=pdf", "--size", "640x480", "--seed", "3"};
+    int n = 7;
+    assert_int_equal(ns_plot_style_take(words, &n, err), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(words[2], "--seed");
+    NsPlotOptions def = {.out_dir = scratch("style"), .prefix = "default"};
+    plot_ok("training", &log, 1, &def, 1);
+    assert_true(file_contains(scratch("style/default.gp"), "pdfcairo size 8.889in,6.667in"));
+    char *reset[] = {"--format", "png,svg", "--size", "1200x800"};
+    assert_int_equal(ns_plot_style_from_args(reset, 4, err), 0);
+    ns_log_close(&log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +609,11 @@ int main(void)
         cmocka_unit_test(test_layers_values),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_no_gnuplot),
+        cmocka_unit_test(test_palette_stable),
+        cmocka_unit_test(test_smoothing_no_kink),
+        cmocka_unit_test(test_seed_band),
+        cmocka_unit_test(test_axes_fit),
+        cmocka_unit_test(test_style_options),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, plot_runs_setup, group_teardown);

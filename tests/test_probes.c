@@ -55,8 +55,9 @@ static void check_vectors_run(const char *norm, const char *batching)
     const char *out = scratch("t1.h5"), *site;
     double *real, *all, *b, *r, *dist, rows[12];
     long c1, c2;
+    /* one log file for every scheme and batching: each run replaces the last */
     assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 12 --eval-every 0 --probe-vectors-every 1 "
-                            "--norm %s --batching %s --out %s", norm, batching, out), 0);
+                            "--norm %s --batching %s --overwrite --out %s", norm, batching, out), 0);
     hid_t f = open_ro(out);
     assert_true(f >= 0);
     assert_int_equal(rd(f, "steps/real_tokens_per_s", &real, NULL), 12);
@@ -407,9 +408,9 @@ TEST(test_probes_do_not_change_training)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 20 --eval-every 10 %s --probes all "
                                 "--lipschitz-every 5 --hessian-iters 3 --probe-vectors-every 1 "
-                                "--out %s", cases[i], a), 0);
+                                "--overwrite --out %s", cases[i], a), 0);
         assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 20 --eval-every 10 %s --probes none "
-                                "--out %s", cases[i], b), 0);
+                                "--overwrite --out %s", cases[i], b), 0);
         hid_t fa = open_ro(a), fb = open_ro(b);
         assert_true(fa >= 0 && fb >= 0);
         for (int k = 0; k < 3; k++) {
@@ -442,7 +443,8 @@ TEST(test_probes_option)
     assert_int_equal(lines, 1);
     assert_non_null(strstr(first, "bogus"));
 
-    assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 6 --probes batch-stats --out %s", out), 0);
+    assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 6 --probes batch-stats --overwrite "
+                            "--out %s", out), 0);
     hid_t f = open_ro(out);
     assert_true(f >= 0);
     for (int s = 0; s < N_TINY_SITES; s++) {
@@ -453,8 +455,8 @@ TEST(test_probes_option)
     assert_true(!exists(f, "params") && !exists(f, "lipschitz") && NROWS(f, "steps/loss") == 6);
     H5Fclose(f);
 
-    assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 6 --probes none --lipschitz-every 2 --out %s",
-                            out), 0);
+    assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 6 --probes none --lipschitz-every 2 "
+                            "--overwrite --out %s", out), 0);
     f = open_ro(out);
     assert_true(f >= 0 && NROWS(f, "steps/loss") == 6 && NROWS(f, "eval/loss") == 1);
     PathList l = datasets(f);
@@ -467,15 +469,47 @@ TEST(test_probes_option)
 
 /* ------------------------------------------------------------ 6: Lipschitz */
 
+/* The curvature vectors of one row: the top eigenvalues start with hessian_top_eig; each
+ * quadrature run's weights sum to 1; run 0 is the top-eigenvalue run (same steps), so its
+ * largest-magnitude node is that eigenvalue. (Their accuracy: test_hessian.c, torch_ref.py.) */
+static void check_curvature_row(hid_t f, int i, double eig)
+{
+    double *eigs, *nodes, *weights;
+    long ce, cn, cw;
+    assert_int_equal(rd(f, "lipschitz/hessian_top_eigs", &eigs, &ce), 4);
+    assert_int_equal(rd(f, "lipschitz/density_nodes", &nodes, &cn), 4);
+    assert_int_equal(rd(f, "lipschitz/density_weights", &weights, &cw), 4);
+    assert_true(ce == 2 && cn == 8 && cw == 8);
+    SOFT(eigs[2 * i] == (double)(float)eig && fabs(eigs[2 * i + 1]) <= fabs(eig),
+         "hessian_top_eigs[%d] = %g %g, hessian_top_eig %g\n", i, eigs[2 * i], eigs[2 * i + 1],
+         eig);
+    double top = 0.0;
+    for (int run = 0; run < 2; run++) {
+        double sum = 0.0;
+        for (int j = 0; j < 4; j++)
+            sum += weights[8 * i + 4 * run + j];
+        SOFT(fabs(sum - 1.0) < 1e-5, "density_weights[%d] run %d sum to %.8g\n", i, run, sum);
+    }
+    for (int j = 0; j < 4; j++)
+        top = fabs(nodes[8 * i + j]) > fabs(top) ? nodes[8 * i + j] : top;
+    SOFT(top == (double)(float)eig, "density run 0's largest node %g, hessian_top_eig %g\n", top,
+         eig);
+    free(eigs), free(nodes), free(weights);
+}
+
 TEST(test_lipschitz)
 {
     static const char *const name[] = {"grad_predictiveness", "beta_smoothness", "seconds",
-                                       "loss_range", "hessian_top_eig"};
+                                       "loss_range", "hessian_top_eig", "hessian_trace",
+                                       "hvp_pinned"};
+    enum { N_NAMES = sizeof name / sizeof name[0] };
     const char *out = scratch("t9.h5");
-    double *st, *loss, *grid, *v[5];
+    double *st, *loss, *grid, *v[N_NAMES];
     long cols;
     assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 20 --eval-every 0 --lipschitz-every 5 "
-                            "--hessian-iters 3 --dropout 0 --norm power --pn-warmup 7 --out %s", out),
+                            "--hessian-iters 4 --hessian-top 2 --hutchinson-samples 2 "
+                            "--density-runs 2 --density-steps 4 --dropout 0 --norm power "
+                            "--pn-warmup 7 --out %s", out),
                      0);
     hid_t f = open_ro(out);
     assert_true(f >= 0);
@@ -483,14 +517,17 @@ TEST(test_lipschitz)
     assert_int_equal(rd(f, "steps/loss", &loss, NULL), 20);
     assert_int_equal(rd(f, "lipschitz/grid_loss", &grid, &cols), 4);
     assert_int_equal(cols, 5);
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < N_NAMES; k++)
         assert_int_equal(rd(f, fmt("lipschitz/%s", name[k]), &v[k], NULL), 4);
     for (int i = 0; i < 4; i++) {
         double lo = INFINITY, hi = -INFINITY, train = loss[(int)st[i] - 1];
         assert_true(st[i] == 5.0 * (i + 1));
-        for (int k = 0; k < 5; k++) /* finite; > 0 except loss_range (>= 0), eigenvalue (any) */
-            SOFT(isfinite(v[k][i]) && (k == 4 || v[k][i] > 0 || (k == 3 && v[k][i] == 0)),
+        /* finite; > 0 except loss_range, pinned units (>= 0), eigenvalue and trace (any) */
+        for (int k = 0; k < N_NAMES; k++)
+            SOFT(isfinite(v[k][i]) && (k == 4 || k == 5 || v[k][i] > 0 ||
+                                       ((k == 3 || k == 6) && v[k][i] == 0)),
                  "lipschitz/%s[%d] = %g\n", name[k], i, v[k][i]);
+        check_curvature_row(f, i, v[4][i]);
         for (int c = 0; c < 5; c++)
             lo = fmin(lo, grid[5 * i + c]), hi = fmax(hi, grid[5 * i + c]);
         SOFT(fabs(v[3][i] - (hi - lo)) <= 1e-6, "loss_range[%d] = %g, grid max - min %g\n", i,
@@ -499,7 +536,7 @@ TEST(test_lipschitz)
         SOFT(grid[5 * i] == (double)(float)train, "grid_loss[%d][0] = %.9g, loss of step %g = "
              "%.9g\n", i, grid[5 * i], st[i], train);
     }
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < N_NAMES; k++)
         free(v[k]);
     free(st), free(loss), free(grid);
     H5Fclose(f);

@@ -17,8 +17,7 @@ void ns_run_config_default(NsRunConfig *c)
     c->synth_bytes = 2 * 1024 * 1024;
     c->steps = 1000;
     c->seed = 1;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    c->threads = cores > 0 ? (int)cores : 1;
+    c->threads = 0; /* auto: ns_run_config_resolve_threads */
     c->eval_every = 200;
     c->eval_batches = 0;
     c->log_every = 50;
@@ -27,16 +26,21 @@ void ns_run_config_default(NsRunConfig *c)
     c->flush_every = 10;
     snprintf(c->probes, sizeof c->probes, "all");
     c->probe_vectors_every = 100;
-    c->lipschitz_every = 250; /* ~15 passes per call: about 6 % of training time */
+    c->lipschitz_every = 1000; /* 33 passes, ~50 steps of time per call: about 5 % (README) */
     c->hessian_iters = 10;
+    c->hessian_top = 1;
+    c->hutchinson_samples = 4;
+    c->density_runs = 1;  /* the top-eigenvalue run itself (hessian.h) */
+    c->density_steps = 0; /* = hessian_iters */
 }
 
 int ns_run_config_validate(const NsRunConfig *c, char *err)
 {
     if (c->steps <= 0)
         return ns_fail(err, "--steps must be a positive integer (got %ld)", c->steps);
-    if (c->threads <= 0)
-        return ns_fail(err, "--threads must be a positive integer (got %d)", c->threads);
+    if (c->threads < 0)
+        return ns_fail(err, "--threads must be a positive integer, or 0 for the size's default "
+                            "(got %d)", c->threads);
     if (c->eval_every < 0 || c->eval_batches < 0 || c->log_every <= 0 ||
         c->checkpoint_every < 0 || c->flush_every <= 0)
         return ns_fail(err, "--eval-every, --eval-batches and --checkpoint-every must be >= 0, "
@@ -44,6 +48,10 @@ int ns_run_config_validate(const NsRunConfig *c, char *err)
     if (c->probe_vectors_every < 0 || c->lipschitz_every < 0 || c->hessian_iters < 0)
         return ns_fail(err, "--probe-vectors-every, --lipschitz-every and --hessian-iters must "
                             "be >= 0");
+    if (c->hessian_top < 1 || c->hessian_top > c->hessian_iters + (c->hessian_iters == 0) ||
+        c->hutchinson_samples < 0 || c->density_runs < 0 || c->density_steps < 0)
+        return ns_fail(err, "--hessian-top must be in 1..--hessian-iters, --hutchinson-samples, "
+                            "--density-runs and --density-steps >= 0");
     if (c->synth_bytes < 4096)
         return ns_fail(err, "--synth-bytes must be at least 4096 (got %ld)", c->synth_bytes);
     if (!c->out_path[0])
@@ -59,8 +67,31 @@ int ns_run_config_validate_all(const NsRunConfig *c, char *err)
     return 0;
 }
 
+double ns_model_step_flops(const NsModelConfig *m)
+{
+    double d = m->d_model, F = m->d_ff, T = m->seq_len, V = m->vocab_size;
+    double per_token = m->n_layers * (8.0 * d * d + 4.0 * d * F + 4.0 * T * d) + 2.0 * d * V;
+    return 3.0 * per_token * T * m->batch_size;
+}
+
+int ns_threads_for_model(const NsModelConfig *m, int cores)
+{
+    if (cores < 1)
+        cores = 1;
+    return ns_model_step_flops(m) < NS_THREADS_MIN_STEP_FLOPS ? 1 : cores;
+}
+
+void ns_run_config_resolve_threads(NsRunConfig *c)
+{
+    if (c->threads != 0)
+        return;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    c->threads = ns_threads_for_model(&c->model, cores > 0 ? (int)cores : 1);
+}
+
 int ns_run_config_resolve(NsRunConfig *c, const NsParse *p, char *err)
 {
+    ns_run_config_resolve_threads(c);
     NsModelConfig *m = &c->model;
     const NsNormScheme *scheme = ns_norm_scheme_for(m->norm);
     if (scheme->bn_momentum > 0 && !ns_parse_given(p, "--bn-momentum"))
@@ -87,6 +118,26 @@ void ns_run_config_finish(NsRunConfig *c)
     int has_ext = n > 3 && strcmp(c->out_path + n - 3, ".h5") == 0;
     snprintf(c->checkpoint_path, sizeof c->checkpoint_path, "%.*s.ckpt.h5",
              (int)(has_ext ? n - 3 : n), c->out_path);
+}
+
+/* One path that a new run would replace: an error unless --overwrite. */
+static int refuse_existing(const char *path, const char *what, char *err)
+{
+    if (access(path, F_OK) != 0)
+        return 0;
+    return ns_fail(err, "%s '%s' exists; give --overwrite to replace it, or --resume CKPT to "
+                        "continue that run", what, path);
+}
+
+int ns_run_config_check_overwrite(NsRunConfig *c, char *err)
+{
+    ns_run_config_finish(c);
+    if (c->overwrite || c->resume_path[0])
+        return 0;
+    if (refuse_existing(c->out_path, "run log", err) < 0 ||
+        refuse_existing(c->checkpoint_path, "checkpoint", err) < 0)
+        return -1;
+    return 0;
 }
 
 const char *ns_tokenizer_name(NsTokenizer t) { return t == NS_TOK_CHAR ? "char" : "word"; }

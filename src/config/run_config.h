@@ -32,7 +32,8 @@ typedef struct {
     /* Schedule. */
     long steps;
     uint64_t seed;
-    int threads;
+    int threads;      /* BLAS threads; 0 = auto (ns_run_config_resolve_threads) */
+    int world_size;   /* ranks of the run that wrote the file (set by the trainer) */
     int eval_every;   /* steps between validation passes (0 = only at the end) */
     int eval_batches; /* cap on validation batches per pass (0 = whole validation set) */
     int log_every;    /* plain log line cadence when stderr is not a terminal */
@@ -41,6 +42,7 @@ typedef struct {
     char out_path[NS_PATH_LEN];        /* run log (HDF5) */
     char checkpoint_path[NS_PATH_LEN]; /* default: <out without .h5>.ckpt.h5 */
     char resume_path[NS_PATH_LEN];
+    int overwrite;        /* --overwrite: an existing log/checkpoint may be replaced */
     int checkpoint_every; /* 0 = only at the end / on interruption */
     int flush_every;      /* run-log flush cadence in steps */
 
@@ -48,7 +50,15 @@ typedef struct {
     char probes[NS_OPT_STR_LEN]; /* comma list, "all" or "none" */
     int probe_vectors_every; /* full statistic vectors every N steps (0 = never) */
     int lipschitz_every;     /* smoothness probes every N steps (0 = off) */
-    int hessian_iters;
+    int hessian_iters;       /* Lanczos steps of the top-eigenvalue run */
+    int hessian_top;         /* top eigenvalues recorded (largest magnitude) */
+    int hutchinson_samples;  /* Rademacher vectors of the trace estimate (0 = off) */
+    int density_runs;        /* stochastic Lanczos quadrature runs (0 = off) */
+    int density_steps;       /* Lanczos steps of each run */
+    int lipschitz;           /* debug-step: write each step's lipschitz/ group */
+
+    /* Figures (plot and study; never stored): image formats, size, font; NULL = default. */
+    const char *fig_format, *fig_size, *fig_font;
 } NsRunConfig;
 
 /* The commands that run the engine, for NsOption.commands: which of them accept a flag. */
@@ -57,6 +67,7 @@ enum {
     NS_CMD_EVAL = 1 << 1,
     NS_CMD_DEBUG_STEP = 1 << 2,
     NS_CMD_STUDY = 1 << 3, /* flags study checks and passes on to every run */
+    NS_CMD_PLOT = 1 << 4,  /* the figure flags of plot (and study) */
 };
 
 /* The option table of NsRunConfig (offsets into it), in --help order. To add a setting: a
@@ -75,8 +86,25 @@ int ns_run_config_validate_all(const NsRunConfig *c, char *err);
  * gave (ns_parse_given(p, flag)) is kept. Then checks the flags that apply to one scheme only
  * (--no-layer-scaling). Returns 0, or -1 with one line in err. */
 int ns_run_config_resolve(NsRunConfig *c, const NsParse *p, char *err);
+/* The default thread count follows the model: on small models the BLAS threads cost more in
+ * synchronization than they gain (2 threads were 1.2x slower than 1 at the study's d=64, 4
+ * layers, T=32, B=32; README "Performance" has the measurements). Matmul FLOPs of one
+ * training step (forward and backward): per token and layer 8d^2 + 4dF + 4Td, plus 2dV for the
+ * output, times 3 for the backward, times B*T tokens. */
+#define NS_THREADS_MIN_STEP_FLOPS 8e9
+double ns_model_step_flops(const NsModelConfig *m);
+/* 1 below NS_THREADS_MIN_STEP_FLOPS per step, else `cores` (which a caller running several
+ * trainings at once can divide). */
+int ns_threads_for_model(const NsModelConfig *m, int cores);
+/* --threads 0 (the default) becomes ns_threads_for_model(model, this machine's cores); called by
+ * ns_run_config_resolve, and by a resumed run or eval, whose model comes from a checkpoint. */
+void ns_run_config_resolve_threads(NsRunConfig *c);
 /* Fills checkpoint_path from out_path when it is empty. */
 void ns_run_config_finish(NsRunConfig *c);
+/* A new run (no --resume) never replaces recorded data unless told: -1 with one line in err when
+ * --out or the checkpoint path (as ns_run_config_finish makes it) exists and --overwrite is not
+ * given. */
+int ns_run_config_check_overwrite(NsRunConfig *c, char *err);
 
 /* The data layer's view of this configuration (points into c). */
 NsDataSpec ns_run_config_data_spec(const NsRunConfig *c);

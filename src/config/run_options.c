@@ -10,7 +10,6 @@
 #include "run_config.h"
 
 #define TDS (NS_CMD_TRAIN | NS_CMD_DEBUG_STEP | NS_CMD_STUDY)
-#define TDSE (TDS | NS_CMD_EVAL)
 #define FIXED (NS_OPT_SHAPE | NS_OPT_REQUIRED)
 
 /* flag, attribute, kind, field, section, commands, traits, help */
@@ -45,6 +44,9 @@ const NsOption NS_RUN_OPTIONS[] = {
         "vocabulary cap (rarer tokens become <unk>)"),
     CONST("tie_embeddings", CONST_INT, MODEL, "1"),
     RUN("--dropout", "dropout", FLOAT, model.dropout, MODEL, TDS, 0, "dropout probability"),
+    /* with several ranks (mpirun; docs/distributed.md) */
+    RUN("--batch-stats", "batch_stats", STR, model.batch_stats, MODEL, TDS, 0,
+        "global (batch statistics over all ranks' rows) | local (each rank's own)"),
     RUN("--pn-alpha", "pn_alpha", FLOAT, model.pn_alpha, MODEL, TDS, NS_OPT_SHAPE,
         "PN running-average factor alpha in (0,1)"),
     RUN("--pn-warmup", "pn_warmup", INT, model.pn_warmup, MODEL, TDS, NS_OPT_SHAPE,
@@ -75,13 +77,16 @@ const NsOption NS_RUN_OPTIONS[] = {
     RUN(NULL, "adam_eps", FLOAT, optim.adam_eps, OPTIM, 0, 0, ""),
     RUN("--clip", "clip", FLOAT, optim.clip, OPTIM, TDS, 0, "global gradient-norm clip (0 = off)"),
 
-    RUN_PATH("--corpus", "corpus", corpus_path, TDSE,
-             "training text, one sentence per line (default: embedded synthetic corpus)",
+    /* eval has rows of its own for the few run settings it takes (cmd_eval.c) */
+    RUN_PATH("--corpus", "corpus", corpus_path, TDS,
+             "training text, one sentence per line; empty and blank lines are\nskipped, "
+             "a line longer than --seq-len continues on the next rows\nwith sentences "
+             "batching (default: embedded synthetic corpus)",
              "(embedded)"),
     RUN_PATH("--valid", "valid", valid_path, TDS,
              "validation text (default: last 5% of --corpus lines)", "(held out)"),
     RUN("--tokenizer", "tokenizer", TOKENIZER, tokenizer, DATA, TDS, 0, "word | char"),
-    RUN("--batching", "batching", BATCHING, batching, DATA, TDSE, 0,
+    RUN("--batching", "batching", BATCHING, batching, DATA, TDS, 0,
         "sentences (one padded line per row) | stream (contiguous chunks)"),
     RUN("--max-tokens", "max_tokens", INT, max_tokens, DATA, TDS, 0,
         "sentences: rows of similar length per batch, rows x longest <= N, at most "
@@ -92,11 +97,12 @@ const NsOption NS_RUN_OPTIONS[] = {
     RUN("--steps", "steps", LONG, steps, SCHEDULE, TDS, 0, "training steps"),
     RUN("--seed", "seed", U64, seed, SCHEDULE, TDS, 0,
         "seed for initialisation, data order, dropout"),
-    RUN("--threads", "threads", INT, threads, SCHEDULE, TDSE, 0,
-        "BLAS threads (default: number of cores)"),
+    RUN("--threads", "threads", INT, threads, SCHEDULE, TDS, 0,
+        "BLAS threads; 0: 1 for small models (under 8 GFLOP a training\nstep: one thread is "
+        "faster there), else the number of cores"),
     RUN("--eval-every", "eval_every", INT, eval_every, SCHEDULE, TDS, 0,
         "steps between validation passes (0 = end only)"),
-    RUN("--eval-batches", "eval_batches", INT, eval_batches, SCHEDULE, TDSE, 0,
+    RUN("--eval-batches", "eval_batches", INT, eval_batches, SCHEDULE, TDS, 0,
         "cap on validation batches (0 = whole set)"),
     RUN("--log-every", NULL, INT, log_every, SCHEDULE, TDS, 0,
         "steps between log lines when not on a terminal"),
@@ -105,12 +111,14 @@ const NsOption NS_RUN_OPTIONS[] = {
     RUN("--out", NULL, PATH, out_path, OUTPUT, NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, 0,
         "output HDF5 file"),
     RUN("--checkpoint", NULL, PATH, checkpoint_path, OUTPUT,
-        NS_CMD_TRAIN | NS_CMD_DEBUG_STEP | NS_CMD_EVAL, 0,
-        "checkpoint file (train default: OUT with .ckpt.h5)"),
+        NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, 0, "checkpoint file (default: OUT with .ckpt.h5)"),
     RUN("--checkpoint-every", NULL, INT, checkpoint_every, OUTPUT, TDS, 0,
         "steps between checkpoints (0 = at the end and on SIGINT/SIGTERM)"),
     RUN("--resume", NULL, PATH, resume_path, OUTPUT, NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, 0,
         "continue from this checkpoint, appending to --out"),
+    RUN("--overwrite", NULL, SWITCH, overwrite, OUTPUT, NS_CMD_TRAIN, 0,
+        "replace an existing --out log and checkpoint (without it, or\n--resume, train "
+        "refuses them)"),
     RUN("--flush-every", "flush_every", INT, flush_every, OUTPUT, TDS, 0,
         "steps between flushes of the HDF5 log"),
 
@@ -120,10 +128,36 @@ const NsOption NS_RUN_OPTIONS[] = {
         NS_CMD_TRAIN | NS_CMD_STUDY, 0, "record full statistic vectors every N steps (0 = never)"),
     RUN("--lipschitz-every", "lipschitz_every", INT, lipschitz_every, PROBES,
         NS_CMD_TRAIN | NS_CMD_STUDY, 0, "loss-smoothness probes every N steps (0 = off)"),
-    RUN("--hessian-iters", "hessian_iters", INT, hessian_iters, PROBES,
-        NS_CMD_TRAIN | NS_CMD_STUDY, 0, "power iterations for the Hessian's top eigenvalue"),
+    RUN("--hessian-iters", "hessian_iters", INT, hessian_iters, PROBES, TDS, 0,
+        "Lanczos steps for the Hessian's top eigenvalues (0 = none)"),
+    RUN("--hessian-top", "hessian_top", INT, hessian_top, PROBES, NS_CMD_TRAIN | NS_CMD_STUDY, 0,
+        "top eigenvalues recorded (largest magnitude, at most --hessian-iters)"),
+    RUN("--hutchinson-samples", "hutchinson_samples", INT, hutchinson_samples, PROBES, TDS, 0,
+        "Rademacher vectors of the Hutchinson trace estimate (0 = off)"),
+    RUN("--density-runs", "density_runs", INT, density_runs, PROBES,
+        NS_CMD_TRAIN | NS_CMD_STUDY, 0, "stochastic Lanczos quadrature runs of the eigenvalue "
+        "density\n(0 = off; run 1 is the top-eigenvalue run when the steps agree)"),
+    RUN("--density-steps", "density_steps", INT, density_steps, PROBES,
+        NS_CMD_TRAIN | NS_CMD_STUDY, 0,
+        "Lanczos steps of each density run (0 = --hessian-iters)"),
+    RUN("--lipschitz", NULL, SWITCH, lipschitz, PROBES, NS_CMD_DEBUG_STEP, 0,
+        "also write each step's curvature group lipschitz/ (docs/debug-state.md)"),
+
+    /* figures of plot and study (analysis/plot.h); not stored in run logs */
+    {.flag = "--format", .kind = NS_OPT_TEXT, .offset = offsetof(NsRunConfig, fig_format),
+     .section = NS_SEC_OUTPUT, .commands = NS_CMD_PLOT | NS_CMD_STUDY, .metavar = "LIST",
+     .help = "figure image formats, a comma list of png, svg, pdf (gnuplot's\npngcairo, svg, "
+             "pdfcairo)", .shown = "png,svg"},
+    {.flag = "--size", .kind = NS_OPT_TEXT, .offset = offsetof(NsRunConfig, fig_size),
+     .section = NS_SEC_OUTPUT, .commands = NS_CMD_PLOT | NS_CMD_STUDY, .metavar = "WxH",
+     .help = "figure size in pixels (PDF: 72 pixels per inch)", .shown = "1200x800"},
+    {.flag = "--font", .kind = NS_OPT_TEXT, .offset = offsetof(NsRunConfig, fig_font),
+     .section = NS_SEC_OUTPUT, .commands = NS_CMD_PLOT | NS_CMD_STUDY, .metavar = "NAME,PT",
+     .help = "figure font, gnuplot's \"Name,points\"", .shown = "Sans,10"},
 
     CONST("normscope_version", CONST_STR, NONE, NORMSCOPE_VERSION),
+    RUN(NULL, "world_size", INT, world_size, SCHEDULE, 0, 0, ""),
 };
+_Static_assert(NS_BATCH_STATS_LEN == NS_OPT_STR_LEN, "--batch-stats is a text option's field");
 
 const size_t NS_N_RUN_OPTIONS = sizeof NS_RUN_OPTIONS / sizeof NS_RUN_OPTIONS[0];

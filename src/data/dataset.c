@@ -107,8 +107,11 @@ int ns_dataset_load(NsDataset *ds, const NsDataSpec *cfg, char *const *vocab_tok
         (ns_corpus_tokenize(&ds->valid, &ds->vocab, cfg->tokenizer, valid, valid_len, err) < 0 ||
          check_valid_batches(ds, cfg, err) < 0))
         rc = ns_fail_context(err, "%s", valid_name);
-    if (rc == 0)
+    if (rc == 0) {
         ds->unigram_entropy = ns_corpus_unigram_entropy(&ds->train, ds->vocab.size);
+        ds->unk_rate_train = ns_corpus_unk_rate(&ds->train);
+        ds->unk_rate_valid = ns_corpus_unk_rate(&ds->valid);
+    }
     free(train);
     free(valid);
     return rc;

@@ -30,6 +30,9 @@ typedef struct {
     NsBatcher train_batches;
     char source[NS_PATH_LEN + 32]; /* human-readable description of where the text came from */
     double unigram_entropy;        /* nats, training corpus: the loss of a unigram model */
+    /* Fractions of the training and validation tokens (EOS excluded) that the vocabulary maps
+     * to <unk> (ns_corpus_unk_rate): a high rate means --vocab-size cuts real words. */
+    double unk_rate_train, unk_rate_valid;
 } NsDataset;
 
 /* Loads everything for a run. If `vocab_tokens` is non-NULL (resume / eval from a checkpoint),

@@ -13,14 +13,19 @@
 
 #define CHECKPOINT_FORMAT "normscope-checkpoint-1"
 
+/* The vocabulary as one checksummed byte array, tokens each followed by a NUL: variable-length
+ * strings live in a heap HDF5 cannot checksum, and a flipped byte there crashed libhdf5. */
 static int write_vocab(hid_t f, const NsVocab *v, char *err)
 {
-    hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, H5T_VARIABLE);
-    H5Tset_cset(type, H5T_CSET_UTF8);
-    hsize_t dims[1] = {(hsize_t)v->size};
-    int rc = ns_h5_write(f, "vocab/tokens", type, v->tokens, 1, dims, err);
-    H5Tclose(type);
+    size_t len = 0;
+    for (int i = 0; i < v->size; i++)
+        len += strlen(v->tokens[i]) + 1;
+    char *blob = ns_xmalloc(len), *p = blob;
+    for (int i = 0; i < v->size; i++)
+        p = stpcpy(p, v->tokens[i]) + 1;
+    hsize_t dims[1] = {(hsize_t)len};
+    int rc = ns_h5_write_checked(f, "vocab/blob", H5T_NATIVE_CHAR, blob, 1, dims, err);
+    free(blob);
     return rc;
 }
 
@@ -103,11 +108,12 @@ int ns_checkpoint_save(const char *path, const NsRunConfig *cfg, NsModel *m, con
     return rc;
 }
 
-static int read_vocab(hid_t f, char ***out, int *n_out, char *err)
+/* Checkpoints before the checksummed blob stored the tokens as variable-length strings. */
+static int read_vocab_strings(hid_t f, char ***out, int *n_out, char *err)
 {
     long n = ns_h5_numel(f, "vocab/tokens");
     if (n <= 0)
-        return ns_fail(err, "checkpoint has no vocabulary (vocab/tokens)");
+        return ns_fail(err, "checkpoint has no vocabulary (vocab/blob)");
     hid_t type = H5Tcopy(H5T_C_S1);
     H5Tset_size(type, H5T_VARIABLE);
     H5Tset_cset(type, H5T_CSET_UTF8);
@@ -124,6 +130,35 @@ static int read_vocab(hid_t f, char ***out, int *n_out, char *err)
     *out = tokens;
     *n_out = (int)n;
     return rc;
+}
+
+static int read_vocab(hid_t f, char ***out, int *n_out, char *err)
+{
+    if (!ns_h5_exists(f, "vocab/blob"))
+        return read_vocab_strings(f, out, n_out, err);
+    long len = ns_h5_numel(f, "vocab/blob");
+    if (len <= 0)
+        return ns_fail(err, "checkpoint's vocabulary (vocab/blob) is empty");
+    char *blob = ns_xmalloc((size_t)len);
+    if (ns_h5_read(f, "vocab/blob", H5T_NATIVE_CHAR, blob, (size_t)len, err) < 0) {
+        free(blob);
+        return -1;
+    }
+    if (blob[len - 1] != '\0') {
+        free(blob);
+        return ns_fail(err, "checkpoint's vocabulary (vocab/blob) does not end a token");
+    }
+    int n = 0;
+    for (long i = 0; i < len; i++)
+        n += blob[i] == '\0';
+    char **tokens = ns_xcalloc((size_t)n, sizeof(char *));
+    const char *p = blob;
+    for (int i = 0; i < n; i++, p += strlen(p) + 1)
+        tokens[i] = ns_xstrdup(p);
+    free(blob);
+    *out = tokens;
+    *n_out = n;
+    return 0;
 }
 
 void ns_checkpoint_header_free(NsCheckpointHeader *h)

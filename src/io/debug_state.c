@@ -1,6 +1,7 @@
 #include "debug_state.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "h5util.h"
 #include "model_io.h"
@@ -36,7 +37,8 @@ static int write_batch(hid_t f, const char *g, const NsModelConfig *c, const int
 }
 
 int ns_debug_state_record_step(hid_t f, int k, NsModel *m, NsAdamW *opt, const int32_t *tokens,
-                               const uint8_t *mask, double *loss_out, char *err)
+                               const uint8_t *mask, double *loss_out, NsDebugMeasure measure,
+                               void *ctx, char *err)
 {
     char g[32], path[64];
     snprintf(g, sizeof g, "step_%d", k);
@@ -49,6 +51,9 @@ int ns_debug_state_record_step(hid_t f, int k, NsModel *m, NsAdamW *opt, const i
     if (ns_write_norm_state(f, path, m, err) < 0)
         return -1;
 
+    NsModelSnapshot before = {0};
+    if (measure)
+        ns_model_snapshot(m, &before);
     double loss = ns_model_forward(m, tokens, mask, 1);
     ns_model_zero_grad(m);
     ns_model_backward(m);
@@ -67,6 +72,60 @@ int ns_debug_state_record_step(hid_t f, int k, NsModel *m, NsAdamW *opt, const i
     snprintf(path, sizeof path, "%s/lr", g);
     if (ns_h5_write_scalar_f32(f, path, lr, err) < 0)
         return -1;
-    ns_adamw_step(opt, m->params, m->grads, lr);
+    int rc = measure ? measure(ctx, f, k, m, &before, tokens, mask, err) : 0;
+    ns_model_snapshot_free(&before);
+    if (rc == 0)
+        ns_adamw_step(opt, m->params, m->grads, lr);
+    return rc;
+}
+
+static int write_f64(hid_t f, const char *group, const char *name, const double *v, int n,
+                     char *err)
+{
+    char path[96];
+    snprintf(path, sizeof path, "%s/%s", group, name);
+    hsize_t dims[1] = {(hsize_t)n};
+    return ns_h5_write(f, path, H5T_NATIVE_DOUBLE, v, n < 0 ? 0 : 1, dims, err);
+}
+
+/* A scalar string dataset (fixed length, ASCII). */
+static int write_string(hid_t f, const char *path, const char *text, char *err)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, strlen(text));
+    int rc = ns_h5_write(f, path, type, text, 0, NULL, err);
+    H5Tclose(type);
+    return rc;
+}
+
+int ns_debug_state_write_lipschitz(hid_t f, int k, const NsParamLayout *layout,
+                                   const NsDebugLipschitz *lip, char *err)
+{
+    char g[48], path[96];
+    snprintf(g, sizeof g, "step_%d/lipschitz", k);
+    if (write_f64(f, g, "r", lip->r, lip->n_grid, err) < 0 ||
+        write_f64(f, g, "grid_loss", lip->grid_loss, lip->n_grid + 1, err) < 0 ||
+        write_f64(f, g, "grad_diff_norm", lip->grad_diff_norm, lip->n_grid, err) < 0 ||
+        write_f64(f, g, "beta_smoothness", &lip->beta_smoothness, -1, err) < 0 ||
+        write_f64(f, g, "hessian_top_eig", &lip->top_eig, -1, err) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/hessian_solver", g);
+    if (write_string(f, path, lip->solver, err) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/hessian_iters", g);
+    if (ns_h5_write_scalar_i64(f, path, lip->iters, err) < 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/start", g);
+    if (ns_write_tensors(f, path, layout, lip->start, err) < 0)
+        return -1;
+    if (lip->samples <= 0)
+        return 0;
+    if (write_f64(f, g, "hessian_trace", &lip->trace, -1, err) < 0)
+        return -1;
+    for (int s = 0; s < lip->samples; s++) {
+        snprintf(path, sizeof path, "%s/hutchinson/%d", g, s);
+        if (ns_write_tensors(f, path, layout, lip->probes + (size_t)s * layout->total, err) < 0)
+            return -1;
+    }
     return 0;
 }

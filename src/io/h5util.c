@@ -116,17 +116,18 @@ int ns_h5_write(hid_t loc, const char *path, hid_t mtype, const void *data, int 
     return write_with(loc, path, mtype, data, ndim, dims, H5P_DEFAULT, err);
 }
 
-/* Float arrays (parameters, moments, norm state) carry a Fletcher-32 checksum, which H5Dread
- * verifies: a flipped byte in a checkpoint is an error at load, not a silently different model.
- * The filter needs chunks: one per dataset, or slices of rows under 64 M floats. */
-int ns_h5_write_f32(hid_t loc, const char *path, const float *data, int ndim,
-                    const hsize_t *dims, char *err)
+/* Arrays a checkpoint depends on (parameters, moments, norm state, the vocabulary) carry a
+ * Fletcher-32 checksum, which H5Dread verifies: a flipped byte in a checkpoint is an error at
+ * load, not a silently different model (or a crash inside libhdf5 on a corrupt string heap).
+ * The filter needs chunks: one per dataset, or slices of rows under 64 M elements. */
+int ns_h5_write_checked(hid_t loc, const char *path, hid_t mtype, const void *data, int ndim,
+                        const hsize_t *dims, char *err)
 {
     hsize_t chunk[2] = {0, 0}, row, n = 1;
     for (int i = 0; i < ndim && i < 2; i++)
         n *= dims[i];
     if (ndim < 1 || ndim > 2 || n == 0)
-        return ns_h5_write(loc, path, H5T_NATIVE_FLOAT, data, ndim, dims, err);
+        return ns_h5_write(loc, path, mtype, data, ndim, dims, err);
     row = ndim == 2 ? dims[1] : 1;
     hsize_t max_rows = (1u << 26) / row > 0 ? (1u << 26) / row : 1;
     chunk[0] = dims[0] < max_rows ? dims[0] : max_rows;
@@ -134,9 +135,15 @@ int ns_h5_write_f32(hid_t loc, const char *path, const float *data, int ndim,
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, ndim, chunk);
     H5Pset_fletcher32(dcpl);
-    int rc = write_with(loc, path, H5T_NATIVE_FLOAT, data, ndim, dims, dcpl, err);
+    int rc = write_with(loc, path, mtype, data, ndim, dims, dcpl, err);
     H5Pclose(dcpl);
     return rc;
+}
+
+int ns_h5_write_f32(hid_t loc, const char *path, const float *data, int ndim,
+                    const hsize_t *dims, char *err)
+{
+    return ns_h5_write_checked(loc, path, H5T_NATIVE_FLOAT, data, ndim, dims, err);
 }
 
 int ns_h5_write_scalar_f32(hid_t loc, const char *path, float value, char *err)

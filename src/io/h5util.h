@@ -28,6 +28,9 @@ int ns_h5_exists(hid_t loc, const char *path);
 /* Writes a whole dataset (ndim 0 = scalar) of memory type mtype at path. */
 int ns_h5_write(hid_t loc, const char *path, hid_t mtype, const void *data, int ndim,
                 const hsize_t *dims, char *err);
+/* As ns_h5_write, chunked with a Fletcher-32 checksum that every read verifies (1-D or 2-D). */
+int ns_h5_write_checked(hid_t loc, const char *path, hid_t mtype, const void *data, int ndim,
+                        const hsize_t *dims, char *err);
 int ns_h5_write_f32(hid_t loc, const char *path, const float *data, int ndim,
                     const hsize_t *dims, char *err);
 int ns_h5_write_scalar_f32(hid_t loc, const char *path, float value, char *err);

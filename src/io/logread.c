@@ -34,6 +34,12 @@ int ns_log_open(NsLog *log, const char *path, char *err)
     }
     if (strcmp(format, NS_RUNLOG_FORMAT) != 0) {
         ns_log_close(log);
+        /* Another normscope file (a checkpoint, a debug state) is not a log from another
+         * version: re-running would not help, giving the run log would. */
+        if (strncmp(format, "normscope-runlog-", 17) != 0)
+            return ns_fail(err, "'%s' is a %s file, not a run log; give the run log that "
+                                "'normscope train --out' wrote (RUN.h5 beside RUN.ckpt.h5)",
+                           path, format);
         return ns_fail(err, "'%s' is a run log of unknown format '%s' (this normscope reads %s); "
                             "re-run it with this version", path, format, NS_RUNLOG_FORMAT);
     }

@@ -203,6 +203,14 @@ int ns_runlog_find(const NsRunLog *log, const char *path)
     return -1;
 }
 
+int ns_runlog_write_unk_rates(NsRunLog *log, double train, double valid)
+{
+    if (ns_h5_attr_write_f64(log->file, NS_RUNLOG_UNK_RATE_TRAIN, train) < 0 ||
+        ns_h5_attr_write_f64(log->file, NS_RUNLOG_UNK_RATE_VALID, valid) < 0)
+        return -1;
+    return 0;
+}
+
 int ns_runlog_describe(NsRunLog *log, const char *path, const char *key, const char *text)
 {
     hid_t obj = H5Oopen(log->file, path, H5P_DEFAULT);

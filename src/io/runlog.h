@@ -66,6 +66,9 @@ int ns_runlog_add_scalars(NsRunLog *log, const char *group, const NsRunLogScalar
                           int *ids, char *err);
 /* Index of an already declared series, or -1. */
 int ns_runlog_find(const NsRunLog *log, const char *path);
+/* Root attributes unk_rate_train and unk_rate_valid (float64, 0..1): the fractions of the
+ * training and validation tokens mapped to <unk> (before start only). */
+int ns_runlog_write_unk_rates(NsRunLog *log, double train, double valid);
 /* Writes a string attribute on a group or dataset path (before start only). */
 int ns_runlog_describe(NsRunLog *log, const char *path, const char *key, const char *text);
 

@@ -23,6 +23,9 @@
 /* The format version: bump it when a reader of the old version would misread the new. */
 #define NS_RUNLOG_FORMAT "normscope-runlog-1"
 #define NS_RUNLOG_FORMAT_ATTR "format"
+/* Root attributes beside the configuration: fractions of the tokens that are <unk>. */
+#define NS_RUNLOG_UNK_RATE_TRAIN "unk_rate_train"
+#define NS_RUNLOG_UNK_RATE_VALID "unk_rate_valid"
 
 /* Top-level groups, and the series that indexes a group's rows. */
 #define NS_RUNLOG_STEPS "steps"

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "comm.h"
 #include "norm.h"
 #include "util.h"
 
@@ -81,6 +82,7 @@ void ns_model_config_default(NsModelConfig *c)
         .pn_warmup = 100,
         .pn_groups = 0,
         .dropout = 0.1f,
+        .batch_stats = "global",
     };
 }
 
@@ -204,6 +206,13 @@ int ns_model_config_validate(const NsModelConfig *c, char *err)
                        c->d_model);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
         return ns_fail(err, "--dropout must be in [0, 1) (got %g)", (double)c->dropout);
+    if (strcmp(c->batch_stats, "global") != 0 && strcmp(c->batch_stats, "local") != 0)
+        return ns_fail(err, "--batch-stats must be global or local (got '%s')", c->batch_stats);
+    int ranks = ns_comm_world()->size;
+    if (c->batch_size % ranks != 0)
+        return ns_fail(err, "--batch-size %d is not a multiple of the %d ranks of this run: each "
+                            "rank takes an equal share of every batch; give a multiple of %d",
+                       c->batch_size, ranks, ranks);
     return check_memory(c, err);
 }
 

@@ -16,6 +16,8 @@ typedef enum { NS_NORM_SCHEMES(NS_NORM_KIND_ENTRY) NS_NORM_COUNT } NsNormKind;
 
 typedef enum { NS_POS_POST = 0, NS_POS_PRE = 1 } NsNormPosition;
 
+#define NS_BATCH_STATS_LEN 256 /* the size of a text option's field (NS_OPT_STR_LEN) */
+
 /* Everything that fixes the shape and arithmetic of the model: two runs with equal ModelConfig
  * have interchangeable checkpoints. */
 typedef struct {
@@ -35,6 +37,9 @@ typedef struct {
     int pn_groups;     /* G, PN schemes only; 0 = no group scaling */
     int no_layer_scaling; /* batch-official only: 1 drops its layer scaling (an ablation) */
     float dropout;
+    /* With several ranks (docs/distributed.md): "global" = batch statistics over the rows of all
+     * ranks (SyncBN), "local" = over each rank's own rows (DDP's BatchNorm). */
+    char batch_stats[NS_BATCH_STATS_LEN];
 } NsModelConfig;
 
 typedef struct {

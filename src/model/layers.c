@@ -93,6 +93,32 @@ void ns_relu_backward(float *dx, const float *dy, const float *y, size_t n)
 
 static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
+/* Advances xoshiro256** by n draws (the masks of other ranks' elements). */
+static void rng_skip(uint64_t *s, size_t n)
+{
+    uint64_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t = s1 << 17;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = rotl64(s3, 45);
+    }
+    s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
+}
+
+void ns_dropout_forward_part(float *y, const float *x, float *keep, float p, size_t n,
+                             size_t skip, size_t rest, NsRng *rng)
+{
+    if (p > 0.0f)
+        rng_skip(rng->s, skip);
+    ns_dropout_forward(y, x, keep, p, n, rng);
+    if (p > 0.0f)
+        rng_skip(rng->s, rest);
+}
+
 void ns_dropout_forward(float *y, const float *x, float *keep, float p, size_t n, NsRng *rng)
 {
     if (p <= 0.0f) {

@@ -29,6 +29,11 @@ void ns_relu_backward(float *dx, const float *dy, const float *y, size_t n);
 /* Inverted dropout: keep with probability 1-p and scale by 1/(1-p). `keep` records the mask
  * (0 or 1/(1-p)) so backward is a multiply. p == 0 copies. */
 void ns_dropout_forward(float *y, const float *x, float *keep, float p, size_t n, NsRng *rng);
+/* The same for elements [skip, skip + n) of a tensor of skip + n + rest elements, whose masks are
+ * drawn from rng in order: the rng ends where dropout over the whole tensor leaves it, so the
+ * mask of an element does not depend on how the tensor is split over ranks. */
+void ns_dropout_forward_part(float *y, const float *x, float *keep, float p, size_t n,
+                             size_t skip, size_t rest, NsRng *rng);
 void ns_dropout_backward(float *dx, const float *dy, const float *keep, float p, size_t n);
 
 /* y = a + b elementwise. */
@@ -39,6 +44,17 @@ void ns_add_inplace(float *y, const float *a, size_t n);
  * place. Returns the mean loss over rows with mask != 0 (0 if none). */
 double ns_xent_forward(float *probs_inout, const int32_t *tokens, const uint8_t *mask, int B,
                        int T, int V);
+/* The three functions, with the loss and gradient divided by n_norm instead of this batch's
+ * real positions: a rank's share of a batch divides by the real positions of the whole batch,
+ * so the shares' losses and gradients add up to the batch's. */
+double ns_xent_forward_n(float *probs_inout, const int32_t *tokens, const uint8_t *mask, int B,
+                         int T, int V, int n_norm);
+void ns_xent_backward_n(float *dlogits_inout, const int32_t *tokens, const uint8_t *mask, int B,
+                        int T, int V, int n_norm);
+double ns_xent_forward_backward_n(float *logits_inout, const int32_t *tokens,
+                                  const uint8_t *mask, int B, int T, int V, int n_norm);
+/* Real positions of a mask of n entries. */
+int ns_count_real(const uint8_t *mask, size_t n);
 /* dlogits = (probs - onehot(target)) / n_real at real rows, 0 elsewhere (in place over probs). */
 void ns_xent_backward(float *dlogits_inout, const int32_t *tokens, const uint8_t *mask, int B,
                       int T, int V);

@@ -47,7 +47,7 @@ static void init_params(NsModel *m, uint64_t seed)
 static void init_sites(NsModel *m)
 {
     const NsModelConfig *c = &m->cfg;
-    int N = c->batch_size * c->seq_len;
+    int N = m->max_rows * c->seq_len;
     m->n_sites = 2 * c->n_layers + (c->norm_position == NS_POS_PRE ? 1 : 0);
     m->sites = ns_xcalloc((size_t)m->n_sites, sizeof(NsNormSite));
     char path[32];
@@ -68,11 +68,13 @@ static void init_sites(NsModel *m)
         ns_norm_site_bind(s, m->p.final_weight, m->p.final_bias, m->g.final_weight,
                           m->g.final_bias);
     }
+    for (int i = 0; i < m->n_sites; i++)
+        m->sites[i].comm = m->comm->size > 1 && !m->local_stats ? m->comm : NULL;
 }
 
-static void init_layer_acts(NsLayerActs *a, const NsModelConfig *c, float *x_in)
+static void init_layer_acts(NsLayerActs *a, const NsModelConfig *c, int rows, float *x_in)
 {
-    size_t N = (size_t)c->batch_size * c->seq_len, d = (size_t)c->d_model;
+    size_t N = (size_t)rows * c->seq_len, d = (size_t)c->d_model;
     int pre = c->norm_position == NS_POS_PRE;
     a->x_in = x_in;
     a->n1_in = pre ? x_in : buf(N * d);
@@ -80,7 +82,7 @@ static void init_layer_acts(NsLayerActs *a, const NsModelConfig *c, float *x_in)
     a->n2_in = buf(N * d);
     a->n2_out = buf(N * d);
     a->qkv = buf(N * 3 * d);
-    a->att = buf((size_t)c->batch_size * c->n_heads * c->seq_len * c->seq_len);
+    a->att = buf((size_t)rows * c->n_heads * c->seq_len * c->seq_len);
     a->ctx = buf(N * d);
     a->attn_out = buf(N * d);
     a->attn_keep = buf(N * d);
@@ -96,7 +98,7 @@ static void init_layer_acts(NsLayerActs *a, const NsModelConfig *c, float *x_in)
 static void init_acts(NsModel *m)
 {
     const NsModelConfig *c = &m->cfg;
-    size_t N = (size_t)c->batch_size * c->seq_len, d = (size_t)c->d_model;
+    size_t N = (size_t)m->max_rows * c->seq_len, d = (size_t)c->d_model;
     m->pe = buf((size_t)c->seq_len * d);
     ns_positional_table(m->pe, c->seq_len, c->d_model);
     m->x0 = buf(N * d);
@@ -104,7 +106,7 @@ static void init_acts(NsModel *m)
     m->acts = ns_xcalloc((size_t)c->n_layers, sizeof(NsLayerActs));
     float *x = m->x0;
     for (int l = 0; l < c->n_layers; l++) {
-        init_layer_acts(&m->acts[l], c, x);
+        init_layer_acts(&m->acts[l], c, m->max_rows, x);
         x = m->acts[l].x_out;
     }
     m->final_out = c->norm_position == NS_POS_PRE ? buf(N * d) : NULL;
@@ -129,10 +131,12 @@ void ns_model_init(NsModel *m, const NsModelConfig *cfg, uint64_t seed)
     ns_view_bind(&m->p, &m->layout, cfg, m->params);
     ns_view_bind(&m->g, &m->layout, cfg, m->grads);
     init_params(m, seed);
+    m->comm = ns_comm_world();
+    m->local_stats = strcmp(cfg->batch_stats, "local") == 0;
+    m->max_rows = (cfg->batch_size + m->comm->size - 1) / m->comm->size;
     init_sites(m);
     init_acts(m);
-    m->B = cfg->batch_size;
-    m->T = cfg->seq_len;
+    ns_model_set_batch_shape(m, cfg->batch_size, cfg->seq_len);
     /* Dropout draws from its own stream so changing dropout never changes initialisation. */
     ns_rng_seed(&m->dropout_rng, seed ^ 0x5eedd50ULL);
 }
@@ -189,11 +193,26 @@ void ns_model_set_batch_shape(NsModel *m, int B, int T)
                 T, m->cfg.batch_size, m->cfg.seq_len);
         abort();
     }
-    m->B = B;
+    /* Contiguous shares; a token-budget batch of fewer rows than ranks leaves some ranks none
+     * (they still take part in every sum over ranks). */
+    int ranks = m->comm->size, r = m->comm->rank, each = B / ranks, extra = B % ranks;
+    m->B_global = B;
+    m->row0 = r * each + (r < extra ? r : extra);
+    m->B = each + (r < extra);
     m->T = T;
 }
 
 static float dropout_p(const NsModel *m, int training) { return training ? m->cfg.dropout : 0.0f; }
+
+/* Dropout over this rank's rows of an [B_global][T][width] tensor, with the masks dropout over
+ * the whole tensor would draw for them (ns_dropout_forward_part). */
+static void dropout_rows(NsModel *m, float *x, float *keep, int width, int training)
+{
+    size_t row = (size_t)m->T * width, before = (size_t)m->row0 * row;
+    size_t after = (size_t)(m->B_global - m->row0 - m->B) * row;
+    ns_dropout_forward_part(x, x, keep, dropout_p(m, training), (size_t)m->B * row, before,
+                            after, &m->dropout_rng);
+}
 
 /* out = dropout(attention(a_in) projected by Wo) */
 static void attention_block(NsModel *m, int l, int training)
@@ -205,8 +224,7 @@ static void attention_block(NsModel *m, int l, int training)
     ns_linear_forward(a->qkv, a->a_in, p->wq, p->bq, N, d, 3 * d);
     ns_attention_forward(a->ctx, a->att, a->qkv, m->B, m->T, d, c->n_heads);
     ns_linear_forward(a->attn_out, a->ctx, p->wo, p->bo, N, d, d);
-    ns_dropout_forward(a->attn_out, a->attn_out, a->attn_keep, dropout_p(m, training),
-                       (size_t)N * d, &m->dropout_rng);
+    dropout_rows(m, a->attn_out, a->attn_keep, d, training);
 }
 
 /* out = dropout(relu(f_in W1^T + b1) W2^T + b2) */
@@ -219,8 +237,7 @@ static void ffn_block(NsModel *m, int l, int training)
     ns_linear_forward(a->ffh, a->f_in, p->w1, p->b1, N, d, F);
     ns_relu_forward(a->ffh, a->ffh, (size_t)N * F);
     ns_linear_forward(a->ffn_out, a->ffh, p->w2, p->b2, N, F, d);
-    ns_dropout_forward(a->ffn_out, a->ffn_out, a->ffn_keep, dropout_p(m, training),
-                       (size_t)N * d, &m->dropout_rng);
+    dropout_rows(m, a->ffn_out, a->ffn_keep, d, training);
 }
 
 static void layer_forward(NsModel *m, int l, int training)
@@ -250,16 +267,33 @@ static const float *model_output(const NsModel *m)
     return m->final_out ? m->final_out : m->acts[m->cfg.n_layers - 1].x_out;
 }
 
+/* --batch-stats local: every rank's norm state becomes rank 0's. */
+static void share_norm_state(NsModel *m)
+{
+    for (int i = 0; i < m->n_sites; i++) {
+        const char *names[4];
+        float *ptrs[4];
+        int n = ns_norm_state_tensors(&m->sites[i], names, ptrs);
+        for (int k = 0; k < n; k++)
+            m->comm->bcast(m->comm, ptrs[k], sizeof(float) * (size_t)m->sites[i].d, 0);
+    }
+}
+
 double ns_model_forward(NsModel *m, const int32_t *tokens, const uint8_t *mask, int training)
 {
     const NsModelConfig *c = &m->cfg;
     int B = m->B, T = m->T, d = c->d_model, N = B * T;
+    /* The loss divides by the real positions of the whole batch, which every rank has. */
+    m->n_real_global = ns_count_real(mask, (size_t)m->B_global * T);
+    tokens += (size_t)m->row0 * (T + 1);
+    mask += (size_t)m->row0 * T;
     m->tokens = tokens;
     m->mask = mask;
     m->last_training = training;
+    if (m->local_stats && m->comm->size > 1)
+        share_norm_state(m);
     ns_embed_forward(m->x0, tokens, m->p.embed, m->pe, B, T, d);
-    ns_dropout_forward(m->x0, m->x0, m->x0_keep, dropout_p(m, training), (size_t)N * d,
-                       &m->dropout_rng);
+    dropout_rows(m, m->x0, m->x0_keep, d, training);
     for (int l = 0; l < c->n_layers; l++)
         layer_forward(m, l, training);
     if (m->final_out)
@@ -270,9 +304,13 @@ double ns_model_forward(NsModel *m, const int32_t *tokens, const uint8_t *mask, 
                 model_output(m), d, m->p.embed, d, 0.0f, m->logits, c->vocab_size);
     /* Training turns the logits straight into their gradient (one pass over N x V fewer);
      * ns_model_backward knows from last_training that it is already there. */
-    if (training)
-        return ns_xent_forward_backward(m->logits, tokens, mask, B, T, c->vocab_size);
-    return ns_xent_forward(m->logits, tokens, mask, B, T, c->vocab_size);
+    double loss = training ? ns_xent_forward_backward_n(m->logits, tokens, mask, B, T,
+                                                        c->vocab_size, m->n_real_global)
+                           : ns_xent_forward_n(m->logits, tokens, mask, B, T, c->vocab_size,
+                                               m->n_real_global);
+    if (m->comm->size > 1)
+        m->comm->sum_f64(m->comm, &loss, 1); /* the shares' parts of the batch's mean */
+    return loss;
 }
 
 /* ------------------------------------------------------------------ backward */
@@ -352,7 +390,7 @@ void ns_model_backward(NsModel *m)
     const NsModelConfig *c = &m->cfg;
     int B = m->B, T = m->T, d = c->d_model, N = B * T, V = c->vocab_size;
     if (!m->last_training) /* a training forward left dlogits already */
-        ns_xent_backward(m->logits, m->tokens, m->mask, B, T, V);
+        ns_xent_backward_n(m->logits, m->tokens, m->mask, B, T, V, m->n_real_global);
     /* logits = X embed^T:  dX = dlogits embed,  dembed += dlogits^T X */
     float *d_out = m->final_out ? m->d_a : m->d_res;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, d, V, 1.0f, m->logits, V,
@@ -366,6 +404,14 @@ void ns_model_backward(NsModel *m)
     ns_dropout_backward(m->d_res, m->d_res, m->x0_keep, dropout_p(m, m->last_training),
                         (size_t)N * d);
     ns_embed_backward(m->g.embed, m->d_res, m->tokens, B, T, d);
+    /* Each rank's gradient is its share of the batch's (the loss divides by the batch's real
+     * positions): their sum is the batch's gradient. One allreduce over the contiguous buffer;
+     * docs/distributed.md has the measurements behind not splitting it into buckets. */
+    if (m->comm->size > 1) {
+        double t0 = ns_now_seconds();
+        m->comm->sum_f32(m->comm, m->grads, m->layout.total);
+        m->grad_sum_seconds += ns_now_seconds() - t0;
+    }
 }
 
 /* ------------------------------------------------------------------ snapshots */
@@ -458,7 +504,7 @@ double ns_model_loss_grad_at(const NsModel *m, const NsModelSnapshot *state, con
     }
     memcpy(w->params, params, bytes);
     ns_model_restore(w, state);
-    ns_model_set_batch_shape(w, m->B, m->T);
+    ns_model_set_batch_shape(w, m->B_global, m->T);
     double loss = ns_model_forward(w, tokens, mask, 1);
     ns_model_zero_grad(w);
     ns_model_backward(w);

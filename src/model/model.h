@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 
+#include "comm.h"
 #include "config.h"
 #include "norm.h"
 #include "params.h"
@@ -51,7 +52,19 @@ typedef struct {
     NsNormSite *sites; /* norm1/norm2 of each layer (2l, 2l+1), then final_norm (pre) */
     int n_sites;
 
-    /* Activations for the largest batch (B*T rows). */
+    /* Data parallelism (docs/distributed.md): callers hand every rank the whole batch; this
+     * rank runs rows [row0, row0 + B) of it. comm sums the loss and gradients over ranks (and,
+     * with --batch-stats global, the norm sites' statistics); with local statistics, the norm
+     * state is taken from rank 0 before every forward pass (what DDP does with buffers). */
+    NsComm *comm;
+    int local_stats;
+    int max_rows;   /* rows of the largest share, what the buffers hold: ceil(B / ranks) */
+    int B_global;   /* rows of the current batch over all ranks */
+    int row0;       /* this rank's first row */
+    int n_real_global; /* real positions of the last forward's whole batch */
+    double grad_sum_seconds; /* wall time spent summing gradients over ranks, for benchmarks */
+
+    /* Activations for the largest share (max_rows * T rows). */
     float *pe;             /* [T][d] positional table */
     float *x0, *x0_keep;   /* [N][d] embedding output, its dropout mask */
     NsLayerActs *acts;
@@ -63,10 +76,11 @@ typedef struct {
     NsRng dropout_rng;
     NsModelHooks hooks;
 
-    /* Shape of the current batch, B <= cfg.batch_size and T <= cfg.seq_len (token-budget
-     * batches are smaller than the buffers, which are sized for the largest). */
+    /* Shape of this rank's share of the current batch: B <= max_rows rows (B_global <=
+     * cfg.batch_size over all ranks) and T <= cfg.seq_len (token-budget batches are smaller
+     * than the buffers, which are sized for the largest). */
     int B, T;
-    /* The batch of the last forward, needed by backward. */
+    /* This rank's share of the batch of the last forward, needed by backward. */
     const int32_t *tokens;
     const uint8_t *mask;
     int last_training;
@@ -78,15 +92,18 @@ void ns_model_init(NsModel *m, const NsModelConfig *cfg, uint64_t seed);
 void ns_model_free(NsModel *m);
 
 /* Forward over tokens[B][T+1] / mask[B][T]; returns the mean cross-entropy over real positions.
- * training: dropout on, norm schemes use and update batch statistics. */
+ * training: dropout on, norm schemes use and update batch statistics. With several ranks every
+ * rank passes the whole batch, runs its share, and gets the whole batch's loss. */
 double ns_model_forward(NsModel *m, const int32_t *tokens, const uint8_t *mask, int training);
 void ns_model_zero_grad(NsModel *m);
 /* Shape of the batches that the following forward passes get (tokens [B][T+1], mask [B][T]);
  * at most the configured B and T, which is also the shape after init. Backward and
- * ns_model_loss_grad_at use the shape of the last forward. */
+ * ns_model_loss_grad_at use the shape of the last forward. B counts the rows of all ranks: each
+ * takes a contiguous share, B / ranks rows (the first B % ranks ranks one more). */
 void ns_model_set_batch_shape(NsModel *m, int B, int T);
 /* Backward of the last training forward; accumulates into m->grads and updates the norm state
- * that the schemes update in backward (PN's nu). */
+ * that the schemes update in backward (PN's nu). With several ranks, m->grads ends up summed
+ * over them: the gradient of the whole batch, on every rank. */
 void ns_model_backward(NsModel *m);
 
 /* A copy of every site's state (running statistics, nu, step) and the dropout RNG, so a probe

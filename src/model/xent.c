@@ -145,7 +145,7 @@ static const RowKernels *kernels(void)
     return &scalar;
 }
 
-static int count_real(const uint8_t *mask, size_t n)
+int ns_count_real(const uint8_t *mask, size_t n)
 {
     int count = 0;
     for (size_t i = 0; i < n; i++)
@@ -158,9 +158,27 @@ static int count_real(const uint8_t *mask, size_t n)
 double ns_xent_forward(float *probs, const int32_t *tokens, const uint8_t *mask, int B, int T,
                        int V)
 {
+    return ns_xent_forward_n(probs, tokens, mask, B, T, V, ns_count_real(mask, (size_t)B * T));
+}
+
+double ns_xent_forward_backward(float *logits, const int32_t *tokens, const uint8_t *mask, int B,
+                                int T, int V)
+{
+    return ns_xent_forward_backward_n(logits, tokens, mask, B, T, V,
+                                      ns_count_real(mask, (size_t)B * T));
+}
+
+void ns_xent_backward(float *dlogits, const int32_t *tokens, const uint8_t *mask, int B, int T,
+                      int V)
+{
+    ns_xent_backward_n(dlogits, tokens, mask, B, T, V, ns_count_real(mask, (size_t)B * T));
+}
+
+double ns_xent_forward_n(float *probs, const int32_t *tokens, const uint8_t *mask, int B, int T,
+                         int V, int n_real)
+{
     const RowKernels *k = kernels();
     double total = 0.0;
-    int n_real = count_real(mask, (size_t)B * T);
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             size_t r = (size_t)b * T + t;
@@ -178,12 +196,11 @@ double ns_xent_forward(float *probs, const int32_t *tokens, const uint8_t *mask,
     return n_real > 0 ? total / n_real : 0.0;
 }
 
-double ns_xent_forward_backward(float *logits, const int32_t *tokens, const uint8_t *mask, int B,
-                                int T, int V)
+double ns_xent_forward_backward_n(float *logits, const int32_t *tokens, const uint8_t *mask,
+                                  int B, int T, int V, int n_real)
 {
     const RowKernels *k = kernels();
     double total = 0.0;
-    int n_real = count_real(mask, (size_t)B * T);
     double inv_n = n_real > 0 ? 1.0 / n_real : 0.0;
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
@@ -206,10 +223,9 @@ double ns_xent_forward_backward(float *logits, const int32_t *tokens, const uint
     return n_real > 0 ? total / n_real : 0.0;
 }
 
-void ns_xent_backward(float *dlogits, const int32_t *tokens, const uint8_t *mask, int B, int T,
-                      int V)
+void ns_xent_backward_n(float *dlogits, const int32_t *tokens, const uint8_t *mask, int B, int T,
+                        int V, int n_real)
 {
-    int n_real = count_real(mask, (size_t)B * T);
     float inv_n = n_real > 0 ? 1.0f / (float)n_real : 0.0f;
     const RowKernels *k = kernels();
     for (int b = 0; b < B; b++) {

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "comm.h"
 #include "config.h"
 
 typedef struct NsNormSite NsNormSite;
@@ -72,6 +73,10 @@ struct NsNormSite {
     float eps, momentum, alpha; /* eps, batch momentum, pn_alpha */
     int warmup;                 /* pn_warmup */
     int groups;                 /* groups of the row scaling in front of the scheme (0: none) */
+    /* Ranks whose rows share this site's batch statistics (--batch-stats global): every sum
+     * over rows, forward and backward, is summed over them too, so N ranks compute what one
+     * process computes on the whole batch. NULL: statistics over this process's rows only. */
+    NsComm *comm;
 
     /* Affine parameters and their gradients: views into the model's buffers (NULL for none). */
     float *weight, *bias, *dweight, *dbias;
@@ -120,15 +125,21 @@ const NsNormScheme *ns_norm_scheme_for(NsNormKind kind);
 const NsNormScheme *ns_norm_scheme_named(const char *name);
 
 /* ---- helpers shared by the scheme files ---- */
-/* out[c] = mean over real rows of x[r][c] (double accumulation). Returns the real row count. */
-int ns_channel_mean(double *out, const float *x, const uint8_t *mask, int N, int d);
+/* Every sum over rows goes through these two: x[0..n) summed over the site's ranks (nothing
+ * without s->comm), and a row count summed likewise. */
+void ns_norm_reduce(const NsNormSite *s, double *x, int n);
+int ns_norm_reduce_count(const NsNormSite *s, int count);
+/* out[c] = mean over real rows of x[r][c] (double accumulation). Returns the real row count.
+ * Rows of all the site's ranks (ns_norm_reduce), here and in the two below. */
+int ns_channel_mean(const NsNormSite *s, double *out, const float *x, const uint8_t *mask, int N);
 /* mean[c] as ns_channel_mean, and sqdev[c] = sum over real rows of (x[r][c] - mean[c])^2: the
  * variance's numerator, which batch and batch-official divide by different counts. Returns the
  * real row count. */
-int ns_channel_mean_sqdev(double *mean, double *sqdev, const float *x, const uint8_t *mask, int N,
-                          int d);
+int ns_channel_mean_sqdev(const NsNormSite *s, double *mean, double *sqdev, const float *x,
+                          const uint8_t *mask, int N);
 /* out[c] = mean over real rows of x[r][c]^2 */
-int ns_channel_sq_mean(double *out, const float *x, const uint8_t *mask, int N, int d);
+int ns_channel_sq_mean(const NsNormSite *s, double *out, const float *x, const uint8_t *mask,
+                       int N);
 /* y = weight * xhat + bias per channel, all rows. */
 void ns_affine_forward(const NsNormSite *s, float *y, int N);
 /* dweight += sum dy*xhat, dbias += sum dy over all rows; g = weight * dy. */

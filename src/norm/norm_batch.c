@@ -32,7 +32,7 @@ static void batch_forward(NsNormSite *s, const float *x, float *y, const uint8_t
     }
     s->step++;
     double *mean = ns_xmalloc(sizeof(double) * 2 * (size_t)d), *var = mean + d;
-    int n = ns_channel_mean_sqdev(mean, var, x, mask, N, d);
+    int n = ns_channel_mean_sqdev(s, mean, var, x, mask, N);
     /* n/(n-1) would divide by zero for a single real row; the biased value is the only one. */
     double unbias = n > 1 ? (double)n / (n - 1) : 1.0;
     for (int c = 0; c < d; c++) {
@@ -58,7 +58,8 @@ static void batch_backward(NsNormSite *s, const float *dy, float *dx, const uint
 {
     int d = s->d;
     ns_affine_backward(s, dy, dx, N);
-    double *sum_g = ns_xcalloc(2 * (size_t)d, sizeof(double)), *sum_gx = sum_g + d;
+    /* sum_g, sum_gx and the real row count, summed over the site's ranks */
+    double *sum_g = ns_xcalloc(2 * (size_t)d + 1, sizeof(double)), *sum_gx = sum_g + d;
     int n = 0;
     for (int r = 0; r < N; r++) {
         const float *g = dx + (size_t)r * d, *xh = s->xhat + (size_t)r * d;
@@ -68,6 +69,9 @@ static void batch_backward(NsNormSite *s, const float *dy, float *dx, const uint
             sum_gx[c] += g[c] * xh[c];
         }
     }
+    sum_g[2 * d] = n;
+    ns_norm_reduce(s, sum_g, 2 * d + 1);
+    n = (int)sum_g[2 * d];
     float *mean_g = ns_xmalloc(sizeof(float) * 2 * (size_t)d), *mean_gx = mean_g + d;
     for (int c = 0; c < d; c++) {
         float inv = s->inv_std[c];

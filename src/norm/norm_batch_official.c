@@ -17,13 +17,16 @@
 #include "util.h"
 
 /* The statistics the release takes: mean of the real rows, variance over all N rows of the
- * mean-filled input (padded rows sit at the mean, adding nothing to the sum but counting in N). */
-static void official_stats(const float *u, const uint8_t *mask, int N, int d, double *mean,
-                           double *var)
+ * mean-filled input (padded rows sit at the mean, adding nothing to the sum but counting in N).
+ * Returns N: the rows of all the site's ranks. */
+static int official_stats(const NsNormSite *s, const float *u, const uint8_t *mask, int N,
+                          double *mean, double *var)
 {
-    ns_channel_mean_sqdev(mean, var, u, mask, N, d);
-    for (int c = 0; c < d; c++)
+    ns_channel_mean_sqdev(s, mean, var, u, mask, N);
+    N = ns_norm_reduce_count(s, N);
+    for (int c = 0; c < s->d; c++)
         var[c] = N > 0 ? var[c] / N : 0.0;
+    return N;
 }
 
 /* xhat = (u - mean) * inv_std; padded rows (mask 0) are the mean itself, so their xhat is 0.
@@ -56,9 +59,9 @@ static void official_forward(NsNormSite *s, const float *u, float *y, const uint
     }
     s->step++;
     double *mean = ns_xmalloc(sizeof(double) * 2 * (size_t)d), *var = mean + d;
-    official_stats(u, mask, N, d, mean, var);
+    int all = official_stats(s, u, mask, N, mean, var);
     /* The release's running variance is unbiased over all N rows, padding included. */
-    double unbias = N > 1 ? (double)N / (N - 1) : 1.0;
+    double unbias = all > 1 ? (double)all / (all - 1) : 1.0;
     float m = s->momentum;
     for (int c = 0; c < d; c++) {
         s->batch_mean[c] = (float)mean[c];
@@ -82,8 +85,10 @@ static void official_backward(NsNormSite *s, const float *dy, float *du, const u
 {
     int d = s->d;
     ns_affine_backward(s, dy, du, N);
-    double *sum_g = ns_xcalloc(3 * (size_t)d, sizeof(double)), *sum_gx = sum_g + d,
-           *pad_dw = sum_g + 2 * (size_t)d;
+    /* sum_g, sum_gx, then the real and all row counts (summed over the site's ranks), then
+     * pad_dw */
+    double *sum_g = ns_xcalloc(3 * (size_t)d + 2, sizeof(double)), *sum_gx = sum_g + d,
+           *pad_dw = sum_g + 2 * (size_t)d + 2;
     int n = 0;
     for (int r = 0; r < N; r++) {
         const float *g = du + (size_t)r * d, *xh = s->xhat + (size_t)r * d;
@@ -93,6 +98,11 @@ static void official_backward(NsNormSite *s, const float *dy, float *du, const u
             sum_gx[c] += g[c] * xh[c];
         }
     }
+    sum_g[2 * d] = n;
+    sum_g[2 * d + 1] = N;
+    ns_norm_reduce(s, sum_g, 2 * d + 2);
+    n = (int)sum_g[2 * d];
+    int all = (int)sum_g[2 * d + 1];
     for (int c = 0; c < d; c++) {
         float inv = s->inv_std[c];
         s->g_mean[c] = (float)(-inv * sum_g[c]);
@@ -103,13 +113,15 @@ static void official_backward(NsNormSite *s, const float *dy, float *du, const u
         float *g = du + (size_t)r * d;
         const float *xh = s->xhat + (size_t)r * d;
         for (int c = 0; c < d; c++)
-            g[c] = s->inv_std[c] * (g[c] - (float)(sum_g[c] / N) - xh[c] * (float)(sum_gx[c] / N));
+            g[c] = s->inv_std[c] *
+                   (g[c] - (float)(sum_g[c] / all) - xh[c] * (float)(sum_gx[c] / all));
         if (!mask[r])
             for (int c = 0; c < d; c++) {
                 pad_dw[c] += g[c];
                 g[c] = 0.0f;
             }
     }
+    ns_norm_reduce(s, pad_dw, d); /* padded rows of any rank feed the real rows of every rank */
     if (n > 0)
         for (int r = 0; r < N; r++)
             if (mask[r])

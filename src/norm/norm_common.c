@@ -153,27 +153,59 @@ int ns_norm_state_tensors(NsNormSite *s, const char **names, float **ptrs)
 
 int ns_norm_has_step(const NsNormSite *s) { return (s->scheme->state & NS_STATE_STEP) != 0; }
 
-int ns_channel_mean(double *out, const float *x, const uint8_t *mask, int N, int d)
+void ns_norm_reduce(const NsNormSite *s, double *x, int n)
 {
-    int n = 0;
-    memset(out, 0, sizeof(double) * (size_t)d);
+    if (s->comm)
+        s->comm->sum_f64(s->comm, x, (size_t)n);
+}
+
+int ns_norm_reduce_count(const NsNormSite *s, int count)
+{
+    double c = count;
+    ns_norm_reduce(s, &c, 1);
+    return (int)c;
+}
+
+/* Sums over real rows into out[0..d) and the real row count into out[d], summed over ranks. */
+static int channel_sums(const NsNormSite *s, double *out, const float *x, const uint8_t *mask,
+                        int N, int squares)
+{
+    int n = 0, d = s->d;
+    memset(out, 0, sizeof(double) * (size_t)(d + 1));
     for (int r = 0; r < N; r++) {
         if (!mask[r])
             continue;
         const float *row = x + (size_t)r * d;
-        for (int c = 0; c < d; c++)
-            out[c] += row[c];
+        if (squares)
+            for (int c = 0; c < d; c++)
+                out[c] += (double)row[c] * row[c];
+        else
+            for (int c = 0; c < d; c++)
+                out[c] += row[c];
         n++;
     }
+    out[d] = n;
+    ns_norm_reduce(s, out, d + 1);
+    n = (int)out[d];
     for (int c = 0; c < d; c++)
         out[c] = n > 0 ? out[c] / n : 0.0;
     return n;
 }
 
-int ns_channel_mean_sqdev(double *mean, double *sqdev, const float *x, const uint8_t *mask, int N,
-                          int d)
+int ns_channel_mean(const NsNormSite *s, double *out, const float *x, const uint8_t *mask, int N)
 {
-    int n = ns_channel_mean(mean, x, mask, N, d);
+    double *sums = ns_xmalloc(sizeof(double) * (size_t)(s->d + 1));
+    int n = channel_sums(s, sums, x, mask, N, 0);
+    memcpy(out, sums, sizeof(double) * (size_t)s->d);
+    free(sums);
+    return n;
+}
+
+int ns_channel_mean_sqdev(const NsNormSite *s, double *mean, double *sqdev, const float *x,
+                          const uint8_t *mask, int N)
+{
+    int d = s->d;
+    int n = ns_channel_mean(s, mean, x, mask, N);
     memset(sqdev, 0, sizeof(double) * (size_t)d);
     for (int r = 0; r < N; r++) {
         if (!mask[r])
@@ -182,23 +214,17 @@ int ns_channel_mean_sqdev(double *mean, double *sqdev, const float *x, const uin
         for (int c = 0; c < d; c++)
             sqdev[c] += (row[c] - mean[c]) * (row[c] - mean[c]);
     }
+    ns_norm_reduce(s, sqdev, d);
     return n;
 }
 
-int ns_channel_sq_mean(double *out, const float *x, const uint8_t *mask, int N, int d)
+int ns_channel_sq_mean(const NsNormSite *s, double *out, const float *x, const uint8_t *mask,
+                       int N)
 {
-    int n = 0;
-    memset(out, 0, sizeof(double) * (size_t)d);
-    for (int r = 0; r < N; r++) {
-        if (!mask[r])
-            continue;
-        const float *row = x + (size_t)r * d;
-        for (int c = 0; c < d; c++)
-            out[c] += (double)row[c] * row[c];
-        n++;
-    }
-    for (int c = 0; c < d; c++)
-        out[c] = n > 0 ? out[c] / n : 0.0;
+    double *sums = ns_xmalloc(sizeof(double) * (size_t)(s->d + 1));
+    int n = channel_sums(s, sums, x, mask, N, 1);
+    memcpy(out, sums, sizeof(double) * (size_t)s->d);
+    free(sums);
     return n;
 }
 

@@ -51,7 +51,7 @@ static void power_backward(NsNormSite *s, const float *dy, float *dx, const uint
         return;
     }
     ns_fill_nan(s->g_psi2, d);
-    double gamma_sum[d];
+    double gamma_sum[d + 1]; /* and the real row count */
     int n = 0;
     for (int c = 0; c < d; c++)
         gamma_sum[c] = 0.0;
@@ -70,6 +70,9 @@ static void power_backward(NsNormSite *s, const float *dy, float *dx, const uint
             g[c] = gp * s->inv_std[c];
         }
     }
+    gamma_sum[d] = n;
+    ns_norm_reduce(s, gamma_sum, d + 1);
+    n = (int)gamma_sum[d];
     for (int c = 0; c < d; c++)
         s->nu[c] += (1.0f - s->alpha) * (n > 0 ? (float)(gamma_sum[c] / n) : 0.0f);
 }

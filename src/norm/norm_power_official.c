@@ -43,7 +43,7 @@ static void official_backward(NsNormSite *s, const float *dy, float *dx, const u
     ns_fill_nan(s->g_mean, d);
     ns_fill_nan(s->g_var, d);
     ns_fill_nan(s->g_psi2, d);
-    double gz_sum[d];
+    double gz_sum[d + 1]; /* and the row count */
     float batch_inv[d];
     for (int c = 0; c < d; c++) {
         gz_sum[c] = 0.0;
@@ -59,6 +59,9 @@ static void official_backward(NsNormSite *s, const float *dy, float *dx, const u
             g[c] = gp * batch_inv[c];
         }
     }
+    gz_sum[d] = N;
+    ns_norm_reduce(s, gz_sum, d + 1);
+    N = (int)gz_sum[d];
     for (int c = 0; c < d; c++)
         s->nu[c] += N > 0 ? (float)(gz_sum[c] / N) : 0.0f;
 }

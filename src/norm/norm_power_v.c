@@ -12,7 +12,7 @@ int ns_psi2_batch(NsNormSite *s, const float *x, const uint8_t *mask, int N)
 {
     int d = s->d;
     double *sq = ns_xmalloc(sizeof(double) * (size_t)d);
-    int n = ns_channel_sq_mean(sq, x, mask, N, d);
+    int n = ns_channel_sq_mean(s, sq, x, mask, N);
     for (int c = 0; c < d; c++)
         s->batch_psi2[c] = (float)sq[c];
     free(sq);
@@ -39,13 +39,16 @@ void ns_psi2_normalize(NsNormSite *s, const float *x, const float *psi2, int N)
 void ns_psi2_exact_backward(NsNormSite *s, float *g, const uint8_t *mask, int N)
 {
     int d = s->d, n = 0;
-    double *sum_gx = ns_xcalloc((size_t)d, sizeof(double));
+    double *sum_gx = ns_xcalloc((size_t)d + 1, sizeof(double)); /* and the real row count */
     for (int r = 0; r < N; r++) {
         const float *gr = g + (size_t)r * d, *xh = s->xhat + (size_t)r * d;
         n += mask[r] != 0;
         for (int c = 0; c < d; c++)
             sum_gx[c] += gr[c] * xh[c];
     }
+    sum_gx[d] = n;
+    ns_norm_reduce(s, sum_gx, d + 1);
+    n = (int)sum_gx[d];
     float *mean_gx = ns_xmalloc(sizeof(float) * (size_t)d);
     for (int c = 0; c < d; c++) {
         float inv = s->inv_std[c];

@@ -30,6 +30,33 @@ void ns_install_stop_handlers(void)
 
 int ns_stop_requested(void) { return stop_signal != 0; }
 
+/* Every rank stops after the same step: a signal may reach the ranks during different steps,
+ * so they agree on it (a one-number allreduce per step). */
+static int stop_agreed(NsComm *comm)
+{
+    int64_t stop = stop_signal != 0;
+    if (comm->size > 1)
+        comm->max_i64(comm, &stop, 1);
+    return stop != 0;
+}
+
+int ns_private_output(char *path, size_t n)
+{
+    NsComm *comm = ns_comm_world();
+    if (comm->rank == 0)
+        return 0;
+    const char *dir = getenv("TMPDIR");
+    snprintf(path, n, "%s/normscope-rank%d-%ld.h5", dir && dir[0] ? dir : "/tmp", comm->rank,
+             (long)getpid());
+    return 1;
+}
+
+/* Rank > 0: the run log goes to a private temporary file (see train.h). */
+static void use_private_log(NsTrainer *tr)
+{
+    tr->private_log = ns_private_output(tr->cfg.out_path, sizeof tr->cfg.out_path);
+}
+
 /* ------------------------------------------------------------ set-up */
 
 /* Builds the model from the checkpoint whose header h the caller has read. */
@@ -111,19 +138,26 @@ int ns_trainer_init_resume(NsTrainer *tr, const NsRunConfig *cfg, const NsCheckp
     tr->lock_out = tr->lock_checkpoint = -1;
     tr->cfg = *cfg;
     ns_run_config_finish(&tr->cfg);
+    tr->comm = ns_comm_world();
+    tr->cfg.world_size = tr->comm->size;
     if (check_resources(&tr->cfg, err) < 0)
         return -1;
-    if (check_writable(tr->cfg.out_path, "run log", "--out", err) < 0 ||
-        check_writable(tr->cfg.checkpoint_path, "checkpoint", "--checkpoint", err) < 0)
+    if (tr->comm->rank > 0) {
+        tr->quiet = 1;
+        use_private_log(tr);
+    } else if (check_writable(tr->cfg.out_path, "run log", "--out", err) < 0 ||
+               check_writable(tr->cfg.checkpoint_path, "checkpoint", "--checkpoint", err) < 0)
         return -1;
     /* Before anything is read or truncated: a second run on the same files stops here. */
-    tr->lock_out = ns_lock_acquire(tr->cfg.out_path, "run log", "--out", err);
-    if (tr->lock_out < 0)
-        return -1;
-    tr->lock_checkpoint =
-        ns_lock_acquire(tr->cfg.checkpoint_path, "checkpoint", "--checkpoint", err);
-    if (tr->lock_checkpoint < 0)
-        return -1;
+    if (!tr->private_log) {
+        tr->lock_out = ns_lock_acquire(tr->cfg.out_path, "run log", "--out", err);
+        if (tr->lock_out < 0)
+            return -1;
+        tr->lock_checkpoint =
+            ns_lock_acquire(tr->cfg.checkpoint_path, "checkpoint", "--checkpoint", err);
+        if (tr->lock_checkpoint < 0)
+            return -1;
+    }
     openblas_set_num_threads(tr->cfg.threads);
     if (ckpt) {
         if (resume_from_checkpoint(tr, ckpt, err) < 0)
@@ -160,6 +194,9 @@ void ns_trainer_free(NsTrainer *tr)
     ns_lock_release(tr->lock_checkpoint, tr->cfg.checkpoint_path);
     ns_lock_release(tr->lock_out, tr->cfg.out_path);
     tr->lock_out = tr->lock_checkpoint = -1;
+    if (tr->private_log)
+        remove(tr->cfg.out_path);
+    tr->private_log = 0;
 }
 
 /* ------------------------------------------------------------ one step */
@@ -295,6 +332,8 @@ static int flush_observer(NsTrainer *tr, char *err)
 
 static int write_checkpoint(NsTrainer *tr, char *err)
 {
+    if (tr->comm->rank > 0) /* every rank holds the same model, optimizer and data position */
+        return 0;
     return ns_checkpoint_save(tr->cfg.checkpoint_path, &tr->cfg, &tr->model, &tr->opt,
                               &tr->data.train_batches, &tr->data.vocab, tr->params_init, tr->step,
                               &tr->observer.checkpoint_extra, err);
@@ -386,7 +425,7 @@ int ns_trainer_run(NsTrainer *tr, char *err)
         if (tr->cfg.checkpoint_every > 0 && tr->step % tr->cfg.checkpoint_every == 0 &&
             save_checkpoint(tr, err) < 0)
             return stop_on_write_failure(tr, err);
-        if (ns_stop_requested() && !last)
+        if (stop_agreed(tr->comm) && !last)
             return finish_early(tr, NS_EXIT_INTERRUPTED, err);
     }
     if (save_checkpoint(tr, err) < 0)

@@ -7,6 +7,7 @@
 #ifndef NS_TRAIN_H
 #define NS_TRAIN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "checkpoint.h"
@@ -63,6 +64,11 @@ struct NsTrainer {
     NsTrainObserver observer;
     int quiet;
     int lock_out, lock_checkpoint; /* the writer's locks of --out and --checkpoint, or -1 */
+    /* With several ranks only rank 0 writes files and talks. The others run everything the
+     * same way (the probes' sums over ranks need them) but log into a private temporary file,
+     * removed at the end, and write no checkpoint. */
+    NsComm *comm;
+    int private_log;
 };
 
 /* Takes the writer's locks of --out and --checkpoint (one run per file: a second fails at once
@@ -88,6 +94,10 @@ double ns_trainer_evaluate(NsTrainer *tr, char *err);
 /* Loss of the model over any tokenized corpus, inference mode. Returns NAN on error. */
 double ns_evaluate_corpus(NsModel *m, const NsCorpus *corpus, NsBatching batching, int max_batches,
                           uint64_t seed, char *err);
+
+/* Rank > 0 of several: replaces an output path by a private temporary one (the caller removes
+ * it when done) and returns 1; rank 0 keeps the path and gets 0. */
+int ns_private_output(char *path, size_t n);
 
 void ns_install_stop_handlers(void);
 int ns_stop_requested(void);

@@ -1,0 +1,109 @@
+#include "seeds.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "run_config.h"
+#include "util.h"
+
+long ns_log_seed(const NsLog *log)
+{
+    long seed;
+    return ns_log_attr_long(log, "seed", &seed) == 0 ? seed : -1;
+}
+
+/* Attributes that may differ between repetitions: the seed, and settings that change how fast
+ * or how often things are written, not what is computed. */
+static int ignored(const char *attr)
+{
+    return !strcmp(attr, "seed") || !strcmp(attr, "threads") || !strcmp(attr, "flush_every");
+}
+
+static int same_attr(const NsLog *a, const NsLog *b, const NsOption *o)
+{
+    int ra, rb;
+    switch (ns_option_stored_type(o)) {
+    case NS_STORED_INT: {
+        long va = 0, vb = 0;
+        ra = ns_log_attr_long(a, o->attr, &va), rb = ns_log_attr_long(b, o->attr, &vb);
+        return ra == rb && (ra < 0 || va == vb);
+    }
+    case NS_STORED_REAL: {
+        double va = 0, vb = 0;
+        ra = ns_log_attr_double(a, o->attr, &va), rb = ns_log_attr_double(b, o->attr, &vb);
+        return ra == rb && (ra < 0 || va == vb || (isnan(va) && isnan(vb)));
+    }
+    default: {
+        char va[1100] = "", vb[1100] = "";
+        ra = ns_log_attr_str(a, o->attr, va, sizeof va);
+        rb = ns_log_attr_str(b, o->attr, vb, sizeof vb);
+        return ra == rb && (ra < 0 || strcmp(va, vb) == 0);
+    }
+    }
+}
+
+int ns_logs_same_but_seed(const NsLog *a, const NsLog *b)
+{
+    for (size_t k = 0; k < NS_N_RUN_OPTIONS; k++) {
+        const NsOption *o = &NS_RUN_OPTIONS[k];
+        if (o->attr && !ignored(o->attr) && !same_attr(a, b, o))
+            return 0;
+    }
+    return 1;
+}
+
+int ns_seed_groups(const NsLog *logs, int n, int *group)
+{
+    int groups = 0;
+    for (int i = 0; i < n; i++) {
+        group[i] = -1;
+        for (int j = 0; j < i && group[i] < 0; j++)
+            if (ns_logs_same_but_seed(&logs[i], &logs[j]))
+                group[i] = group[j];
+        if (group[i] < 0)
+            group[i] = groups++;
+    }
+    return groups;
+}
+
+void ns_spread(const double *v, int n, NsSpread *out)
+{
+    double sum = 0, sq = 0;
+    out->n = 0;
+    out->min = INFINITY, out->max = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) {
+            sum += v[i];
+            out->n++;
+            out->min = v[i] < out->min ? v[i] : out->min;
+            out->max = v[i] > out->max ? v[i] : out->max;
+        }
+    out->mean = out->n ? sum / out->n : NAN;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i]))
+            sq += (v[i] - out->mean) * (v[i] - out->mean);
+    out->sd = out->n > 1 ? sqrt(sq / (out->n - 1)) : NAN;
+    if (!out->n)
+        out->min = out->max = NAN;
+}
+
+int ns_spread_within(const NsSpread *a, const NsSpread *b)
+{
+    if (a->n < 1 || b->n < 1 || (a->n < 2 && b->n < 2))
+        return 0;
+    double ra = a->max - a->min, rb = b->max - b->min;
+    return fabs(a->mean - b->mean) <= (ra > rb ? ra : rb);
+}
+
+const char *ns_spread_text(char *buf, size_t len, const NsSpread *s)
+{
+    if (s->n < 1)
+        snprintf(buf, len, "n/a");
+    else if (s->n < 2)
+        snprintf(buf, len, "%.4g", s->mean);
+    else
+        snprintf(buf, len, "%.4g ± %.2g", s->mean, s->sd);
+    return buf;
+}
