@@ -66,7 +66,7 @@ static const char *const STUDY_DEFAULTS[] = {
     "--seq-len", "32", "--batch-size", "32", "--vocab-size", "16000",
     "--steps", "800", "--lr", "1e-3", "--warmup", "100", "--dropout", "0.1",
     "--norm-position", "pre", "--pn-warmup", "100", "--batching", "stream",
-    "--eval-every", "100", "--probe-vectors-every", "50", "--lipschitz-every", "100",
+    "--eval-every", "100", "--probe-vectors-every", "50", "--lipschitz-every", "200",
     "--hessian-iters", "8", "--log-every", "100",
 };
 #define N_DEFAULTS (int)(sizeof STUDY_DEFAULTS / sizeof STUDY_DEFAULTS[0])

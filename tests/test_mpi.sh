@@ -6,6 +6,7 @@
 #   local   --batch-stats local: rank 0's statistics are those of its own rows
 #   resume  a 2-rank checkpoint resumes on 1 rank and a 1-rank one on 2 ranks
 #   faults  a killed rank ends the job within seconds; a bad flag is reported once
+#   smooth  the smoothness probe runs on every rank and records what one process records
 set -u
 NS=$(readlink -f "$1")
 PART=${2:-all}
@@ -65,6 +66,27 @@ sys.exit(0 if len(a) == len(b) == 20 and rel <= 1e-5 else 1)
 PYEOF
 ) || fail "budget: $out"
     echo "max-tokens on 2 ranks: $out"
+}
+
+smoothness() {
+    # the probe's passes are collective (loss and gradient summed over ranks), and so are its
+    # choices (pinned-unit counts): 2 ranks must neither hang nor measure something else
+    args=(--norm batch "${TINY[@]}" --steps 4 --lipschitz-every 2 --hessian-iters 4 --dropout 0)
+    "$NS" train "${args[@]}" --out s1.h5 >/dev/null 2>&1 &&
+        timeout 120 "${MPIRUN[@]}" 2 "$NS" train "${args[@]}" --out s2.h5 >/dev/null 2>&1 ||
+        { fail "smoothness: runs"; return; }
+    out=$($PY - s1.h5 s2.h5 <<'PYEOF'
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r")["lipschitz"] for p in sys.argv[1:3])
+for name in ("beta_smoothness", "hessian_top_eig", "hessian_trace"):
+    x, y = a[name][:], b[name][:]
+    rel = np.max(np.abs(x - y) / np.maximum(np.abs(x), 1e-12))
+    if len(x) != 2 or len(y) != 2 or not rel <= 1e-3:
+        sys.exit(f"{name}: 1 process {x}, 2 ranks {y}")
+print("smoothness probe: 1 process = 2 ranks within 1e-3")
+PYEOF
+) || fail "smoothness: $out"
+    echo "$out"
 }
 
 local_stats() {
@@ -155,11 +177,11 @@ faults() {
 }
 
 case $PART in
-parity) parity; budget ;;
+parity) parity; budget; smoothness ;;
 local) local_stats ;;
 resume) resume ;;
 faults) faults ;;
-all) parity; budget; local_stats; resume; faults ;;
+all) parity; budget; smoothness; local_stats; resume; faults ;;
 *) echo "unknown part $PART"; exit 2 ;;
 esac
 [ $failures -eq 0 ] || { echo "$failures failure(s)"; exit 1; }

@@ -93,19 +93,26 @@ void ns_relu_backward(float *dx, const float *dy, const float *y, size_t n)
 
 static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
+/* One xoshiro256** draw on a state held in locals (inlined, they stay in registers): the same
+ * numbers as ns_rng_next without a call and a store of the state per element. */
+static inline uint64_t xoshiro_draw(uint64_t *s0, uint64_t *s1, uint64_t *s2, uint64_t *s3)
+{
+    uint64_t r = rotl64(*s1 * 5, 7) * 9, t = *s1 << 17;
+    *s2 ^= *s0;
+    *s3 ^= *s1;
+    *s1 ^= *s2;
+    *s0 ^= *s3;
+    *s2 ^= t;
+    *s3 = rotl64(*s3, 45);
+    return r;
+}
+
 /* Advances xoshiro256** by n draws (the masks of other ranks' elements). */
 static void rng_skip(uint64_t *s, size_t n)
 {
     uint64_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
-    for (size_t i = 0; i < n; i++) {
-        uint64_t t = s1 << 17;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = rotl64(s3, 45);
-    }
+    for (size_t i = 0; i < n; i++)
+        (void)xoshiro_draw(&s0, &s1, &s2, &s3);
     s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
 }
 
@@ -129,18 +136,10 @@ void ns_dropout_forward(float *y, const float *x, float *keep, float p, size_t n
     float scale = 1.0f / (1.0f - p);
     /* Compare 24-bit integers instead of doubles: cheap and exactly reproducible. */
     uint32_t threshold = (uint32_t)(p * 16777216.0f);
-    /* ns_rng_next's xoshiro256** with the state in registers: the same numbers, without a
-     * call into another library and a store of the state per element (tests/test_kernels.c
-     * checks the masks against ns_rng_next). */
+    /* tests/test_kernels.c checks the masks against ns_rng_next */
     uint64_t s0 = rng->s[0], s1 = rng->s[1], s2 = rng->s[2], s3 = rng->s[3];
     for (size_t i = 0; i < n; i++) {
-        uint64_t r = rotl64(s1 * 5, 7) * 9, t = s1 << 17;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = rotl64(s3, 45);
+        uint64_t r = xoshiro_draw(&s0, &s1, &s2, &s3);
         keep[i] = (uint32_t)(r >> 40) >= threshold ? scale : 0.0f;
     }
     rng->s[0] = s0, rng->s[1] = s1, rng->s[2] = s2, rng->s[3] = s3;

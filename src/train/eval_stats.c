@@ -6,20 +6,15 @@
 
 #include "util.h"
 
-double ns_evaluate_corpus_batch_stats(const NsModel *m, const NsCorpus *corpus,
-                                      NsBatching batching, int max_batches, uint64_t seed,
-                                      NsModelScratch *scratch, char *err)
+double ns_evaluate_batches(const NsCorpus *corpus, NsBatching batching, int B, int T,
+                           int max_batches, uint64_t seed, NsBatchLoss loss, void *ctx, char *err)
 {
     NsBatcher b;
-    int B = m->cfg.batch_size, T = m->cfg.seq_len;
     if (ns_batcher_init(&b, corpus, batching, B, T, seed, 0, err) < 0)
         return NAN;
     int n = ns_batcher_epoch_batches(&b);
     if (max_batches > 0 && n > max_batches)
         n = max_batches;
-    NsModel *w = &scratch->work;
-    memcpy(w->params, m->params, sizeof(float) * m->layout.total);
-    ns_model_snapshot(m, &scratch->state);
     int32_t *tokens = ns_xcalloc((size_t)B * (T + 1), sizeof(int32_t));
     uint8_t *mask = ns_xcalloc((size_t)B * T, 1);
     double total = 0.0;
@@ -28,10 +23,7 @@ double ns_evaluate_corpus_batch_stats(const NsModel *m, const NsCorpus *corpus,
         int real = ns_batcher_next(&b, tokens, mask);
         if (real == 0)
             continue;
-        /* a training forward updates the running state: each batch starts from m's */
-        ns_model_restore(w, &scratch->state);
-        ns_model_set_batch_shape(w, B, T);
-        total += ns_model_forward(w, tokens, mask, 1) * real;
+        total += loss(ctx, tokens, mask) * real;
         count += real;
     }
     free(tokens);
@@ -42,6 +34,32 @@ double ns_evaluate_corpus_batch_stats(const NsModel *m, const NsCorpus *corpus,
         return NAN;
     }
     return total / (double)count;
+}
+
+typedef struct {
+    NsModel *work;
+    const NsModelSnapshot *state;
+    int B, T;
+} BatchStatsPass;
+
+/* A training forward updates the running state: each batch starts from the model's. */
+static double batch_stats_loss(void *ctx, const int32_t *tokens, const uint8_t *mask)
+{
+    BatchStatsPass *p = ctx;
+    ns_model_restore(p->work, p->state);
+    ns_model_set_batch_shape(p->work, p->B, p->T);
+    return ns_model_forward(p->work, tokens, mask, 1);
+}
+
+double ns_evaluate_corpus_batch_stats(const NsModel *m, const NsCorpus *corpus,
+                                      NsBatching batching, int max_batches, uint64_t seed,
+                                      NsModelScratch *scratch, char *err)
+{
+    BatchStatsPass p = {&scratch->work, &scratch->state, m->cfg.batch_size, m->cfg.seq_len};
+    memcpy(p.work->params, m->params, sizeof(float) * m->layout.total);
+    ns_model_snapshot(m, &scratch->state);
+    return ns_evaluate_batches(corpus, batching, p.B, p.T, max_batches, seed, batch_stats_loss,
+                               &p, err);
 }
 
 int ns_norm_keeps_running_stats(const NsModel *m)

@@ -10,6 +10,13 @@
 #include "batcher.h"
 #include "model.h"
 
+/* The loop every evaluation shares: the corpus's first max_batches batches (all when <= 0) of
+ * B rows of T positions in file order, each scored by loss(ctx, tokens, mask) (the mean over
+ * its real positions); returns the mean over all real positions, NAN with err on error. */
+typedef double (*NsBatchLoss)(void *ctx, const int32_t *tokens, const uint8_t *mask);
+double ns_evaluate_batches(const NsCorpus *corpus, NsBatching batching, int B, int T,
+                           int max_batches, uint64_t seed, NsBatchLoss loss, void *ctx, char *err);
+
 /* Mean loss over a corpus, batched as ns_evaluate_corpus batches it (file order, whole set or
  * max_batches batches), each batch normalized as a training step of m normalizes it (batch
  * statistics; PN's phase and running values as m holds them now) with dropout off and without

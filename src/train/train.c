@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "eval_stats.h"
 #include "fileguard.h"
 #include "util.h"
 
@@ -239,37 +240,17 @@ int ns_trainer_step(NsTrainer *tr, NsStepInfo *info)
 
 /* ------------------------------------------------------------ evaluation */
 
+static double inference_loss(void *model, const int32_t *tokens, const uint8_t *mask)
+{
+    return ns_model_forward(model, tokens, mask, 0);
+}
+
 double ns_evaluate_corpus(NsModel *m, const NsCorpus *corpus, NsBatching batching, int max_batches,
                           uint64_t seed, char *err)
 {
-    NsBatcher b;
-    if (ns_batcher_init(&b, corpus, batching, m->cfg.batch_size, m->cfg.seq_len, seed, 0, err) <
-        0)
-        return NAN;
-    int n = ns_batcher_epoch_batches(&b);
-    if (max_batches > 0 && n > max_batches)
-        n = max_batches;
     int B = m->cfg.batch_size, T = m->cfg.seq_len;
     ns_model_set_batch_shape(m, B, T); /* training may have left a smaller one */
-    int32_t *tokens = ns_xcalloc((size_t)B * (T + 1), sizeof(int32_t));
-    uint8_t *mask = ns_xcalloc((size_t)B * T, 1);
-    double total = 0.0;
-    long count = 0;
-    for (int i = 0; i < n; i++) {
-        int real = ns_batcher_next(&b, tokens, mask);
-        if (real == 0)
-            continue;
-        total += ns_model_forward(m, tokens, mask, 0) * real;
-        count += real;
-    }
-    free(tokens);
-    free(mask);
-    ns_batcher_free(&b);
-    if (count == 0) {
-        ns_fail(err, "evaluation text yields no tokens to predict");
-        return NAN;
-    }
-    return total / (double)count;
+    return ns_evaluate_batches(corpus, batching, B, T, max_batches, seed, inference_loss, m, err);
 }
 
 double ns_trainer_evaluate(NsTrainer *tr, char *err)
