@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "seeds.h"
 #include "stats.h"
+#include "study_claims.h"
 #include "util.h"
 #include "window.h"
 
@@ -68,7 +70,9 @@ static void table(FILE *f, NsLog *logs, int n, Summary (*sum)[N_MEASURES])
         fprintf(f, "---|");
     fprintf(f, "\n");
     for (int i = 0; i < n; i++) {
-        fprintf(f, "| %s | %zu |", logs[i].label, sum[i][0].n);
+        char label[160];
+        ns_report_label(logs, n, i, label, sizeof label);
+        fprintf(f, "| %s | %zu |", label, sum[i][0].n);
         for (int m = 0; m < N_MEASURES; m++)
             fprintf(f, " %s [%s, %s] |", ns_window_num(a, sizeof a, sum[i][m].med),
                     ns_window_num(b, sizeof b, sum[i][m].q1),
@@ -77,32 +81,34 @@ static void table(FILE *f, NsLog *logs, int n, Summary (*sum)[N_MEASURES])
     }
 }
 
-/* The smallest and the next smallest median among the runs that have the measure. */
-static void compare(FILE *f, NsLog *logs, int n, Summary (*sum)[N_MEASURES], int m)
+/* The smallest median, and the smallest of another configuration (runs that differ only in
+ * seed are one configuration: comparing a scheme with its own second seed says nothing). */
+static void compare(FILE *f, NsLog *logs, int n, Summary (*sum)[N_MEASURES], int m,
+                    const int *group)
 {
     int lo = -1, next = -1;
-    for (int i = 0; i < n; i++) {
-        if (!(sum[i][m].n > 0))
-            continue;
-        if (lo < 0 || sum[i][m].med < sum[lo][m].med)
-            next = lo, lo = i;
-        else if (next < 0 || sum[i][m].med < sum[next][m].med)
+    for (int i = 0; i < n; i++)
+        if (sum[i][m].n > 0 && (lo < 0 || sum[i][m].med < sum[lo][m].med))
+            lo = i;
+    for (int i = 0; lo >= 0 && i < n; i++)
+        if (sum[i][m].n > 0 && group[i] != group[lo] &&
+            (next < 0 || sum[i][m].med < sum[next][m].med))
             next = i;
-    }
-    char a[32], b[32];
+    char a[32], b[32], label[160];
     if (lo < 0) {
         fprintf(f, "- %s: no run recorded it.\n", MEASURES[m].what);
         return;
     }
-    fprintf(f, "- Smallest %s: %s (median %s)", MEASURES[m].what, logs[lo].label,
+    ns_report_label(logs, n, lo, label, sizeof label);
+    fprintf(f, "- Smallest %s: %s (median %s)", MEASURES[m].what, label,
             ns_window_num(a, sizeof a, sum[lo][m].med));
     if (next < 0) {
-        fprintf(f, "; no other run recorded it.\n");
+        fprintf(f, "; no other configuration recorded it.\n");
         return;
     }
     int overlap = sum[lo][m].q3 >= sum[next][m].q1;
-    fprintf(f, ", then %s (median %s): %s.\n", logs[next].label,
-            ns_window_num(b, sizeof b, sum[next][m].med),
+    ns_report_label(logs, n, next, label, sizeof label);
+    fprintf(f, ", then %s (median %s): %s.\n", label, ns_window_num(b, sizeof b, sum[next][m].med),
             overlap ? "their interquartile ranges overlap, so the difference is within the "
                       "step-to-step variation (noise)"
                     : "their interquartile ranges do not overlap");
@@ -123,8 +129,11 @@ void ns_report_smoothness(FILE *f, NsLog *logs, int n)
                "over the probe's rows; `rows` counts them.\n\n");
     table(f, logs, n, sum);
     fprintf(f, "\n");
+    int *group = ns_xcalloc((size_t)(n > 0 ? n : 1), sizeof(int));
+    ns_seed_groups(logs, n, group);
     for (int m = 0; m < N_MEASURES; m++)
-        compare(f, logs, n, sum, m);
+        compare(f, logs, n, sum, m, group);
     fprintf(f, "\n");
+    free(group);
     free(sum);
 }
