@@ -21,6 +21,7 @@
 #include "compare_rows.h"
 #include "seeds.h"
 #include "stats.h"
+#include "sweep_summary.h"
 #include "util.h"
 #include "window.h"
 
@@ -33,46 +34,6 @@ typedef NsCompareRow Row;
 
 /* ------------------------------------------------------------------------------------------
  * Numbers from one log */
-
-
-
-
-/* Steps recorded, total, and the first step whose training loss or gradient norm is not
- * finite (the engine records the diverging step in /steps before it stops). */
-static void steps_outcome(const NsLog *log, Row *r)
-{
-    size_t n = 0, nl = 0, ng = 0;
-    double *step = ns_window_series(log, "steps/step", &n);
-    double *loss = ns_window_series(log, "steps/loss", &nl);
-    double *gnorm = ns_window_series(log, "steps/grad_norm", &ng);
-    long total;
-    r->steps_total = ns_log_attr_long(log, "steps", &total) == 0 ? (double)total : NAN;
-    r->steps_done = n > 0 ? step[n - 1] : 0.0;
-    r->diverged_step = NAN;
-    for (size_t i = 0; i < n && i < nl; i++)
-        if (!isfinite(loss[i]) || (i < ng && !isfinite(gnorm[i]))) {
-            r->diverged_step = step[i];
-            break;
-        }
-    free(step);
-    free(loss);
-    free(gnorm);
-}
-
-/* Training also stops as diverged when a validation loss is not finite. */
-static double divergence_from_eval(const NsLog *log)
-{
-    size_t n = 0, nl = 0;
-    double *step = ns_window_series(log, "eval/step", &n),
-           *loss = ns_window_series(log, "eval/loss", &nl);
-    double first = NAN;
-    for (size_t i = 0; i < n && i < nl && isnan(first); i++)
-        if (!isfinite(loss[i]))
-            first = step[i];
-    free(step);
-    free(loss);
-    return first;
-}
 
 /* Final and best validation perplexity. Best ignores NaN but not inf: a run whose every
  * evaluation overflowed has best ppl inf, not n/a. */
@@ -108,11 +69,12 @@ static void site_measurements(const NsLog *log, const char *site, double max_ste
 static void compute_row(const NsLog *log, const char *site, char **sites, int nsites, Row *r)
 {
     memset(r, 0, sizeof *r);
-    steps_outcome(log, r);
+    NsRunOutcome o; /* steps done and planned, the first non-finite step (the sweep's too) */
+    ns_run_outcome(log, &o);
+    r->steps_done = o.steps_done;
+    r->steps_total = o.steps_planned >= 0 ? (double)o.steps_planned : NAN;
+    r->diverged_step = o.diverged_at;
     eval_outcome(log, r);
-    double eval_div = divergence_from_eval(log);
-    if (isnan(r->diverged_step) || eval_div < r->diverged_step)
-        r->diverged_step = eval_div;
     double max_step = r->steps_done;
     r->has_site = 0;
     for (int s = 0; site && s < nsites; s++)
