@@ -8,6 +8,7 @@
 
 #include "gnuplot.h"
 #include "plot.h"
+#include "seeds.h"
 #include "util.h"
 
 typedef int (*PlotFn)(NsPlotJob *job, NsLog *logs, int n, char *err);
@@ -233,11 +234,8 @@ static NsLog *labelled_view(const NsLog *logs, int n)
 {
     NsLog *view = ns_xmalloc(sizeof(NsLog) * (size_t)n);
     memcpy(view, logs, sizeof(NsLog) * (size_t)n); /* shares the open files; never closed */
-    for (int i = 0; i < n; i++) {
-        long seed;
-        if (label_clash(logs, n, i) && ns_log_attr_long(&logs[i], "seed", &seed) == 0)
-            snprintf(view[i].label, sizeof view[i].label, "%.60s seed %ld", logs[i].label, seed);
-    }
+    for (int i = 0; i < n; i++)
+        ns_seed_label(logs, n, i, view[i].label, sizeof view[i].label);
     NsLog *named = ns_xmalloc(sizeof(NsLog) * (size_t)n);
     memcpy(named, view, sizeof(NsLog) * (size_t)n);
     for (int i = 0; i < n; i++) {

@@ -44,6 +44,18 @@ static int same_attr(const NsLog *a, const NsLog *b, const NsOption *o)
     }
 }
 
+void ns_seed_label(const NsLog *logs, int n, int i, char *buf, size_t len)
+{
+    int shared = 0;
+    for (int j = 0; j < n; j++)
+        shared |= j != i && strcmp(logs[j].label, logs[i].label) == 0;
+    long seed = ns_log_seed(&logs[i]);
+    if (shared && seed >= 0)
+        snprintf(buf, len, "%.60s seed %ld", logs[i].label, seed); /* room for the seed */
+    else
+        snprintf(buf, len, "%s", logs[i].label);
+}
+
 int ns_logs_same_but_seed(const NsLog *a, const NsLog *b)
 {
     for (size_t k = 0; k < NS_N_RUN_OPTIONS; k++) {

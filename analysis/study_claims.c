@@ -91,18 +91,6 @@ static int group_max_site(const Study *s, int g, NsSpread *best)
     return at;
 }
 
-void ns_report_label(const NsLog *logs, int n, int i, char *buf, size_t len)
-{
-    int shared = 0;
-    for (int j = 0; j < n; j++)
-        shared |= j != i && strcmp(logs[j].label, logs[i].label) == 0;
-    long seed = ns_log_seed(&logs[i]);
-    if (shared && seed >= 0)
-        snprintf(buf, len, "%s seed %ld", logs[i].label, seed);
-    else
-        snprintf(buf, len, "%s", logs[i].label);
-}
-
 static void seed_list(FILE *f, const Study *s, const NsLog *logs, int g)
 {
     int k = 0;

@@ -21,7 +21,5 @@ void ns_report_claims(FILE *f, const NsLog *logs, int n);
  * within seed spread. */
 void ns_report_training_seeds(FILE *f, const NsLog *logs, int n);
 
-/* The run's legend label, with its seed when another run shares the label. */
-void ns_report_label(const NsLog *logs, int n, int i, char *buf, size_t len);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "report_smoothness.h"
+#include "seeds.h"
 #include "stats.h"
 #include "study_claims.h"
 #include "util.h"
@@ -105,7 +106,7 @@ static void write_forward(FILE *f, const NsLog *logs, int n, const char *site, i
     for (int i = 0; i < 2 * n; i++) {
         const NsLog *log = &logs[i / 2];
         char name[40], label[128];
-        ns_report_label(logs, n, i / 2, label, sizeof label);
+        ns_seed_label(logs, n, i / 2, label, sizeof label);
         snprintf(name, sizeof name, "%s%s", i % 2 ? "rel_" : "", primary_distance(log));
         double med[BUCKETS];
         bucket_medians(log, site, name, med);
@@ -163,7 +164,7 @@ static void write_backward(FILE *f, const NsLog *logs, int n, const char *site)
         if (isnan(med))
             continue;
         char label[128];
-        ns_report_label(logs, n, i, label, sizeof label);
+        ns_seed_label(logs, n, i, label, sizeof label);
         fprintf(f, "| %s | %s | %.3g | %.3g | %.3g | %.3g |\n", label,
                 primary_gradient(&logs[i]), med, p99, mx, mx / med);
     }
@@ -209,7 +210,7 @@ static void write_training(FILE *f, const NsLog *logs, int n)
     for (int i = 0; i < n; i++) {
         double ppl = final_ppl(&logs[order[i]]);
         char label[128];
-        ns_report_label(logs, n, order[i], label, sizeof label);
+        ns_seed_label(logs, n, order[i], label, sizeof label);
         if (isfinite(ppl))
             fprintf(f, "%s%s %.2f", shown++ ? " < " : "", label, ppl);
     }
