@@ -255,8 +255,13 @@ NsProbes *ns_probes_attach(NsTrainer *tr, char *err)
         return NULL;
     }
     tr->model.hooks = (NsModelHooks){on_norm_forward, on_norm_backward, set};
-    tr->observer = (NsTrainObserver){set, on_step_begin, on_after_backward, on_step_end,
-                                     on_eval_end, on_flush, {checkpoint_probes, set}};
+    tr->observer = (NsTrainObserver){.ctx = set, .step_begin = on_step_begin,
+                                     .after_backward = on_after_backward,
+                                     .step_end = on_step_end, .eval_end = on_eval_end,
+                                     .flush = on_flush,
+                                     .checkpoint_extra = {checkpoint_probes, set}};
+    for (int i = 0; i < set->n_probes; i++)
+        tr->observer.want_tensor_sums |= set->probes[i].wants_tensor_sums;
     return set;
 }
 

@@ -34,6 +34,7 @@ typedef struct NsProbe {
     int (*save_state)(struct NsProbe *p, NsProbes *set, hid_t group, char *err);
     int (*load_state)(struct NsProbe *p, NsProbes *set, hid_t group, char *err);
     void (*destroy)(struct NsProbe *p);
+    int wants_tensor_sums; /* reads NsTrainer.tensor_sums' update sums in step_end */
 } NsProbe;
 
 #define NS_MAX_PROBES 8

@@ -1,7 +1,8 @@
 /* Tests of the probes (probes/probe_*.c) and what they record, in a scratch directory, running
  * NS_BINARY or the library in-process:
  *  1 dist_* recomputed from the recorded vectors; running vectors follow the scheme / own EMA
- *  2 every per-site series of a tiny in-process run recomputed from a replica model's x, dy, dx
+ *  2 every per-site series of a tiny in-process run recomputed from a replica model's x, dy, dx,
+ *    and every params/ series from the parameters before and after each step
  *  3 the log read with the plain HDF5 API: attributes, docs, storage, NaN, row alignment
  *  4 probes never change training   5 --probes parsing   6 Lipschitz series
  * The run log's life (live SWMR reading, kill -9, SIGTERM + resume) is in test_runlog.c.
@@ -228,8 +229,27 @@ static void expect_site(const Capture *cap, int i, NsNormKind kind, int warmup, 
     q[Q_OUT] = sqrt(so), q[Q_IN] = sqrt(si), q[Q_GAIN] = sqrt(si / so), q[Q_MAX] = mx;
 }
 
+/* The params probe's four norms of every tensor at one step, from the parameters before and
+ * after the trainer's step, the replica's (unclipped) gradient and the initial parameters. */
+#define MAXT 64
+static const char *const PNAME[4] = {"grad_norm", "param_norm", "update_norm", "dist_init"};
+static void expect_params(const NsParamLayout *L, const float *grad, const float *before,
+                          const float *after, const float *init, double pq[MAXT][4])
+{
+    for (int i = 0; i < L->n_tensors; i++) {
+        double s[4] = {0};
+        for (size_t j = L->tensors[i].offset; j < L->tensors[i].offset + L->tensors[i].size; j++) {
+            s[0] += (double)grad[j] * grad[j], s[1] += (double)before[j] * before[j];
+            s[2] += pow((double)after[j] - before[j], 2), s[3] += pow((double)after[j] - init[j], 2);
+        }
+        for (int k = 0; k < 4; k++)
+            pq[i][k] = sqrt(s[k]);
+    }
+}
+
 static void independent_run(NsNormKind kind, NsNormPosition pos, int warmup)
 {
+    static double pq[T2][MAXT][4];
     static double q[T2][MAXS][Q_N], st[T2][MAXS][3][D2], run[MAXS][3][D2];
     static const char *const vec[3] = {"batch_mean", "batch_var", "batch_psi2"};
     char err[NS_ERRLEN] = "";
@@ -267,6 +287,9 @@ static void independent_run(NsNormKind kind, NsNormPosition pos, int warmup)
         ns_model_zero_grad(&rep);
         ns_model_backward(&rep);
         assert_true(loss == info.loss); /* the replica took exactly the trainer's step */
+        assert_true(tr.model.layout.n_tensors <= MAXT);
+        expect_params(&tr.model.layout, rep.grads, rep.params, tr.model.params, tr.params_init,
+                      pq[t]);
         for (int r = 0; r < N2; r++)
             padded += !tr.mask[r];
         for (int s = 0; s < S; s++)
@@ -300,6 +323,17 @@ static void independent_run(NsNormKind kind, NsNormPosition pos, int warmup)
             free(v);
         }
     }
+    for (int i = 0; i < tr.model.layout.n_tensors; i++)
+        for (int k = 0; k < 4; k++) {
+            double *v;
+            const char *name = tr.model.layout.tensors[i].name;
+            assert_int_equal(rd(f, fmt("params/%s/%s", name, PNAME[k]), &v, NULL), T2);
+            for (int t = 0; t < T2; t++)
+                SOFT(fabs(v[t] - pq[t][i][k]) <= 1e-6 * pq[t][i][k] + 1e-12,
+                     "%s params/%s/%s step %d: recorded %.12g, independent %.12g\n",
+                     ns_norm_name(kind), name, PNAME[k], t + 1, v[t], pq[t][i][k]);
+            free(v);
+        }
     H5Fclose(f);
     ns_model_snapshot_free(&snap);
     ns_model_free(&rep);

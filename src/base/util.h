@@ -57,5 +57,7 @@ void ns_format_bytes(char *out, size_t n, double bytes);
 double ns_sumsq(const float *x, size_t n);
 /* ||a - b||_2 in double precision: used wherever a distance is reported. */
 double ns_l2_distance(const float *a, const float *b, size_t n);
+/* sum x^2 (returned) and max |x| (in *absmax) in one pass; NaN in x gives a NaN sum. */
+double ns_sumsq_absmax(const float *x, size_t n, float *absmax);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "params.h"
 
 typedef struct {
     NsOptimConfig cfg;
@@ -21,11 +22,29 @@ void ns_adamw_free(NsAdamW *opt);
 /* One update of params with grads at learning rate lr (t advances first: first update t=1). */
 void ns_adamw_step(NsAdamW *opt, float *params, const float *grads, float lr);
 
+/* Per-tensor sums of squares of one step, for observers (the params probe): taken inside the
+ * passes the step makes anyway, so observing costs no extra pass over the parameters. */
+typedef struct {
+    double grad_sq;   /* sum g^2, before clipping */
+    double param_sq;  /* sum p^2, before the update */
+    double update_sq; /* sum (p_after - p_before)^2 */
+    double init_sq;   /* sum (p_after - init)^2 */
+} NsTensorSums;
+
+/* ns_adamw_step with the same result, filling param_sq, update_sq and init_sq of
+ * sums[layout->n_tensors] (whose tensors tile the buffers) against the parameters init. */
+void ns_adamw_step_observed(NsAdamW *opt, float *params, const float *grads, float lr,
+                            const NsParamLayout *layout, const float *init, NsTensorSums *sums);
+
 /* lr_t = lr * min(t / warmup, sqrt(warmup / t)) for step t >= 1 (warmup 0: constant lr). */
 float ns_lr_at(const NsOptimConfig *cfg, int64_t t);
 
 /* Global L2 norm of the gradient (double accumulation). */
 double ns_grad_norm(const float *grads, size_t n);
+/* The same norm as per-tensor sums (sums[t].grad_sq) added up: the trainer's one pass. */
+double ns_tensor_grad_norm(const float *grads, const NsParamLayout *layout, NsTensorSums *sums);
+/* Scales grads so their global norm (given: norm) is at most max_norm (no-op when max_norm <= 0). */
+void ns_clip_grads(float *grads, size_t n, float max_norm, double norm);
 /* Scales grads so their global norm is at most max_norm (no-op when max_norm <= 0). Returns the
  * norm before clipping. */
 double ns_clip_grad_norm(float *grads, size_t n, float max_norm);

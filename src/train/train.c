@@ -174,6 +174,7 @@ int ns_trainer_init_resume(NsTrainer *tr, const NsRunConfig *cfg, const NsCheckp
         tr->params_init = ns_xmalloc(sizeof(float) * tr->model.layout.total);
         memcpy(tr->params_init, tr->model.params, sizeof(float) * tr->model.layout.total);
     }
+    tr->tensor_sums = ns_xcalloc((size_t)tr->model.layout.n_tensors, sizeof(NsTensorSums));
     int B = tr->cfg.model.batch_size, T = tr->cfg.model.seq_len;
     tr->tokens = ns_xcalloc((size_t)B * (T + 1), sizeof(int32_t));
     tr->mask = ns_xcalloc((size_t)B * T, 1);
@@ -187,6 +188,8 @@ void ns_trainer_free(NsTrainer *tr)
     free(tr->tokens);
     free(tr->mask);
     free(tr->params_init);
+    free(tr->tensor_sums);
+    tr->tensor_sums = NULL;
     if (tr->model.params) {
         ns_adamw_free(&tr->opt);
         ns_model_free(&tr->model);
@@ -218,13 +221,18 @@ int ns_trainer_step(NsTrainer *tr, NsStepInfo *info)
     ns_model_zero_grad(m);
     ns_model_backward(m);
     info->lr = ns_lr_at(&tr->cfg.optim, info->step);
-    info->grad_norm = ns_grad_norm(m->grads, m->layout.total);
+    /* one pass over the gradient gives the norm clipping uses and each tensor's share */
+    info->grad_norm = ns_tensor_grad_norm(m->grads, &m->layout, tr->tensor_sums);
     if (tr->observer.after_backward)
         tr->observer.after_backward(tr->observer.ctx, tr, info);
     int diverged = !isfinite(info->loss) || !isfinite(info->grad_norm);
     if (!diverged) {
-        ns_clip_grad_norm(m->grads, m->layout.total, tr->cfg.optim.clip);
-        ns_adamw_step(&tr->opt, m->params, m->grads, info->lr);
+        ns_clip_grads(m->grads, m->layout.total, tr->cfg.optim.clip, info->grad_norm);
+        if (tr->observer.want_tensor_sums)
+            ns_adamw_step_observed(&tr->opt, m->params, m->grads, info->lr, &m->layout,
+                                   tr->params_init, tr->tensor_sums);
+        else
+            ns_adamw_step(&tr->opt, m->params, m->grads, info->lr);
         tr->step++;
     }
     double dt = ns_now_seconds() - t0;

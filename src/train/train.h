@@ -47,6 +47,9 @@ typedef struct {
     /* The observers' own state, written into each checkpoint (so a resumed run observes exactly
      * like an uninterrupted one). */
     NsCheckpointExtra checkpoint_extra;
+    /* Set: the step fills NsTrainer.tensor_sums' update sums (param_sq, update_sq, init_sq)
+     * too, in the update's own pass (optim.h); grad_sq is filled every step. */
+    int want_tensor_sums;
 } NsTrainObserver;
 
 struct NsTrainer {
@@ -55,6 +58,9 @@ struct NsTrainer {
     NsModel model;
     NsAdamW opt;
     float *params_init; /* parameters at initialisation (distance-from-init probes) */
+    /* Per tensor, this step's sums of squares (read them in step_end): grad_sq after backward,
+     * the others after the update when the observer wants them. */
+    NsTensorSums *tensor_sums;
     int32_t *tokens; /* current batch [B][T+1] */
     uint8_t *mask;   /* [B][T] */
     int64_t step;    /* steps completed */
