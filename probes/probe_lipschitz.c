@@ -134,20 +134,26 @@ static void measure(LipState *st, NsProbes *set, const NsStepInfo *info)
     append_vec(set, st->vec_ids[V_WEIGHTS], f->weights, st->plan.runs * st->plan.steps);
 }
 
+/* Every --lipschitz-every steps, and once at the last step of a run shorter than that (so a
+ * default run, 1000 steps against a cadence of 2000, is still measured once, at its end). */
+static int measured_step(const NsRunConfig *cfg, int64_t step)
+{
+    int every = cfg->lipschitz_every;
+    return every > 0 && (step % every == 0 || (step == cfg->steps && cfg->steps < every));
+}
+
 /* Keeps the pre-step norm state of the steps that will be measured. */
 static void step_begin(NsProbe *p, NsProbes *set, int64_t step)
 {
     LipState *st = p->state;
-    int every = set->tr->cfg.lipschitz_every;
-    if (every > 0 && step % every == 0)
+    if (measured_step(&set->tr->cfg, step))
         ns_model_snapshot(&set->tr->model, &st->snap);
 }
 
 static void after_backward(NsProbe *p, NsProbes *set, const NsStepInfo *info)
 {
     LipState *st = p->state;
-    int every = set->tr->cfg.lipschitz_every;
-    if (every <= 0 || info->step % every != 0 || !isfinite(info->loss))
+    if (!measured_step(&set->tr->cfg, info->step) || !isfinite(info->loss))
         return;
     double t0 = ns_now_seconds();
     measure(st, set, info);

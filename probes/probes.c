@@ -193,6 +193,10 @@ static int write_root_attrs(NsProbes *set)
     const NsTrainer *tr = set->tr;
     if (ns_write_run_attrs(set->log.file, &tr->cfg) < 0)
         return -1;
+    /* the cap the first segment asked for (a resumed run's is the checkpoint's vocabulary) */
+    if (H5Aexists(set->log.file, "vocab_cap") <= 0 &&
+        ns_h5_attr_write_i64(set->log.file, "vocab_cap", tr->vocab_cap) < 0)
+        return -1;
     return ns_runlog_write_unk_rates(&set->log, tr->data.unk_rate_train, tr->data.unk_rate_valid);
 }
 

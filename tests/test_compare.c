@@ -17,9 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 #include "compare.h"
 #include "harness.h"
 #include "logs.h"
+#include "seeds.h"
 #include "stats.h"
 #include "util.h"
 
@@ -494,6 +497,56 @@ static void test_compare_seeds(void **state)
     close_logs(logs, 3);
 }
 
+/* Sets the int64 root attribute name of the file at path (value < 0: removes it). */
+static void set_attr(const char *path, const char *name, long value)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    if (H5Aexists(f, name) > 0)
+        H5Adelete(f, name);
+    if (value >= 0) {
+        hid_t sp = H5Screate(H5S_SCALAR);
+        hid_t a = H5Acreate2(f, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+        int64_t v = value;
+        assert_true(a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &v) >= 0);
+        H5Aclose(a), H5Sclose(sp);
+    }
+    H5Fclose(f);
+}
+
+/* On the embedded corpus the vocabulary built varies with the seed: repetitions are grouped by
+ * the cap asked for (vocab_cap) where both logs record it, by vocab_size where one does not. */
+static void test_seed_groups_by_vocab_cap(void **state)
+{
+    (void)state;
+    char a[PATH_MAX + 32], b[PATH_MAX + 32], err[NS_ERRLEN] = "";
+    snprintf(a, sizeof a, "%s/vocab-a.h5", scratch_dir());
+    snprintf(b, sizeof b, "%s/vocab-b.h5", scratch_dir());
+    NsLog base;
+    long built, cap;
+    assert_int_equal(ns_log_open(&base, g_seed2, err), 0);
+    assert_int_equal(ns_log_attr_long(&base, "vocab_size", &built), 0);
+    assert_int_equal(ns_log_attr_long(&base, "vocab_cap", &cap), 0); /* train records it */
+    ns_log_close(&base);
+    struct { long cap_b, vocab_b; int same; } cases[] = {
+        {cap, built - 10, 1},     /* same cap, another vocabulary built: repetitions */
+        {cap + 1, built, 0},      /* another cap: another configuration */
+        {-1, built - 10, 0},      /* b an old log without vocab_cap: vocab_size decides */
+        {-1, built, 1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        copy_file(g_batch, a);
+        copy_file(g_seed2, b);
+        set_attr(b, "vocab_cap", cases[k].cap_b);
+        set_attr(b, "vocab_size", cases[k].vocab_b);
+        NsLog la, lb;
+        assert_int_equal(ns_log_open(&la, a, err), 0);
+        assert_int_equal(ns_log_open(&lb, b, err), 0);
+        assert_int_equal(ns_logs_same_but_seed(&la, &lb), cases[k].same);
+        ns_log_close(&la), ns_log_close(&lb);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_compare_errors),
         cmocka_unit_test(test_compare_all_sites),
         cmocka_unit_test(test_compare_seeds),
+        cmocka_unit_test(test_seed_groups_by_vocab_cap),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, setup_logs, group_teardown);

@@ -576,6 +576,29 @@ TEST(test_lipschitz)
     H5Fclose(f);
 }
 
+/* A run shorter than --lipschitz-every is measured once, at its last step; a longer one only
+ * at multiples of it (not at its last step too). */
+TEST(test_lipschitz_short_run)
+{
+    const char *out = scratch("t10.h5");
+    static const struct { int steps, every, rows; double last; } cases[] = {
+        {7, 10, 1, 7.0}, {7, 3, 2, 6.0}, {7, 0, 0, 0.0}};
+    for (int c = 0; c < 3; c++) {
+        assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps %d --eval-every 0 "
+                                "--lipschitz-every %d --hessian-iters 2 --overwrite --out %s",
+                                cases[c].steps, cases[c].every, out), 0);
+        hid_t f = open_ro(out);
+        assert_true(f >= 0);
+        double *st = NULL;
+        long n = cases[c].rows ? rd(f, "lipschitz/step", &st, NULL) : 0;
+        assert_int_equal(n, cases[c].rows);
+        if (n)
+            assert_true(st[n - 1] == cases[c].last);
+        free(st);
+        H5Fclose(f);
+    }
+}
+
 /* ------------------------------------------------------------ main */
 
 int main(void)
@@ -584,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_distances_from_vectors), cmocka_unit_test(test_independent_tiny_model),
         cmocka_unit_test(test_plain_hdf5_layout), cmocka_unit_test(test_probes_do_not_change_training),
         cmocka_unit_test(test_probes_option), cmocka_unit_test(test_lipschitz),
+        cmocka_unit_test(test_lipschitz_short_run),
     };
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* expected failures stay quiet */
     test_filter_from_env();

@@ -26,7 +26,7 @@ void ns_run_config_default(NsRunConfig *c)
     c->flush_every = 10;
     snprintf(c->probes, sizeof c->probes, "all");
     c->probe_vectors_every = 100;
-    c->lipschitz_every = 1000; /* 33 passes, ~50 steps of time per call: about 5 % (README) */
+    c->lipschitz_every = 2000; /* ~40-60 steps of time per call: 2-3 % of training (README) */
     c->hessian_iters = 10;
     c->hessian_top = 1;
     c->hutchinson_samples = 4;

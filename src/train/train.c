@@ -138,6 +138,7 @@ int ns_trainer_init_resume(NsTrainer *tr, const NsRunConfig *cfg, const NsCheckp
     memset(tr, 0, sizeof *tr);
     tr->lock_out = tr->lock_checkpoint = -1;
     tr->cfg = *cfg;
+    tr->vocab_cap = cfg->model.vocab_size;
     ns_run_config_finish(&tr->cfg);
     tr->comm = ns_comm_world();
     tr->cfg.world_size = tr->comm->size;

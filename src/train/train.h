@@ -61,6 +61,9 @@ struct NsTrainer {
     /* Per tensor, this step's sums of squares (read them in step_end): grad_sq after backward,
      * the others after the update when the observer wants them. */
     NsTensorSums *tensor_sums;
+    /* --vocab-size as asked: cfg.model.vocab_size becomes the size of the vocabulary built,
+     * which on the embedded corpus (generated from --seed) varies with the seed. */
+    int vocab_cap;
     int32_t *tokens; /* current batch [B][T+1] */
     uint8_t *mask;   /* [B][T] */
     int64_t step;    /* steps completed */
