@@ -5,7 +5,8 @@
 #include "probes.h"
 #include "util.h"
 
-enum { S_STEP, S_LOSS, S_LR, S_GRAD_NORM, S_TOKS, S_REAL_TOKS, S_SECONDS, S_WALL, S_PAD, S_N };
+enum { S_STEP, S_LOSS, S_LR, S_GRAD_NORM, S_TOKS, S_REAL_TOKS, S_SECONDS, S_WALL, S_PAD, S_PROBES,
+       S_N };
 enum { E_STEP, E_LOSS, E_PPL, E_N };
 
 typedef struct {
@@ -27,6 +28,10 @@ static const NsRunLogScalar STEPS[S_N] = {
     {"wall_time", "s", "seconds since this process started training"},
     {"padding_fraction", "1", "padded positions / positions of the step's batch (0 for stream "
                               "batching; small with --max-tokens)"},
+    {"probe_seconds", "s", "wall time in the per-step probes' hooks (batch-stats, gradients, "
+                           "params, norm-gap) since the previous row: this step's, and the "
+                           "previous step's end-of-step recording; the smoothness probe's time "
+                           "is lipschitz/seconds"},
 };
 
 static const NsRunLogScalar EVALS[E_N] = {
@@ -58,6 +63,8 @@ static void step_end(NsProbe *p, NsProbes *set, const NsStepInfo *info)
     ns_runlog_append_f64(log, st->step_ids[S_PAD],
                          info->n_positions > 0 ? 1.0 - (double)info->n_real / info->n_positions
                                                : 0.0);
+    ns_runlog_append_f64(log, st->step_ids[S_PROBES], set->probe_seconds);
+    set->probe_seconds = 0.0;
 }
 
 static void eval_end(NsProbe *p, NsProbes *set, int64_t step, double loss, double ppl)

@@ -26,25 +26,39 @@ const char *ns_probe_names(void)
 
 /* ------------------------------------------------------------ fan-out */
 
+/* The per-step probes are timed where they are called (steps/probe_seconds), so a run's log
+ * says what its probes cost, measured in the run itself: the steps probe records the total and
+ * the smoothness probe its own (lipschitz/seconds). */
+static int timed(const NsProbe *p)
+{
+    return strcmp(p->name, "steps") != 0 && strcmp(p->name, "lipschitz") != 0;
+}
+
+#define FAN_OUT(set, hook, ...)                                                       \
+    for (int i_ = 0; i_ < (set)->n_probes; i_++) {                                    \
+        NsProbe *p_ = &(set)->probes[i_];                                             \
+        if (!p_->hook)                                                                \
+            continue;                                                                 \
+        double t0_ = timed(p_) ? ns_now_seconds() : 0.0;                              \
+        p_->hook(p_, (set), __VA_ARGS__);                                             \
+        if (timed(p_))                                                                \
+            (set)->probe_seconds += ns_now_seconds() - t0_;                           \
+    }
+
 /* Evaluation passes run the same sites in inference mode; the probes record training steps. */
 static void on_norm_forward(void *ctx, const NsNormSite *site, int index, const float *x,
                             const uint8_t *mask, int N, int training)
 {
     NsProbes *set = ctx;
-    if (!training)
-        return;
-    for (int i = 0; i < set->n_probes; i++)
-        if (set->probes[i].norm_forward_begin)
-            set->probes[i].norm_forward_begin(&set->probes[i], set, site, index, x, mask, N);
+    if (training)
+        FAN_OUT(set, norm_forward_begin, site, index, x, mask, N);
 }
 
 static void on_norm_backward(void *ctx, const NsNormSite *site, int index, const float *dy,
                              const float *dx, const uint8_t *mask, int N)
 {
     NsProbes *set = ctx;
-    for (int i = 0; i < set->n_probes; i++)
-        if (set->probes[i].norm_backward_end)
-            set->probes[i].norm_backward_end(&set->probes[i], set, site, index, dy, dx, mask, N);
+    FAN_OUT(set, norm_backward_end, site, index, dy, dx, mask, N);
 }
 
 static void on_step_begin(void *ctx, const NsTrainer *tr, int64_t step)
@@ -52,27 +66,22 @@ static void on_step_begin(void *ctx, const NsTrainer *tr, int64_t step)
     (void)tr;
     NsProbes *set = ctx;
     set->step = step;
-    for (int i = 0; i < set->n_probes; i++)
-        if (set->probes[i].step_begin)
-            set->probes[i].step_begin(&set->probes[i], set, step);
+    FAN_OUT(set, step_begin, step);
 }
 
 static void on_after_backward(void *ctx, const NsTrainer *tr, const NsStepInfo *info)
 {
     (void)tr;
     NsProbes *set = ctx;
-    for (int i = 0; i < set->n_probes; i++)
-        if (set->probes[i].after_backward)
-            set->probes[i].after_backward(&set->probes[i], set, info);
+    FAN_OUT(set, after_backward, info);
 }
 
+/* The steps probe comes first: the step_end hooks after it count in the next row. */
 static void on_step_end(void *ctx, const NsTrainer *tr, const NsStepInfo *info)
 {
     (void)tr;
     NsProbes *set = ctx;
-    for (int i = 0; i < set->n_probes; i++)
-        if (set->probes[i].step_end)
-            set->probes[i].step_end(&set->probes[i], set, info);
+    FAN_OUT(set, step_end, info);
 }
 
 static void on_eval_end(void *ctx, const NsTrainer *tr, int64_t step, double loss, double ppl)

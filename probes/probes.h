@@ -46,6 +46,10 @@ struct NsProbes {
     NsProbe probes[NS_MAX_PROBES];
     int n_probes;
     int64_t step;        /* the step being taken (1-based) */
+    /* Seconds spent in the per-step probes' hooks since the steps probe last recorded them
+     * (steps/probe_seconds): every probe but the steps probe itself and the smoothness probe,
+     * whose time is lipschitz/seconds. */
+    double probe_seconds;
 };
 
 /* Opens (or, on --resume, appends to) the run log and attaches the probes named by

@@ -63,6 +63,24 @@ if "lipschitz" in f and "step" in f["lipschitz"]:
 print("%.5f" % np.quantile(s[int(sys.argv[2]):], float(sys.argv[3])))
 PY
 }
+# The per-step probes' share of a step measured inside one run: the time the run spent in
+# their hooks (steps/probe_seconds) over the rest of each step, steps skip+1.. without the
+# smoothness probe's steps. Same run, same machine state: it does not move with the load the
+# way two runs' step times do.
+hook_share() {
+    "$py" - "$1" "$skip" <<'PY'
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r", swmr=True)
+k = int(sys.argv[2])
+dt = np.diff(f["steps/wall_time"][:])[k:]
+ps = f["steps/probe_seconds"][1:][k:]
+steps = f["steps/step"][1:][k:]
+if "lipschitz" in f and "step" in f["lipschitz"]:
+    keep = ~np.isin(steps, f["lipschitz/step"][:])
+    dt, ps = dt[keep], ps[keep]
+print("%.5f" % (ps.sum() / (dt.sum() - ps.sum())))
+PY
+}
 med() { "$py" -c "import statistics,sys; print('%.5f' % statistics.median(map(float, sys.argv[1:])))" "$@"; }
 calc() { "$py" -c "print($1)"; }
 
@@ -110,7 +128,8 @@ echo
 echo "## probe overhead at defaults: --probes all against --probes none"
 echo "# smoothness probe: one invocation measured, amortized over its default cadence"
 every=$("$bin" train --help | sed -n 's/.*--lipschitz-every.*\[\([0-9]*\)\].*/\1/p' | head -1)
-printf "%-16s %10s %10s %10s %12s %10s\n" scheme "none s" "all s" "per-step" "smoothness" "total"
+printf "%-16s %10s %10s %10s %10s %12s %10s\n" scheme "none s" "all s" "per-step" "in-run" \
+    "smoothness" "total"
 for norm in $schemes; do
     declare -A pt=()
     lip=""
@@ -122,18 +141,22 @@ for norm in $schemes; do
                 --lipschitz-every "$steps" --overwrite --out "$log" >/dev/null 2>"$log.err"
             pt[$probes]="${pt[$probes]:-} $(median_step "$log")"
             if [ "$probes" = all ]; then
+                share="${share:-} $(hook_share "$log")"
                 lip="$lip $("$py" -c "import h5py,sys; print(h5py.File(sys.argv[1],'r',swmr=True)['lipschitz/seconds'][0])" "$log")"
             fi
         done
     done
     tn=$(med ${pt[none]}); ta=$(med ${pt[all]}); tl=$(med $lip)
     per=$(calc "100*($ta-$tn)/$tn")
+    inrun=$(calc "100*$(med $share)")
     amort=$(calc "100*$tl/($every*$tn) if $every > 0 else 0")
-    printf "%-16s %10s %10s %9.1f%% %11.1f%% %9.1f%%\n" "$norm" "$tn" "$ta" "$per" "$amort" \
-        "$(calc "$per + $amort")"
-    unset pt
+    printf "%-16s %10s %10s %9.1f%% %9.1f%% %11.1f%% %9.1f%%\n" "$norm" "$tn" "$ta" "$per" \
+        "$inrun" "$amort" "$(calc "$inrun + $amort")"
+    unset pt share
 done
-echo "# smoothness: per invocation (median) over --lipschitz-every $every steps"
+echo "# per-step: two runs' step times (moves with the load); in-run: the per-step probes'"
+echo "# hook time over the rest of the step in the same run (steps/probe_seconds); total ="
+echo "# in-run + smoothness, per invocation (median) over --lipschitz-every $every steps"
 fi
 
 if section padding; then

@@ -192,7 +192,8 @@ TEST(test_two_runs_one_out)
 
 static int timing_series(const char *path)
 {
-    static const char *const timing[] = {"tokens_per_s", "step_seconds", "wall_time", "seconds"};
+    static const char *const timing[] = {"tokens_per_s", "step_seconds", "wall_time", "seconds",
+                                         "probe_seconds"};
     const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     for (size_t i = 0; i < sizeof timing / sizeof timing[0]; i++)
         if (strcmp(name, timing[i]) == 0 || strcmp(name, "real_tokens_per_s") == 0)

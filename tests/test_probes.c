@@ -487,6 +487,14 @@ TEST(test_probes_option)
         assert_int_equal(NROWS(f, fmt("norms/%s/g_mu", TINY_SITES[s])), -1);
     }
     assert_true(!exists(f, "params") && !exists(f, "lipschitz") && NROWS(f, "steps/loss") == 6);
+    double *ps, *wall;
+    /* the probe's hook time: positive every step, and less than the step itself */
+    assert_int_equal(rd(f, "steps/probe_seconds", &ps, NULL), 6);
+    assert_int_equal(rd(f, "steps/wall_time", &wall, NULL), 6);
+    for (int k = 1; k < 6; k++)
+        SOFT(ps[k] > 0 && ps[k] < wall[k] - wall[k - 1], "probe_seconds[%d] = %g, step %g s\n",
+             k, ps[k], wall[k] - wall[k - 1]);
+    free(ps), free(wall);
     H5Fclose(f);
 
     assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 6 --probes none --lipschitz-every 2 "
@@ -498,6 +506,10 @@ TEST(test_probes_option)
         SOFT(!strncmp(l.path[i], "steps/", 6) || !strncmp(l.path[i], "eval/", 5) ||
              !strcmp(l.path[i], "docs/paths"), "--probes none recorded %s\n", l.path[i]);
     free(l.path);
+    assert_int_equal(rd(f, "steps/probe_seconds", &ps, NULL), 6); /* no probe timed */
+    for (int k = 0; k < 6; k++)
+        SOFT(ps[k] == 0, "--probes none: probe_seconds[%d] = %g\n", k, ps[k]);
+    free(ps);
     H5Fclose(f);
 }
 

@@ -127,7 +127,9 @@ const NsOption NS_RUN_OPTIONS[] = {
     RUN("--probe-vectors-every", "probe_vectors_every", INT, probe_vectors_every, PROBES,
         NS_CMD_TRAIN | NS_CMD_STUDY, 0, "record full statistic vectors every N steps (0 = never)"),
     RUN("--lipschitz-every", "lipschitz_every", INT, lipschitz_every, PROBES,
-        NS_CMD_TRAIN | NS_CMD_STUDY, 0, "loss-smoothness probes every N steps (0 = off)"),
+        NS_CMD_TRAIN | NS_CMD_STUDY, 0,
+        "loss-smoothness probes every N steps, and once at the last step of a shorter run "
+        "(0 = off)"),
     RUN("--hessian-iters", "hessian_iters", INT, hessian_iters, PROBES, TDS, 0,
         "Lanczos steps for the Hessian's top eigenvalues (0 = none)"),
     RUN("--hessian-top", "hessian_top", INT, hessian_top, PROBES, NS_CMD_TRAIN | NS_CMD_STUDY, 0,
