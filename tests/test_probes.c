@@ -39,7 +39,14 @@ static const char *attr_text(hid_t obj, const char *name, char *buf, size_t size
     double x;
     H5Tset_size(mt, H5T_VARIABLE);
     H5Tset_cset(mt, H5Tget_cset(ft)); /* HDF5 converts no ASCII <-> UTF-8 */
-    if (H5Tget_class(ft) == H5T_STRING && H5Aread(a, mt, &v) >= 0 && v)
+    if (H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) <= 0) { /* fixed length */
+        size_t n = H5Tget_size(ft);
+        char *t = calloc(n + 1, 1);
+        hid_t fixed = H5Tcopy(ft);
+        if (t && H5Aread(a, fixed, t) >= 0)
+            snprintf(buf, size, "%s", t);
+        free(t), H5Tclose(fixed);
+    } else if (H5Tget_class(ft) == H5T_STRING && H5Aread(a, mt, &v) >= 0 && v)
         snprintf(buf, size, "%s", v), H5free_memory(v);
     else if (H5Tget_class(ft) != H5T_STRING && H5Aread(a, H5T_NATIVE_DOUBLE, &x) >= 0)
         snprintf(buf, size, "%g", x);

@@ -211,7 +211,22 @@ int ns_h5_attr_write_f64(hid_t loc, const char *name, double value)
 
 int ns_h5_attr_write_str(hid_t loc, const char *name, const char *value)
 {
-    /* Variable-length UTF-8, as h5py writes Python strings. */
+    /* Fixed-length UTF-8, so the text lives in the attribute message itself, which the
+     * object header's checksum covers. A variable-length string lives in the file's global
+     * heap, which HDF5 does not checksum: one flipped byte there made libhdf5 copy from
+     * overlapping memory while reading the attribute (a byte-flip fault test found it). h5py
+     * reads these as bytes; ns_h5_attr_read_str reads both kinds. */
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, strlen(value) + 1);
+    H5Tset_strpad(type, H5T_STR_NULLTERM);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    int rc = attr_write(loc, name, type, value);
+    H5Tclose(type);
+    return rc;
+}
+
+int ns_h5_attr_write_vlen_str(hid_t loc, const char *name, const char *value)
+{
     hid_t type = H5Tcopy(H5T_C_S1);
     H5Tset_size(type, H5T_VARIABLE);
     H5Tset_cset(type, H5T_CSET_UTF8);

@@ -44,7 +44,10 @@ long ns_h5_numel(hid_t loc, const char *path);
 
 int ns_h5_attr_write_i64(hid_t loc, const char *name, int64_t value);
 int ns_h5_attr_write_f64(hid_t loc, const char *name, double value);
-int ns_h5_attr_write_str(hid_t loc, const char *name, const char *value);
+int ns_h5_attr_write_str(hid_t loc, const char *name, const char *value); /* fixed length */
+/* A variable-length UTF-8 string (in the global heap, unchecksummed): only for files whose
+ * format asks for it (debug states follow the spec's reference files). */
+int ns_h5_attr_write_vlen_str(hid_t loc, const char *name, const char *value);
 /* The readers check what they read: a numeric attribute must hold exactly one number (else -1,
  * as if absent), a string attribute one string. */
 int ns_h5_attr_read_i64(hid_t loc, const char *name, int64_t *value);

@@ -97,7 +97,8 @@ static int is_config_row(const NsOption *o)
     return o->section == NS_SEC_MODEL || o->section == NS_SEC_OPTIM;
 }
 
-static int write_attr(hid_t loc, const NsOption *o, const NsRunConfig *c)
+/* vlen_strings: debug states, whose reference files hold variable-length strings. */
+static int write_attr(hid_t loc, const NsOption *o, const NsRunConfig *c, int vlen_strings)
 {
     char text[NS_PATH_LEN];
     switch (ns_option_stored_type(o)) {
@@ -105,7 +106,8 @@ static int write_attr(hid_t loc, const NsOption *o, const NsRunConfig *c)
     case NS_STORED_REAL: return ns_h5_attr_write_f64(loc, o->attr, ns_option_real(o, c));
     default:
         ns_option_text(o, c, text, sizeof text);
-        return ns_h5_attr_write_str(loc, o->attr, text);
+        return vlen_strings ? ns_h5_attr_write_vlen_str(loc, o->attr, text)
+                            : ns_h5_attr_write_str(loc, o->attr, text);
     }
 }
 
@@ -146,7 +148,7 @@ static int write_attrs(hid_t loc, const NsRunConfig *c, int config_only)
     for (size_t k = 0; k < NS_N_RUN_OPTIONS; k++) {
         const NsOption *o = &NS_RUN_OPTIONS[k];
         if (o->attr && (!config_only || is_config_row(o)))
-            rc |= write_attr(loc, o, c);
+            rc |= write_attr(loc, o, c, config_only);
     }
     return rc ? -1 : 0;
 }
