@@ -144,9 +144,9 @@ double ns_now_seconds(void)
  * cost on `small`; with 8 lanes the AVX2 clone (chosen at load time) is bound by memory. Same
  * operations in the same order in every clone, so the result does not depend on the CPU; the
  * order differs from a single running sum (a double rounding of a few ulp, far below float). */
-enum { LANES = 8 };
+enum { LANES = NS_SUM_LANES };
 
-static double lane_total(const double *s)
+double ns_lane_total(const double *s)
 {
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
@@ -161,7 +161,7 @@ double ns_sumsq(const float *restrict x, size_t n)
             s[k] += (double)x[i + k] * x[i + k];
     for (; i < n; i++)
         s[0] += (double)x[i] * x[i];
-    return lane_total(s);
+    return ns_lane_total(s);
 }
 
 __attribute__((target_clones("avx2", "default")))
@@ -185,7 +185,7 @@ double ns_sumsq_absmax(const float *restrict x, size_t n, float *absmax)
     for (int k = 1; k < LANES; k++)
         mx = m[k] > mx ? m[k] : mx;
     *absmax = mx;
-    return lane_total(s);
+    return ns_lane_total(s);
 }
 
 __attribute__((target_clones("avx2", "default")))
@@ -202,7 +202,7 @@ double ns_l2_distance(const float *restrict a, const float *restrict b, size_t n
         double t = (double)a[i] - b[i];
         s[0] += t * t;
     }
-    return sqrt(lane_total(s));
+    return sqrt(ns_lane_total(s));
 }
 
 double ns_physical_memory(void)

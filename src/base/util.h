@@ -57,6 +57,10 @@ void ns_format_bytes(char *out, size_t n, double bytes);
 double ns_sumsq(const float *x, size_t n);
 /* ||a - b||_2 in double precision: used wherever a distance is reported. */
 double ns_l2_distance(const float *a, const float *b, size_t n);
+/* These sums keep NS_SUM_LANES independent double sums; ns_lane_total adds them up in the
+ * one fixed order every such sum uses (also the optimizer's observed step). */
+enum { NS_SUM_LANES = 8 };
+double ns_lane_total(const double *s);
 /* sum x^2 (returned) and max |x| (in *absmax) in one pass; NaN in x gives a NaN sum. */
 double ns_sumsq_absmax(const float *x, size_t n, float *absmax);
 

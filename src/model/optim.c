@@ -68,7 +68,7 @@ void ns_adamw_step(NsAdamW *opt, float *restrict params, const float *restrict g
 /* The observed step updates a chunk small enough to stay in cache, then takes the chunk's sums
  * from its copy of the old values: the sums cost no second pass over the parameters in memory
  * (the params probe's own passes were about 2 % of a `small` step, all memory traffic). */
-enum { CHUNK = 2048, LANES = 8 };
+enum { CHUNK = 2048, LANES = NS_SUM_LANES };
 
 /* acc[0..2][l] += the lane-l sums of old^2, (now - old)^2 and (now - init)^2 over a chunk in
  * cache. The differences are taken in float (exact for an update, now and old being within a
@@ -111,11 +111,6 @@ static inline void chunk_sums(const float *restrict old, const float *restrict n
     }
 }
 
-static double lanes_total(const double *s)
-{
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
 __attribute__((target_clones("avx2", "default")))
 void ns_adamw_step_observed(NsAdamW *opt, float *restrict params, const float *restrict grads,
                             float lr, const NsParamLayout *layout, const float *init,
@@ -132,9 +127,9 @@ void ns_adamw_step_observed(NsAdamW *opt, float *restrict params, const float *r
             adamw_update(&k, params + i, grads + i, opt->m + i, opt->v + i, n);
             chunk_sums(old, params + i, init + i, n, acc);
         }
-        sums[t].param_sq = lanes_total(acc[0]);
-        sums[t].update_sq = lanes_total(acc[1]);
-        sums[t].init_sq = lanes_total(acc[2]);
+        sums[t].param_sq = ns_lane_total(acc[0]);
+        sums[t].update_sq = ns_lane_total(acc[1]);
+        sums[t].init_sq = ns_lane_total(acc[2]);
     }
 }
 
@@ -148,8 +143,6 @@ float ns_lr_at(const NsOptimConfig *cfg, int64_t t)
     double f = fmin((double)t / w, sqrt(w / (double)t));
     return (float)(cfg->lr * f);
 }
-
-double ns_grad_norm(const float *grads, size_t n) { return sqrt(ns_sumsq(grads, n)); }
 
 double ns_tensor_grad_norm(const float *grads, const NsParamLayout *layout, NsTensorSums *sums)
 {
@@ -169,11 +162,4 @@ void ns_clip_grads(float *grads, size_t n, float max_norm, double norm)
         for (size_t i = 0; i < n; i++)
             grads[i] *= scale;
     }
-}
-
-double ns_clip_grad_norm(float *grads, size_t n, float max_norm)
-{
-    double norm = ns_grad_norm(grads, n);
-    ns_clip_grads(grads, n, max_norm, norm);
-    return norm;
 }

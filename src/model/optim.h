@@ -39,14 +39,10 @@ void ns_adamw_step_observed(NsAdamW *opt, float *params, const float *grads, flo
 /* lr_t = lr * min(t / warmup, sqrt(warmup / t)) for step t >= 1 (warmup 0: constant lr). */
 float ns_lr_at(const NsOptimConfig *cfg, int64_t t);
 
-/* Global L2 norm of the gradient (double accumulation). */
-double ns_grad_norm(const float *grads, size_t n);
-/* The same norm as per-tensor sums (sums[t].grad_sq) added up: the trainer's one pass. */
+/* Global L2 norm of the gradient (double accumulation), as per-tensor sums (sums[t].grad_sq)
+ * added up: the trainer's one pass over the gradient. */
 double ns_tensor_grad_norm(const float *grads, const NsParamLayout *layout, NsTensorSums *sums);
 /* Scales grads so their global norm (given: norm) is at most max_norm (no-op when max_norm <= 0). */
 void ns_clip_grads(float *grads, size_t n, float max_norm, double norm);
-/* Scales grads so their global norm is at most max_norm (no-op when max_norm <= 0). Returns the
- * norm before clipping. */
-double ns_clip_grad_norm(float *grads, size_t n, float max_norm);
 
 #endif
