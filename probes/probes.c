@@ -39,9 +39,10 @@ static int timed(const NsProbe *p)
         NsProbe *p_ = &(set)->probes[i_];                                             \
         if (!p_->hook)                                                                \
             continue;                                                                 \
-        double t0_ = timed(p_) ? ns_now_seconds() : 0.0;                              \
+        int timed_ = timed(p_);                                                       \
+        double t0_ = timed_ ? ns_now_seconds() : 0.0;                                 \
         p_->hook(p_, (set), __VA_ARGS__);                                             \
-        if (timed(p_))                                                                \
+        if (timed_)                                                                   \
             (set)->probe_seconds += ns_now_seconds() - t0_;                           \
     }
 

@@ -20,6 +20,7 @@
 #include <hdf5.h>
 
 #include "compare.h"
+#include "h5util.h"
 #include "harness.h"
 #include "logs.h"
 #include "seeds.h"
@@ -497,20 +498,16 @@ static void test_compare_seeds(void **state)
     close_logs(logs, 3);
 }
 
-/* Sets the int64 root attribute name of the file at path (value < 0: removes it). */
+/* Sets the int64 root attribute name of the file at path with the writer train uses (value < 0:
+ * removes it). */
 static void set_attr(const char *path, const char *name, long value)
 {
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     assert_true(f >= 0);
-    if (H5Aexists(f, name) > 0)
-        H5Adelete(f, name);
-    if (value >= 0) {
-        hid_t sp = H5Screate(H5S_SCALAR);
-        hid_t a = H5Acreate2(f, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-        int64_t v = value;
-        assert_true(a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &v) >= 0);
-        H5Aclose(a), H5Sclose(sp);
-    }
+    if (value < 0)
+        assert_true(H5Aexists(f, name) <= 0 || H5Adelete(f, name) >= 0);
+    else
+        assert_int_equal(ns_h5_attr_write_i64(f, name, value), 0);
     H5Fclose(f);
 }
 
