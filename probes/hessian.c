@@ -31,8 +31,7 @@ void ns_curv_init(NsCurvature *c, const NsModel *m, NsModelScratch *scratch)
     c->P = m->layout.total;
     c->g0 = ns_xmalloc(sizeof(float) * c->P);
     c->theta = ns_xmalloc(sizeof(float) * c->P);
-    c->gp = ns_xmalloc(sizeof(float) * c->P);
-    c->gm = ns_xmalloc(sizeof(float) * c->P);
+    ns_model_scratch_init(&c->minus, m);
     const NsModelConfig *mc = &m->cfg;
     c->n_units = (size_t)mc->n_layers * mc->batch_size * mc->seq_len * mc->d_ff;
     c->relu0 = ns_xmalloc(c->n_units);
@@ -42,20 +41,18 @@ void ns_curv_free(NsCurvature *c)
 {
     free(c->g0);
     free(c->theta);
-    free(c->gp);
-    free(c->gm);
+    ns_model_scratch_free(&c->minus);
     free(c->relu0);
     memset(c, 0, sizeof *c);
 }
 
-/* The ReLU units of the scratch model's last forward: records their sides into relu0 (record)
+/* The ReLU units of w's last forward: records their sides into relu0 (record)
  * or pins every unit on the other side than at theta0 back to theta0's side for the backward,
  * which takes a unit's derivative from its output (ns_relu_backward: y > 0), and returns how
  * many it pinned. A pinned unit's forward value is left as computed: it is within h of the kink,
  * where ReLU is continuous, so it moves the gradient by O(h), not by a jump. */
-static size_t relu_sides(NsCurvature *c, int record)
+static size_t relu_sides(NsCurvature *c, NsModel *w, int record)
 {
-    NsModel *w = &c->scratch->work;
     size_t units = (size_t)w->B * w->T * w->cfg.d_ff, pinned = 0, u = 0;
     for (int l = 0; l < w->cfg.n_layers; l++) {
         float *a = w->acts[l].ffh;
@@ -89,27 +86,32 @@ double ns_curv_bind(NsCurvature *c, const NsModelSnapshot *state, const float *t
     c->mask = mask;
     c->theta_norm = sqrt(ns_sumsq(theta0, c->P));
     c->loss0 = ns_curv_loss_grad(c, NULL, 0.0, c->g0);
-    relu_sides(c, 1);
+    relu_sides(c, &c->scratch->work, 1);
     return c->loss0;
 }
 
-/* One side of a difference: the gradient at theta0 + s v with theta0's ReLU derivatives, into
- * out. ns_model_loss_grad_at's pass (forward, then backward, in the scratch model, from the
- * fixed norm state), with the ReLU sides pinned in between. */
-static size_t side(NsCurvature *c, const float *v, double s, float *out)
+/* One side of a difference, the gradient at theta0 + s v with theta0's ReLU derivatives, in two
+ * halves, each side in a model of its own (the scratch for plus, c->minus for minus): both
+ * sides' forwards decide whether to halve h before either backward runs, so a halving costs
+ * two forwards, about 2/3 of a pass, instead of two passes (the PN schemes after warm-up halve
+ * in most products). The forward half runs the loss pass from the fixed norm state and pins
+ * the units that changed side (relu_sides), and returns how many it pinned. */
+static size_t side_forward(NsCurvature *c, NsModel *w, const float *v, double s)
 {
-    NsModel *w = &c->scratch->work;
-    size_t bytes = sizeof(float) * c->P;
     for (size_t i = 0; i < c->P; i++)
         w->params[i] = c->theta0[i] + (float)(s * v[i]);
     ns_model_restore(w, c->state);
     ns_model_set_batch_shape(w, c->m->B_global, c->m->T);
     ns_model_forward(w, c->tokens, c->mask, 1);
-    size_t pinned = relu_sides(c, 0);
+    return relu_sides(c, w, 0);
+}
+
+/* The backward half: the side's gradient, left in w->grads. */
+static const float *side_backward(NsModel *w)
+{
     ns_model_zero_grad(w);
     ns_model_backward(w);
-    memcpy(out, w->grads, bytes);
-    return pinned;
+    return w->grads;
 }
 
 /* The pinned counts over every rank's rows: the choices below (halve h, which side is clean)
@@ -135,24 +137,28 @@ void ns_curv_hvp(NsCurvature *c, const float *v, float *hv)
         return;
     }
     double h = HVP_SCALE * (c->theta_norm > 0 ? c->theta_norm : 1.0) / vn;
-    size_t plus = side(c, v, h, c->gp), minus = side(c, v, -h, c->gm);
+    NsModel *wp = &c->scratch->work, *wm = &c->minus.work;
+    size_t plus = side_forward(c, wp, v, h), minus = side_forward(c, wm, v, -h);
     count_over_ranks(c, &plus, &minus);
     /* A pinned unit's forward value is off by up to its own share of the product: in a small
      * model, where pinned units are more than 1 % of all, a smaller step crosses fewer. */
     for (int k = 0; k < MAX_HALVINGS && plus && minus && 100 * (plus + minus) > c->n_units; k++) {
         h *= 0.5;
         c->halved++;
-        plus = side(c, v, h, c->gp);
-        minus = side(c, v, -h, c->gm);
+        plus = side_forward(c, wp, v, h);
+        minus = side_forward(c, wm, v, -h);
         count_over_ranks(c, &plus, &minus);
     }
-    /* A clean side against theta0 itself is exact to O(h); pinning both is the fallback */
-    const float *hi = plus && !minus ? c->g0 : c->gp, *lo = minus && !plus ? c->g0 : c->gm;
-    double span = (plus && !minus) || (minus && !plus) ? h : 2.0 * h;
+    /* A clean side against theta0 itself is exact to O(h), and the crossed side's backward is
+     * not needed; pinning both is the fallback */
+    int one_sided = (plus > 0) != (minus > 0);
+    const float *hi = plus && !minus ? c->g0 : side_backward(wp);
+    const float *lo = minus && !plus ? c->g0 : side_backward(wm);
+    double span = one_sided ? h : 2.0 * h;
     for (size_t i = 0; i < P; i++)
         hv[i] = (float)(((double)hi[i] - lo[i]) / span);
     c->pinned += (long)(plus && minus ? plus + minus : 0);
-    c->one_sided += (plus > 0) != (minus > 0);
+    c->one_sided += one_sided;
 }
 
 void ns_curv_op(void *curvature, const float *v, float *out)

@@ -45,13 +45,14 @@ typedef struct {
     size_t P;
     double loss0, theta_norm;
     float *g0;              /* gradient at theta0 */
-    float *theta, *gp, *gm; /* work: a pass's parameters, the two sides' gradients */
+    float *theta;           /* work: a pass's parameters */
+    NsModelScratch minus;   /* the minus side's passes (the plus side's run in scratch) */
     uint8_t *relu0;         /* ReLU input > 0 at theta0, per unit of every layer and row */
     size_t n_units;
     long products; /* products taken */
     long one_sided; /* products taken one-sided: one side crossed a ReLU kink */
     long pinned;    /* ReLU units pinned to theta0's side in products crossing on both sides */
-    long halved;    /* step halvings (each costs two more gradient passes) */
+    long halved;    /* step halvings (each costs two more forward passes) */
 } NsCurvature;
 
 void ns_curv_init(NsCurvature *c, const NsModel *m, NsModelScratch *scratch);
