@@ -1,7 +1,9 @@
 /* The fast kernels of the model (issue 11) against their plain definitions: the fused
  * softmax cross-entropy (one pass, run-time AVX2) gives the loss and gradient of the separate
  * forward and backward within float round-off, padded rows included; dropout draws exactly the
- * masks of ns_rng_next's stream (its inlined copy must never drift from the library one). */
+ * masks of ns_rng_next's stream (its inlined copy must never drift from the library one); the
+ * observed AdamW step (the params probe's sums taken inside the update) updates exactly as the
+ * plain step, bit for bit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,8 @@
 
 #include "harness.h"
 #include "layers.h"
+#include "optim.h"
+#include "params.h"
 #include "util.h"
 
 static void test_xent_fused(void **state)
@@ -97,11 +101,65 @@ static void test_dropout_stream(void **state)
     assert_memory_equal(&rng, &ref, sizeof rng); /* the stream continues where it would */
 }
 
+/* Three steps of the plain and of the observed update from the same start: parameters and both
+ * moments bit-identical, and the sums equal to their definitions summed in double. */
+static void test_adamw_observed_identical(void **state)
+{
+    (void)state;
+    NsModelConfig mc;
+    ns_model_config_default(&mc);
+    mc.d_model = 24, mc.n_layers = 2, mc.n_heads = 2, mc.d_ff = 40, mc.vocab_size = 3001;
+    NsParamLayout L;
+    ns_layout_build(&L, &mc);
+    size_t n = L.total;
+    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+    float *g = malloc(sizeof(float) * n), *init = malloc(sizeof(float) * n);
+    NsRng rng;
+    ns_rng_seed(&rng, 5);
+    for (size_t i = 0; i < n; i++)
+        a[i] = b[i] = init[i] = (float)(0.02 * ns_rng_normal(&rng));
+    NsOptimConfig oc = {.lr = 1e-3f, .adam_beta1 = 0.9f, .adam_beta2 = 0.98f,
+                        .adam_eps = 1e-8f, .weight_decay = 0.01f};
+    NsAdamW plain, seen;
+    ns_adamw_init(&plain, &oc, n);
+    ns_adamw_init(&seen, &oc, n);
+    NsTensorSums *sums = calloc((size_t)L.n_tensors, sizeof *sums);
+    for (int step = 0; step < 3; step++) {
+        for (size_t i = 0; i < n; i++)
+            g[i] = (float)(0.1 * ns_rng_normal(&rng));
+        float *old = malloc(sizeof(float) * n); /* before the step, for the sums */
+        memcpy(old, b, sizeof(float) * n);
+        ns_adamw_step(&plain, a, g, 2e-3f);
+        ns_adamw_step_observed(&seen, b, g, 2e-3f, &L, init, sums);
+        assert_memory_equal(a, b, sizeof(float) * n);
+        assert_memory_equal(plain.m, seen.m, sizeof(float) * n);
+        assert_memory_equal(plain.v, seen.v, sizeof(float) * n);
+        for (int t = 0; t < L.n_tensors; t++) {
+            const NsTensorInfo *ti = &L.tensors[t];
+            double want[3] = {0};
+            for (size_t i = ti->offset; i < ti->offset + ti->size; i++) {
+                want[0] += (double)old[i] * old[i];
+                want[1] += ((double)b[i] - old[i]) * ((double)b[i] - old[i]);
+                want[2] += ((double)b[i] - init[i]) * ((double)b[i] - init[i]);
+            }
+            assert_true(fabs(sums[t].param_sq - want[0]) <= 1e-6 * want[0]);
+            assert_true(fabs(sums[t].update_sq - want[1]) <= 1e-6 * want[1]);
+            assert_true(fabs(sums[t].init_sq - want[2]) <= 1e-6 * want[2]);
+        }
+        free(old);
+    }
+    ns_adamw_free(&plain);
+    ns_adamw_free(&seen);
+    ns_layout_free(&L);
+    free(a), free(b), free(g), free(init), free(sums);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_xent_fused),
         cmocka_unit_test(test_dropout_stream),
+        cmocka_unit_test(test_adamw_observed_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
