@@ -14,6 +14,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$(realpath "${1:-$root/build/normscope}")"
 ceiling_bin="$(dirname "$bin")/sgemm_ceiling"
+adamw_bin="$(dirname "$bin")/adamw_cost"
 out="${BENCH_OUT:-$root/bench-results}"
 steps="${BENCH_STEPS:-30}"
 rounds="${BENCH_ROUNDS:-2}"
@@ -39,6 +40,7 @@ if ! dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q "install o
 fi
 "$root/scripts/setup.sh"
 [ -x "$ceiling_bin" ] || { echo "bench: $ceiling_bin missing (meson target sgemm_ceiling)" >&2; exit 1; }
+[ -x "$adamw_bin" ] || { echo "bench: $adamw_bin missing (meson target adamw_cost)" >&2; exit 1; }
 
 corpus_file="$root/../shared/data/tinyshakespeare.txt"
 [ -f "$corpus_file" ] || corpus_file="$root/tests/data/corpora/tinyshakespeare.txt"
@@ -128,8 +130,12 @@ echo
 echo "## probe overhead at defaults: --probes all against --probes none"
 echo "# smoothness probe: one invocation measured, amortized over its default cadence"
 every=$("$bin" train --help | sed -n 's/.*--lipschitz-every.*\[\([0-9]*\)\].*/\1/p' | head -1)
-printf "%-16s %10s %10s %10s %10s %12s %10s\n" scheme "none s" "all s" "per-step" "in-run" \
-    "smoothness" "total"
+# The params probe's sums sit inside the AdamW update, out of the hooks' timer: timed apart,
+# plain against observed update on small's parameters, once, as ms per step.
+read -r _ adamw_plain adamw_seen < <("$adamw_bin" 256 4 4 1024 10000 25)
+echo "# AdamW update on small: plain $adamw_plain ms, observed (params sums) $adamw_seen ms"
+printf "%-16s %10s %10s %10s %10s %10s %12s %10s\n" scheme "none s" "all s" "per-step" \
+    "in-run" "params" "smoothness" "total"
 for norm in $schemes; do
     declare -A pt=()
     lip=""
@@ -150,13 +156,15 @@ for norm in $schemes; do
     per=$(calc "100*($ta-$tn)/$tn")
     inrun=$(calc "100*$(med $share)")
     amort=$(calc "100*$tl/($every*$tn) if $every > 0 else 0")
-    printf "%-16s %10s %10s %9.1f%% %9.1f%% %11.1f%% %9.1f%%\n" "$norm" "$tn" "$ta" "$per" \
-        "$inrun" "$amort" "$(calc "$inrun + $amort")"
+    sums=$(calc "0.1*($adamw_seen-$adamw_plain)/$tn")
+    printf "%-16s %10s %10s %9.1f%% %9.1f%% %9.1f%% %11.1f%% %9.1f%%\n" "$norm" "$tn" "$ta" \
+        "$per" "$inrun" "$sums" "$amort" "$(calc "$inrun + $sums + $amort")"
     unset pt share
 done
 echo "# per-step: two runs' step times (moves with the load); in-run: the per-step probes'"
-echo "# hook time over the rest of the step in the same run (steps/probe_seconds); total ="
-echo "# in-run + smoothness, per invocation (median) over --lipschitz-every $every steps"
+echo "# hook time over the rest of the step in the same run (steps/probe_seconds); params: the"
+echo "# observed AdamW update's extra time over the step; smoothness: one invocation (median)"
+echo "# over --lipschitz-every $every steps; total = in-run + params + smoothness"
 fi
 
 if section padding; then
