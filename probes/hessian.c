@@ -31,7 +31,6 @@ void ns_curv_init(NsCurvature *c, const NsModel *m, NsModelScratch *scratch)
     c->P = m->layout.total;
     c->g0 = ns_xmalloc(sizeof(float) * c->P);
     c->theta = ns_xmalloc(sizeof(float) * c->P);
-    ns_model_scratch_init(&c->minus, m);
     const NsModelConfig *mc = &m->cfg;
     c->n_units = (size_t)mc->n_layers * mc->batch_size * mc->seq_len * mc->d_ff;
     c->relu0 = ns_xmalloc(c->n_units);
@@ -137,6 +136,8 @@ void ns_curv_hvp(NsCurvature *c, const float *v, float *hv)
         return;
     }
     double h = HVP_SCALE * (c->theta_norm > 0 ? c->theta_norm : 1.0) / vn;
+    if (!c->minus.work.params) /* at the first product: measurements without any need none */
+        ns_model_scratch_init(&c->minus, c->m);
     NsModel *wp = &c->scratch->work, *wm = &c->minus.work;
     size_t plus = side_forward(c, wp, v, h), minus = side_forward(c, wm, v, -h);
     count_over_ranks(c, &plus, &minus);

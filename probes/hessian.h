@@ -46,7 +46,7 @@ typedef struct {
     double loss0, theta_norm;
     float *g0;              /* gradient at theta0 */
     float *theta;           /* work: a pass's parameters */
-    NsModelScratch minus;   /* the minus side's passes (the plus side's run in scratch) */
+    NsModelScratch minus;   /* the minus side's passes (plus: scratch); made at the first product */
     uint8_t *relu0;         /* ReLU input > 0 at theta0, per unit of every layer and row */
     size_t n_units;
     long products; /* products taken */
