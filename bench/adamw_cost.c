@@ -12,19 +12,8 @@
 
 #include "optim.h"
 #include "params.h"
+#include "stats.h"
 #include "util.h"
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, by_value);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int main(int argc, char **argv)
 {
@@ -69,7 +58,8 @@ int main(int argc, char **argv)
         if (r >= 0)
             plain[r] = t1 - t0, observed[r] = t2 - t1;
     }
-    printf("%zu %.3f %.3f\n", n, 1e3 * median(plain, reps), 1e3 * median(observed, reps));
+    printf("%zu %.3f %.3f\n", n, 1e3 * ns_median(plain, (size_t)reps),
+           1e3 * ns_median(observed, (size_t)reps));
     ns_adamw_free(&opt);
     ns_layout_free(&layout);
     free(params), free(grads), free(init), free(sums), free(plain), free(observed);

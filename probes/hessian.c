@@ -45,8 +45,8 @@ void ns_curv_free(NsCurvature *c)
     memset(c, 0, sizeof *c);
 }
 
-/* The ReLU units of w's last forward: records their sides into relu0 (record)
- * or pins every unit on the other side than at theta0 back to theta0's side for the backward,
+/* The ReLU units of w's last forward: records their sides into relu0 (record) or pins every
+ * unit on the other side than at theta0 back to theta0's side for the backward,
  * which takes a unit's derivative from its output (ns_relu_backward: y > 0), and returns how
  * many it pinned. A pinned unit's forward value is left as computed: it is within h of the kink,
  * where ReLU is continuous, so it moves the gradient by O(h), not by a jump. */
@@ -136,7 +136,8 @@ void ns_curv_hvp(NsCurvature *c, const float *v, float *hv)
         return;
     }
     double h = HVP_SCALE * (c->theta_norm > 0 ? c->theta_norm : 1.0) / vn;
-    if (!c->minus.work.params) /* at the first product: measurements without any need none */
+    /* The minus side's model is made at the first product: measurements taking none skip it */
+    if (!c->minus.work.params)
         ns_model_scratch_init(&c->minus, c->m);
     NsModel *wp = &c->scratch->work, *wm = &c->minus.work;
     size_t plus = side_forward(c, wp, v, h), minus = side_forward(c, wm, v, -h);

@@ -141,7 +141,7 @@ static int read_attr(hid_t loc, const NsOption *o, NsRunConfig *c, char *err)
 }
 
 /* Writes (or reads) the rows with attributes, only the model and optimizer ones when
- * config_only. */
+ * config_only: a debug state's, whose strings are variable-length like the spec's files. */
 static int write_attrs(hid_t loc, const NsRunConfig *c, int config_only)
 {
     int rc = 0;
