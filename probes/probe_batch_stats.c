@@ -33,12 +33,11 @@
 #include "probes.h"
 #include "util.h"
 
-enum { V_STEP, V_BMEAN, V_BVAR, V_BPSI2, V_RMEAN, V_RVAR, V_RPSI2, V_N };
 
 typedef struct {
     int step, dist[3], rel_dist[3];
     int spread[3][3]; /* --batch-stats local, several ranks: [min, median, max][statistic] */
-    int vec[V_N];
+    int vec[NS_VECTORS_N];
     int pending; /* scaled rows or stats_all_rows: forward seen, not yet recorded */
     float *own_mean, *own_var, *own_psi2; /* the probe's running averages [d] */
     float *batch[3], *running[3];         /* this step's vectors [d] */
@@ -53,70 +52,37 @@ typedef struct {
 
 #define PROBE_MOMENTUM 0.1f
 
-enum { D_STEP, D_MEAN, D_VAR, D_PSI2, D_REL_MEAN, D_REL_VAR, D_REL_PSI2, D_N };
+/* Statistics are indexed mean, var, psi2 here, in the schema's order. */
+_Static_assert(NS_SITE_DIST_PSI2 == NS_SITE_DIST_MEAN + 2 &&
+                   NS_SITE_REL_DIST_PSI2 == NS_SITE_REL_DIST_MEAN + 2 &&
+                   NS_SITE_SPREAD_RANK_MAX_DIST_PSI2 == NS_SITE_SPREAD_RANK_MIN_DIST_MEAN + 8 &&
+                   NS_VECTORS_BATCH_PSI2 == NS_VECTORS_BATCH_MEAN + 2 &&
+                   NS_VECTORS_RUNNING_PSI2 == NS_VECTORS_RUNNING_MEAN + 2,
+               "runlog.schema.json: a site's statistics are mean, var, psi2 in this order");
 
-#define ROWS_NOTE " (batch-official: over all N rows, padding included, of the layer-scaled, " \
-                  "mean-filled input: the statistic the scheme used)"
-static const NsRunLogScalar DISTANCES[D_N] = {
-    {"step", "step", "training step of each row of this site's series"},
-    {"dist_mean", "1", "(1/d)||mu_B - running_mean||_2; mu_B over the real rows of the input x "
-                       "the scheme normalizes (after --pn-groups' group scaling where set)"
-                       ROWS_NOTE ", running value before this step's update"},
-    {"dist_var", "1", "(1/d)||sigma2_B - running_var||_2; sigma2_B biased, over the real rows "
-                      "of x" ROWS_NOTE},
-    {"dist_psi2", "1", "(1/d)||psi2_B - running_psi2||_2, psi2_B = mean x^2 over the real rows "
-                       "of x (batch-official: sigma2_B + mu_B^2 over its N rows)"},
-    {"rel_dist_mean", "1", "||mu_B - running_mean||_2 / ||running_mean||_2: dist_mean without "
-                           "the input's scale (same rows)"},
-    {"rel_dist_var", "1", "||sigma2_B - running_var||_2 / ||running_var||_2 (same rows as "
-                          "dist_var)"},
-    {"rel_dist_psi2", "1", "||psi2_B - running_psi2||_2 / ||running_psi2||_2 (same rows as "
-                           "dist_psi2)"},
-};
-
-#define SPREAD_NOTE " over the ranks of a --batch-stats local run: each rank's distance between " \
-                    "its own batch statistic and the running value (rank 0's, shared by all)"
-static const NsRunLogScalar SPREAD[3][3] = {
-    {{"rank_min_dist_mean", "1", "minimum of dist_mean" SPREAD_NOTE},
-     {"rank_min_dist_var", "1", "minimum of dist_var" SPREAD_NOTE},
-     {"rank_min_dist_psi2", "1", "minimum of dist_psi2" SPREAD_NOTE}},
-    {{"rank_median_dist_mean", "1", "median of dist_mean" SPREAD_NOTE},
-     {"rank_median_dist_var", "1", "median of dist_var" SPREAD_NOTE},
-     {"rank_median_dist_psi2", "1", "median of dist_psi2" SPREAD_NOTE}},
-    {{"rank_max_dist_mean", "1", "maximum of dist_mean" SPREAD_NOTE},
-     {"rank_max_dist_var", "1", "maximum of dist_var" SPREAD_NOTE},
-     {"rank_max_dist_psi2", "1", "maximum of dist_psi2" SPREAD_NOTE}},
-};
-
+/* The site's series are the schema's groups site, site_spread (several ranks, local
+ * statistics) and vectors (src/io/runlog.schema.json). */
 static int declare_site(SiteSeries *s, NsProbes *set, const NsNormSite *site, int spread,
                         char *err)
 {
-    char path[NS_RUNLOG_PATH_LEN];
-    int ids[D_N];
+    char path[NS_RUNLOG_PATH_LEN], vectors[NS_RUNLOG_PATH_LEN];
+    int ids[NS_SITE_N], spread_ids[NS_SITE_SPREAD_N];
     const char *group = ns_runlog_site_path(path, sizeof path, site->path, NULL);
-    if (ns_runlog_add_scalars(&set->log, group, DISTANCES, D_N, ids, err) < 0)
+    if (ns_runlog_add_group(&set->log, NS_G_SITE, group, NULL, ids, err) < 0)
         return -1;
-    for (int q = 0; spread && q < 3; q++)
-        if (ns_runlog_add_scalars(&set->log, group, SPREAD[q], 3, s->spread[q], err) < 0)
-            return -1;
-    s->step = ids[D_STEP];
+    if (spread && ns_runlog_add_group(&set->log, NS_G_SITE_SPREAD, group, NULL, spread_ids,
+                                      err) < 0)
+        return -1;
+    s->step = ids[NS_SITE_STEP];
     for (int k = 0; k < 3; k++) {
-        s->dist[k] = ids[D_MEAN + k];
-        s->rel_dist[k] = ids[D_REL_MEAN + k];
+        s->dist[k] = ids[NS_SITE_DIST_MEAN + k];
+        s->rel_dist[k] = ids[NS_SITE_REL_DIST_MEAN + k];
+        for (int q = 0; spread && q < 3; q++) /* [min, median, max][mean, var, psi2] */
+            s->spread[q][k] = spread_ids[NS_SITE_SPREAD_RANK_MIN_DIST_MEAN + 3 * q + k];
     }
-    static const char *const names[V_N] = {"step", "batch_mean", "batch_var", "batch_psi2",
-                                           "running_mean", "running_var", "running_psi2"};
-    for (int v = 0; v < V_N; v++) {
-        ns_runlog_vector_path(path, sizeof path, site->path, names[v]);
-        s->vec[v] = ns_runlog_add(&set->log, path, v == V_STEP ? NS_SERIES_I64 :
-                                  NS_SERIES_F32_VEC, site->d, v == V_STEP ? "step" : "1",
-                                  v == V_STEP ? "training step of each vector row" :
-                                  "per-channel statistic [n][d] (running: before the update)",
-                                  err);
-        if (s->vec[v] < 0)
-            return -1;
-    }
-    return 0;
+    NsRunLogWidths widths = {.channels = site->d};
+    ns_runlog_path(vectors, sizeof vectors, group, "vectors");
+    return ns_runlog_add_group(&set->log, NS_G_VECTORS, vectors, &widths, s->vec, err);
 }
 
 static int declare(NsProbe *p, NsProbes *set, char *err)
@@ -251,10 +217,10 @@ static void record(NsProbes *set, StatsState *st, SiteSeries *s, int d)
                              relative_distance(s->batch[k], s->running[k], d));
     int every = set->tr->cfg.probe_vectors_every;
     if (every > 0 && (set->step % every == 0 || set->step == 1)) {
-        ns_runlog_append_i64(log, s->vec[V_STEP], set->step);
+        ns_runlog_append_i64(log, s->vec[NS_VECTORS_STEP], set->step);
         for (int k = 0; k < 3; k++) {
-            ns_runlog_append(log, s->vec[V_BMEAN + k], s->batch[k]);
-            ns_runlog_append(log, s->vec[V_RMEAN + k], s->running[k]);
+            ns_runlog_append(log, s->vec[NS_VECTORS_BATCH_MEAN + k], s->batch[k]);
+            ns_runlog_append(log, s->vec[NS_VECTORS_RUNNING_MEAN + k], s->running[k]);
         }
     }
 }

@@ -17,10 +17,8 @@
 #include "probes.h"
 #include "util.h"
 
-enum { G_STEP, G_MU, G_SIGMA2, G_PSI2, G_NU, G_CORR, G_OUT, G_IN, G_GAIN, G_MAX, G_N };
-
 typedef struct {
-    int ids[G_N];
+    int ids[NS_SITE_GRADS_N]; /* the schema's group site_grads */
     int owns_step;    /* whether this probe appends the site's step series */
     float *nu_before; /* [d] */
 } SiteSeries;
@@ -31,25 +29,6 @@ typedef struct {
     double *col; /* [d] scratch: per-channel sums of xhat^2 over the real rows */
 } GradState;
 
-static const struct { const char *name, *units, *def; } SERIES[G_N] = {
-    {"step", "step", "training step of each row"},
-    {"g_mu", "1", "(1/d)||dL/dmu_B||_2 through the batch mean (batch: over the real rows; "
-                  "batch-official: the mean it used, of the layer-scaled input; NaN otherwise)"},
-    {"g_sigma2", "1", "(1/d)||dL/dsigma2_B||_2 through the batch variance (batch: over the real "
-                      "rows; batch-official: over all N rows of the layer-scaled, mean-filled "
-                      "input; NaN otherwise)"},
-    {"g_psi2", "1", "(1/d)||dL/dpsi2_B||_2 through the batch quadratic mean (power-v, power in "
-                    "warm-up; NaN otherwise)"},
-    {"nu_norm", "1", "(1/d)||nu||_2 before this step's update (power, power-official; NaN "
-                     "otherwise)"},
-    {"correction_norm", "1", "Frobenius norm over real rows of the subtracted term nu*xhat "
-                             "(power after warm-up) or (1-alpha)*nu*z (power-official)"},
-    {"grad_out_norm", "1", "||dL/dy||_F at the norm's output, all rows"},
-    {"grad_in_norm", "1", "||dL/dx||_F of the norm layer alone, all rows"},
-    {"grad_gain", "1", "grad_in_norm / grad_out_norm: empirical Lipschitz estimate of the layer"},
-    {"grad_in_max", "1", "max |dL/dx| over all rows and channels"},
-};
-
 static int declare(NsProbe *p, NsProbes *set, char *err)
 {
     GradState *st = p->state;
@@ -57,22 +36,16 @@ static int declare(NsProbe *p, NsProbes *set, char *err)
     st->n_sites = m->n_sites;
     st->sites = ns_xcalloc((size_t)m->n_sites, sizeof(SiteSeries));
     st->col = ns_xcalloc((size_t)m->cfg.d_model, sizeof(double));
-    char path[NS_RUNLOG_PATH_LEN];
+    char path[NS_RUNLOG_PATH_LEN], step[NS_RUNLOG_PATH_LEN];
     for (int i = 0; i < m->n_sites; i++) {
         st->sites[i].nu_before = ns_xcalloc((size_t)m->cfg.d_model, sizeof(float));
-        for (int k = 0; k < G_N; k++) {
-            ns_runlog_site_path(path, sizeof path, m->sites[i].path, SERIES[k].name);
-            /* The batch-stats probe, when on, declares and appends the site's step series. */
-            int shared = k == G_STEP ? ns_runlog_find(&set->log, path) : -1;
-            st->sites[i].owns_step |= k == G_STEP && shared < 0;
-            st->sites[i].ids[k] =
-                shared >= 0 ? shared
-                            : ns_runlog_add(&set->log, path,
-                                            k == G_STEP ? NS_SERIES_I64 : NS_SERIES_F64, 1,
-                                            SERIES[k].units, SERIES[k].def, err);
-            if (st->sites[i].ids[k] < 0)
-                return -1;
-        }
+        ns_runlog_site_path(path, sizeof path, m->sites[i].path, NULL);
+        /* The batch-stats probe, when on, declares and appends the site's step series. */
+        ns_runlog_path(step, sizeof step, path, NS_RUNLOG_STEP);
+        st->sites[i].owns_step = ns_runlog_find(&set->log, step) < 0;
+        if (ns_runlog_add_group(&set->log, NS_G_SITE_GRADS, path, NULL, st->sites[i].ids,
+                                err) < 0)
+            return -1;
     }
     return 0;
 }
@@ -133,17 +106,17 @@ static void norm_backward_end(NsProbe *p, NsProbes *set, const NsNormSite *site,
     float mx; /* one pass over dx for its norm and its largest magnitude */
     double out = sqrt(ns_sumsq(dy, n)), in = sqrt(ns_sumsq_absmax(dx, n, &mx));
     if (s->owns_step)
-        ns_runlog_append_i64(log, s->ids[G_STEP], set->step);
-    ns_runlog_append_f64(log, s->ids[G_MU], scaled_norm(site->g_mean, d));
-    ns_runlog_append_f64(log, s->ids[G_SIGMA2], scaled_norm(site->g_var, d));
-    ns_runlog_append_f64(log, s->ids[G_PSI2], scaled_norm(site->g_psi2, d));
-    ns_runlog_append_f64(log, s->ids[G_NU], pn ? scaled_norm(s->nu_before, d) : NAN);
-    ns_runlog_append_f64(log, s->ids[G_CORR],
+        ns_runlog_append_i64(log, s->ids[NS_SITE_GRADS_STEP], set->step);
+    ns_runlog_append_f64(log, s->ids[NS_SITE_GRADS_G_MU], scaled_norm(site->g_mean, d));
+    ns_runlog_append_f64(log, s->ids[NS_SITE_GRADS_G_SIGMA2], scaled_norm(site->g_var, d));
+    ns_runlog_append_f64(log, s->ids[NS_SITE_GRADS_G_PSI2], scaled_norm(site->g_psi2, d));
+    ns_runlog_append_f64(log, s->ids[NS_SITE_GRADS_NU_NORM], pn ? scaled_norm(s->nu_before, d) : NAN);
+    ns_runlog_append_f64(log, s->ids[NS_SITE_GRADS_CORRECTION_NORM],
                          pn ? correction_norm(site, s->nu_before, mask, N, st->col) : NAN);
-    ns_runlog_append_f64(log, s->ids[G_OUT], out);
-    ns_runlog_append_f64(log, s->ids[G_IN], in);
-    ns_runlog_append_f64(log, s->ids[G_GAIN], out > 0 ? in / out : NAN);
-    ns_runlog_append_f64(log, s->ids[G_MAX], mx);
+    ns_runlog_append_f64(log, s->ids[NS_SITE_GRADS_GRAD_OUT_NORM], out);
+    ns_runlog_append_f64(log, s->ids[NS_SITE_GRADS_GRAD_IN_NORM], in);
+    ns_runlog_append_f64(log, s->ids[NS_SITE_GRADS_GRAD_GAIN], out > 0 ? in / out : NAN);
+    ns_runlog_append_f64(log, s->ids[NS_SITE_GRADS_GRAD_IN_MAX], mx);
 }
 
 static void destroy(NsProbe *p)

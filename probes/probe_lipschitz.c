@@ -26,11 +26,8 @@
 #include "probes.h"
 #include "util.h"
 
-enum { L_STEP, L_RANGE, L_PRED, L_BETA, L_EIG, L_TRACE, L_PINNED, L_SECONDS, L_N };
-enum { V_GRID, V_EIGS, V_NODES, V_WEIGHTS, V_N };
-
 typedef struct {
-    int ids[L_N], vec_ids[V_N];
+    int ids[NS_LIPSCHITZ_N]; /* the schema's group lipschitz */
     NsModelSnapshot snap;   /* norm state before the measured step */
     NsModelScratch scratch; /* where the passes run */
     NsCurvature curv;
@@ -38,30 +35,6 @@ typedef struct {
     NsSmoothness found;
     NsRng rng;
 } LipState;
-
-static const NsRunLogScalar SERIES[L_N] = {
-    {"step", "step", "training step at which the smoothness was measured"},
-    {"loss_range", "nats", "max - min of the loss along -g0 over the step grid (incl. 0)"},
-    {"grad_predictiveness", "1", "max over the grid of ||g(theta0 + r u) - g0||_2"},
-    {"beta_smoothness", "1/length", "max over the grid of ||g(theta0 + r u) - g0|| / r"},
-    {"hessian_top_eig", "1", "largest-magnitude Hessian eigenvalue: Lanczos (--hessian-iters "
-                             "steps, full reorthogonalization) on Hessian-vector products"},
-    {"hessian_trace", "1", "Hutchinson estimate of the Hessian's trace: mean of z.Hz over "
-                           "--hutchinson-samples Rademacher vectors z (NaN: off)"},
-    {"hvp_pinned", "count", "ReLU units that changed side within a Hessian-vector product's "
-                            "step and were pinned to theta0's side for the backward, summed "
-                            "over this invocation's products"},
-    {"seconds", "s", "wall time of this probe invocation"},
-};
-
-static int declare_vec(NsProbes *set, const char *name, int width, const char *units,
-                       const char *doc, char *err)
-{
-    char path[NS_RUNLOG_PATH_LEN];
-    ns_runlog_path(path, sizeof path, NS_RUNLOG_LIPSCHITZ, name);
-    return width > 0 ? ns_runlog_add(&set->log, path, NS_SERIES_F32_VEC, width, units, doc, err)
-                     : -2; /* not recorded */
-}
 
 static int declare(NsProbe *p, NsProbes *set, char *err)
 {
@@ -73,26 +46,12 @@ static int declare(NsProbe *p, NsProbes *set, char *err)
                                                           : cfg->hessian_iters};
     if (st->plan.steps == 0) /* no Lanczos steps at all: no density */
         st->plan.runs = 0;
-    if (ns_runlog_add_scalars(&set->log, NS_RUNLOG_LIPSCHITZ, SERIES, L_N, st->ids, err) < 0)
+    NsRunLogWidths widths = {.grid = NS_GRID_N + 1,
+                             .hessian_top = st->plan.iters ? st->plan.top : 0,
+                             .density = st->plan.runs * st->plan.steps};
+    if (ns_runlog_add_group(&set->log, NS_G_LIPSCHITZ, NS_RUNLOG_LIPSCHITZ, &widths, st->ids,
+                            err) < 0)
         return -1;
-    int cells = st->plan.runs * st->plan.steps;
-    st->vec_ids[V_GRID] = declare_vec(set, "grid_loss", NS_GRID_N + 1, "nats",
-                                      "loss at r = 0 then at each grid step r_k = c_k * lr * "
-                                      "sqrt(P), c_k = 0.5, 1, 2, 4", err);
-    st->vec_ids[V_EIGS] = declare_vec(set, "hessian_top_eigs", st->plan.iters ? st->plan.top : 0,
-                                      "1", "the --hessian-top Ritz values of largest magnitude "
-                                      "of the Lanczos run, largest magnitude first", err);
-    st->vec_ids[V_NODES] = declare_vec(set, "density_nodes", cells, "1",
-                                       "eigenvalue density by stochastic Lanczos quadrature: the "
-                                       "Ritz values of each run (run-major; NaN: unused)", err);
-    st->vec_ids[V_WEIGHTS] = declare_vec(set, "density_weights", cells, "1",
-                                         "their quadrature weights (squared first components "
-                                         "of the Ritz vectors; each run's sum to 1): density = "
-                                         "mean over runs of sum_j w_j delta(lambda - node_j)",
-                                         err);
-    for (int v = 0; v < V_N; v++)
-        if (st->vec_ids[v] == -1)
-            return -1;
     const NsModel *m = &set->tr->model;
     if (cfg->lipschitz_every > 0) { /* a second model's memory, only when measuring */
         ns_model_scratch_init(&st->scratch, m);
@@ -122,16 +81,16 @@ static void measure(LipState *st, NsProbes *set, const NsStepInfo *info)
     ns_curv_bind(&st->curv, &st->snap, tr->model.params, tr->tokens, tr->mask);
     st->plan.lr = info->lr;
     ns_smooth_measure(f, &st->curv, &st->plan, &st->rng);
-    ns_runlog_append_f64(&set->log, st->ids[L_RANGE], f->loss_range);
-    ns_runlog_append_f64(&set->log, st->ids[L_PRED], f->grad_pred);
-    ns_runlog_append_f64(&set->log, st->ids[L_BETA], f->beta);
-    ns_runlog_append_f64(&set->log, st->ids[L_EIG], f->top_eigs[0]);
-    ns_runlog_append_f64(&set->log, st->ids[L_TRACE], f->trace);
-    ns_runlog_append_f64(&set->log, st->ids[L_PINNED], (double)(st->curv.pinned - pinned));
-    append_vec(set, st->vec_ids[V_GRID], f->grid_loss, NS_GRID_N + 1);
-    append_vec(set, st->vec_ids[V_EIGS], f->top_eigs, st->plan.top);
-    append_vec(set, st->vec_ids[V_NODES], f->nodes, st->plan.runs * st->plan.steps);
-    append_vec(set, st->vec_ids[V_WEIGHTS], f->weights, st->plan.runs * st->plan.steps);
+    ns_runlog_append_f64(&set->log, st->ids[NS_LIPSCHITZ_LOSS_RANGE], f->loss_range);
+    ns_runlog_append_f64(&set->log, st->ids[NS_LIPSCHITZ_GRAD_PREDICTIVENESS], f->grad_pred);
+    ns_runlog_append_f64(&set->log, st->ids[NS_LIPSCHITZ_BETA_SMOOTHNESS], f->beta);
+    ns_runlog_append_f64(&set->log, st->ids[NS_LIPSCHITZ_HESSIAN_TOP_EIG], f->top_eigs[0]);
+    ns_runlog_append_f64(&set->log, st->ids[NS_LIPSCHITZ_HESSIAN_TRACE], f->trace);
+    ns_runlog_append_f64(&set->log, st->ids[NS_LIPSCHITZ_HVP_PINNED], (double)(st->curv.pinned - pinned));
+    append_vec(set, st->ids[NS_LIPSCHITZ_GRID_LOSS], f->grid_loss, NS_GRID_N + 1);
+    append_vec(set, st->ids[NS_LIPSCHITZ_HESSIAN_TOP_EIGS], f->top_eigs, st->plan.top);
+    append_vec(set, st->ids[NS_LIPSCHITZ_DENSITY_NODES], f->nodes, st->plan.runs * st->plan.steps);
+    append_vec(set, st->ids[NS_LIPSCHITZ_DENSITY_WEIGHTS], f->weights, st->plan.runs * st->plan.steps);
 }
 
 /* Every --lipschitz-every steps, and once at the last step of a run shorter than that (so a
@@ -157,8 +116,8 @@ static void after_backward(NsProbe *p, NsProbes *set, const NsStepInfo *info)
         return;
     double t0 = ns_now_seconds();
     measure(st, set, info);
-    ns_runlog_append_i64(&set->log, st->ids[L_STEP], info->step);
-    ns_runlog_append_f64(&set->log, st->ids[L_SECONDS], ns_now_seconds() - t0);
+    ns_runlog_append_i64(&set->log, st->ids[NS_LIPSCHITZ_STEP], info->step);
+    ns_runlog_append_f64(&set->log, st->ids[NS_LIPSCHITZ_SECONDS], ns_now_seconds() - t0);
 }
 
 static void destroy(NsProbe *p)

@@ -15,26 +15,11 @@
 #include "probes.h"
 #include "util.h"
 
-#define GROUP "norm_gap"
-
-enum { G_STEP, G_RUNNING, G_BATCH, G_GAP, G_SECONDS, G_N };
-
 typedef struct {
     int active; /* the scheme keeps running statistics */
-    int ids[G_N];
+    int ids[NS_NORM_GAP_N]; /* the schema's group norm_gap */
     NsModelScratch scratch;
 } GapState;
-
-static const NsRunLogScalar SERIES[G_N] = {
-    {"step", "step", "training steps completed when the validation pass ran (rows of /eval)"},
-    {"loss_running", "nats", "validation loss with the running statistics (inference mode, "
-                             "as /eval/loss)"},
-    {"loss_batch_stats", "nats", "validation loss on the same batches, each normalized with its "
-                                 "own batch statistics as in training (dropout off, no update)"},
-    {"gap", "nats", "loss_running - loss_batch_stats: what inference with the running "
-                    "statistics costs (negative: it helps)"},
-    {"seconds", "s", "wall time of the batch-statistics pass"},
-};
 
 static int declare(NsProbe *p, NsProbes *set, char *err)
 {
@@ -44,7 +29,8 @@ static int declare(NsProbe *p, NsProbes *set, char *err)
     if (!st->active)
         return 0;
     ns_model_scratch_init(&st->scratch, m);
-    return ns_runlog_add_scalars(&set->log, GROUP, SERIES, G_N, st->ids, err);
+    return ns_runlog_add_group(&set->log, NS_G_NORM_GAP, NS_SCHEMA_GROUPS[NS_G_NORM_GAP].path,
+                               NULL, st->ids, err);
 }
 
 static void eval_end(NsProbe *p, NsProbes *set, int64_t step, double loss, double ppl)
@@ -63,11 +49,11 @@ static void eval_end(NsProbe *p, NsProbes *set, int64_t step, double loss, doubl
      * the row says so with NaN rather than stopping training. */
     if (isnan(batch) && err[0])
         fprintf(stderr, "normscope: warning: norm-gap probe: %s\n", err);
-    ns_runlog_append_i64(&set->log, st->ids[G_STEP], step);
-    ns_runlog_append_f64(&set->log, st->ids[G_RUNNING], loss);
-    ns_runlog_append_f64(&set->log, st->ids[G_BATCH], batch);
-    ns_runlog_append_f64(&set->log, st->ids[G_GAP], loss - batch);
-    ns_runlog_append_f64(&set->log, st->ids[G_SECONDS], ns_now_seconds() - t0);
+    ns_runlog_append_i64(&set->log, st->ids[NS_NORM_GAP_STEP], step);
+    ns_runlog_append_f64(&set->log, st->ids[NS_NORM_GAP_LOSS_RUNNING], loss);
+    ns_runlog_append_f64(&set->log, st->ids[NS_NORM_GAP_LOSS_BATCH_STATS], batch);
+    ns_runlog_append_f64(&set->log, st->ids[NS_NORM_GAP_GAP], loss - batch);
+    ns_runlog_append_f64(&set->log, st->ids[NS_NORM_GAP_SECONDS], ns_now_seconds() - t0);
 }
 
 static void destroy(NsProbe *p)

@@ -13,39 +13,25 @@
 #include "probes.h"
 #include "util.h"
 
-enum { P_GRAD, P_PARAM, P_UPDATE, P_INIT, P_N };
-
 typedef struct {
     int step_id;
-    int (*ids)[P_N]; /* per tensor */
+    int (*ids)[NS_TENSOR_N]; /* per tensor: the schema's group tensor */
 } ParamState;
-
-static const struct { const char *name, *def; } SERIES[P_N] = {
-    {"grad_norm", "L2 norm of the tensor's gradient before clipping"},
-    {"param_norm", "L2 norm of the tensor before the step's update"},
-    {"update_norm", "L2 norm of the step's change to the tensor"},
-    {"dist_init", "L2 distance of the tensor after the update from its initial value"},
-};
 
 static int declare(NsProbe *p, NsProbes *set, char *err)
 {
     ParamState *st = p->state;
     const NsParamLayout *L = &set->tr->model.layout;
     st->ids = ns_xcalloc((size_t)L->n_tensors, sizeof *st->ids);
-    static const NsRunLogScalar step = {"step", "step",
-                                        "training step of each row of every params/<name> series"};
-    if (ns_runlog_add_scalars(&set->log, NS_RUNLOG_PARAMS, &step, 1, &st->step_id, err) < 0)
+    if (ns_runlog_add_group(&set->log, NS_G_PARAMS, NS_RUNLOG_PARAMS, NULL, &st->step_id, err) < 0)
         return -1;
     char path[NS_RUNLOG_PATH_LEN];
-    for (int i = 0; i < L->n_tensors; i++) {
-        for (int k = 0; k < P_N; k++) {
-            ns_runlog_param_path(path, sizeof path, L->tensors[i].name, SERIES[k].name);
-            st->ids[i][k] = ns_runlog_add(&set->log, path, NS_SERIES_F64, 1, "1", SERIES[k].def,
-                                          err);
-            if (st->ids[i][k] < 0)
-                return -1;
-        }
-    }
+    for (int i = 0; i < L->n_tensors; i++)
+        if (ns_runlog_add_group(&set->log, NS_G_TENSOR,
+                                ns_runlog_path(path, sizeof path, NS_RUNLOG_PARAMS,
+                                               L->tensors[i].name),
+                                NULL, st->ids[i], err) < 0)
+            return -1;
     return 0;
 }
 
@@ -66,10 +52,10 @@ static void step_end(NsProbe *p, NsProbes *set, const NsStepInfo *info)
                                       t->size);
             sums.init_sq = d * d;
         }
-        ns_runlog_append_f64(&set->log, st->ids[i][P_GRAD], sqrt(sums.grad_sq));
-        ns_runlog_append_f64(&set->log, st->ids[i][P_PARAM], sqrt(sums.param_sq));
-        ns_runlog_append_f64(&set->log, st->ids[i][P_UPDATE], sqrt(sums.update_sq));
-        ns_runlog_append_f64(&set->log, st->ids[i][P_INIT], sqrt(sums.init_sq));
+        ns_runlog_append_f64(&set->log, st->ids[i][NS_TENSOR_GRAD_NORM], sqrt(sums.grad_sq));
+        ns_runlog_append_f64(&set->log, st->ids[i][NS_TENSOR_PARAM_NORM], sqrt(sums.param_sq));
+        ns_runlog_append_f64(&set->log, st->ids[i][NS_TENSOR_UPDATE_NORM], sqrt(sums.update_sq));
+        ns_runlog_append_f64(&set->log, st->ids[i][NS_TENSOR_DIST_INIT], sqrt(sums.init_sq));
     }
 }
 

@@ -180,16 +180,39 @@ int ns_runlog_add(NsRunLog *log, const char *path, NsSeriesType type, int width,
     return log->n_series++;
 }
 
-int ns_runlog_add_scalars(NsRunLog *log, const char *group, const NsRunLogScalar *scalars, int n,
-                          int *ids, char *err)
+static int schema_width(const NsSchemaSeries *s, const NsRunLogWidths *w)
 {
-    char path[NS_RUNLOG_PATH_LEN];
-    for (int i = 0; i < n; i++) {
-        ns_runlog_path(path, sizeof path, group, scalars[i].name);
-        int is_step = strcmp(scalars[i].name, NS_RUNLOG_STEP) == 0;
-        ids[i] = ns_runlog_add(log, path, is_step ? NS_SERIES_I64 : NS_SERIES_F64, 1,
-                               scalars[i].units, scalars[i].definition, err);
-        if (ids[i] < 0)
+    switch (s->width) {
+    case NS_W_SCALAR: return 1;
+    case NS_W_CHANNELS: return w ? w->channels : 0;
+    case NS_W_GRID: return w ? w->grid : 0;
+    case NS_W_HESSIAN_TOP: return w ? w->hessian_top : 0;
+    case NS_W_DENSITY: return w ? w->density : 0;
+    }
+    return 0;
+}
+
+int ns_runlog_add_group(NsRunLog *log, int group, const char *path, const NsRunLogWidths *widths,
+                        int *ids, char *err)
+{
+    const NsSchemaGroup *g = &NS_SCHEMA_GROUPS[group];
+    char full[NS_RUNLOG_PATH_LEN];
+    for (int i = 0; i < g->n_series; i++) {
+        const NsSchemaSeries *s = &g->series[i];
+        ns_runlog_path(full, sizeof full, path, s->name);
+        int width = schema_width(s, widths);
+        int shared = s->dtype == NS_DT_INT64 ? ns_runlog_find(log, full) : -1;
+        if (shared >= 0)
+            ids[i] = shared;
+        else if (width == 0)
+            ids[i] = -2; /* a vector of no elements: not recorded */
+        else
+            ids[i] = ns_runlog_add(log, full,
+                                   s->dtype == NS_DT_INT64     ? NS_SERIES_I64
+                                   : s->dtype == NS_DT_FLOAT32 ? NS_SERIES_F32_VEC
+                                                               : NS_SERIES_F64,
+                                   width, s->units, s->doc, err);
+        if (ids[i] == -1)
             return -1;
     }
     return 0;

@@ -56,14 +56,17 @@ int ns_runlog_rebuild(const char *path, char *err);
  * and definition as dataset attributes. Returns its index, or -1. */
 int ns_runlog_add(NsRunLog *log, const char *path, NsSeriesType type, int width,
                   const char *units, const char *definition, char *err);
-/* A scalar series of a group: its name there, units and definition. */
+/* The widths of a group's vector series, by the schema's width kinds (runlog_schema.h). */
 typedef struct {
-    const char *name, *units, *definition;
-} NsRunLogScalar;
-/* Declares <group>/<name> for each of the n scalars (int64 for the `step` series, float64 for
- * the others), their indices into ids[]. Returns 0, or -1 with err set. */
-int ns_runlog_add_scalars(NsRunLog *log, const char *group, const NsRunLogScalar *scalars, int n,
-                          int *ids, char *err);
+    int channels, grid, hessian_top, density;
+} NsRunLogWidths;
+/* Declares every series the schema gives group NS_G_* at path (the group's path with its {site}
+ * or {tensor} filled in), in the schema's order, their indices into ids[] (indexed by the
+ * group's NS_<GROUP>_* enum). A `step` series already declared at path is shared, not declared
+ * again; a vector series whose width is 0 is not recorded (its id is -2). widths may be NULL
+ * for a group of scalars. Returns 0, or -1 with err set. */
+int ns_runlog_add_group(NsRunLog *log, int group, const char *path, const NsRunLogWidths *widths,
+                        int *ids, char *err);
 /* Index of an already declared series, or -1. */
 int ns_runlog_find(const NsRunLog *log, const char *path);
 /* Root attributes unk_rate_train and unk_rate_valid (float64, 0..1): the fractions of the

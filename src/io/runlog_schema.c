@@ -43,3 +43,17 @@ const char *ns_runlog_site_name(const char *name)
         name++;
     return strncmp(name, prefix, sizeof prefix - 1) == 0 ? name + sizeof prefix - 1 : name;
 }
+
+const NsSchemaAttr *ns_schema_root_attr(const char *name)
+{
+    for (int i = 0; i < NS_SCHEMA_N_ROOT_ATTRS; i++)
+        if (strcmp(NS_SCHEMA_ROOT_ATTRS[i].name, name) == 0)
+            return &NS_SCHEMA_ROOT_ATTRS[i];
+    return NULL;
+}
+
+const char *ns_schema_dtype_name(NsSchemaDtype dtype)
+{
+    static const char *const names[] = {"int64", "float64", "float32", "string"};
+    return names[dtype];
+}

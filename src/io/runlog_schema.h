@@ -12,16 +12,20 @@
  *   /docs/paths                       every series with its units and definition
  *
  * The rows of a series are indexed by the `step` series of its nearest ancestor group that has
- * one (/params/<tensor>/grad_norm by /params/step). Which series each group holds, with units
- * and definitions, is declared by the probe that records it (probes/), and listed in the log
- * itself under /docs/paths. */
+ * one (/params/<tensor>/grad_norm by /params/step). Every group, series (dtype, shape, units,
+ * definition) and root attribute is declared once, in runlog.schema.json; the build turns it
+ * into runlog_schema_gen.[ch] (gen_runlog_schema.py), whose tables the probes declare their
+ * series from and `check-log` validates any writer's log against, and docs/runlog.md is made
+ * from the same file. */
 #ifndef NS_RUNLOG_SCHEMA_H
 #define NS_RUNLOG_SCHEMA_H
 
 #include <stddef.h>
 
-/* The format version: bump it when a reader of the old version would misread the new. */
-#define NS_RUNLOG_FORMAT "normscope-runlog-1"
+/* NS_RUNLOG_FORMAT, the format version (bump it in the schema when a reader of the old version
+ * would misread the new), and the index enums NS_G_<GROUP>, NS_<GROUP>_<SERIES>. */
+#include "runlog_schema_gen.h"
+
 #define NS_RUNLOG_FORMAT_ATTR "format"
 /* Root attributes beside the configuration: fractions of the tokens that are <unk>. */
 #define NS_RUNLOG_UNK_RATE_TRAIN "unk_rate_train"
@@ -35,6 +39,54 @@
 #define NS_RUNLOG_LIPSCHITZ "lipschitz"
 #define NS_RUNLOG_DOCS_PATHS "docs/paths"
 #define NS_RUNLOG_STEP "step"
+
+/* ------------------------------------------------------------------ the declared schema */
+
+typedef enum { NS_DT_INT64, NS_DT_FLOAT64, NS_DT_FLOAT32, NS_DT_STRING } NsSchemaDtype;
+/* A series' row: a scalar, or a float32 vector whose width is the site's channel count, the
+ * smoothness grid's points, --hessian-top, or the density runs' Ritz values. */
+typedef enum { NS_W_SCALAR, NS_W_CHANNELS, NS_W_GRID, NS_W_HESSIAN_TOP, NS_W_DENSITY } NsSchemaWidth;
+/* When a group is recorded beyond its probe being on. */
+typedef enum {
+    NS_WHEN_ALWAYS,
+    NS_WHEN_LOCAL_RANKS,   /* --batch-stats local with world_size > 1 */
+    NS_WHEN_RUNNING_STATS, /* the scheme normalizes with running statistics at inference */
+} NsSchemaWhen;
+
+typedef struct {
+    const char *name;
+    NsSchemaDtype dtype;
+    NsSchemaWidth width;
+    int optional; /* may be absent from a group that is present */
+    const char *units, *doc;
+} NsSchemaSeries;
+
+typedef struct {
+    const char *id;    /* "site" */
+    const char *path;  /* "norms/{site}": {site} and {tensor} stand for a site's, a tensor's name */
+    const char *probe; /* the probe that records it ("steps": always) */
+    NsSchemaWhen when;
+    const NsSchemaSeries *series;
+    int n_series;
+} NsSchemaGroup;
+
+typedef struct {
+    const char *name;
+    NsSchemaDtype dtype;
+    int required;
+} NsSchemaAttr;
+
+extern const NsSchemaGroup NS_SCHEMA_GROUPS[]; /* indexed by NS_G_* */
+extern const int NS_SCHEMA_N_GROUPS;
+extern const NsSchemaAttr NS_SCHEMA_ROOT_ATTRS[];
+extern const int NS_SCHEMA_N_ROOT_ATTRS;
+
+/* The declared root attribute called name, or NULL. */
+const NsSchemaAttr *ns_schema_root_attr(const char *name);
+/* Name of a dtype as the schema spells it ("int64"). */
+const char *ns_schema_dtype_name(NsSchemaDtype dtype);
+
+/* ------------------------------------------------------------------ paths */
 
 #define NS_RUNLOG_PATH_LEN 200 /* fits every path the builders make for model-spec.md names */
 
