@@ -20,6 +20,8 @@ static const NsCommand COMMANDS[] = {
     {"sweep", ns_cmd_sweep, "sweep --grid KEY=V1,V2,...", "train every cell of a grid of "
      "train flags (resumable,\nparallel), then a table and the onset map", 0},
     {"watch", ns_cmd_watch, "watch RUN.h5", "live view of a run being written", 0},
+    {"check-log", ns_cmd_check_log, "check-log RUN.h5...", "validate run logs from any writer "
+     "against the run-log schema", 0},
     {"export-notebook", ns_cmd_export_notebook, "export-notebook RUN.h5... --out FILE.ipynb",
      "Jupyter notebook of the figures", 0},
 };

@@ -35,6 +35,7 @@ int ns_cmd_study(int argc, char **argv);
 int ns_cmd_sweep(int argc, char **argv);
 int ns_cmd_watch(int argc, char **argv);
 int ns_cmd_export_notebook(int argc, char **argv);
+int ns_cmd_check_log(int argc, char **argv);
 /* normscope help [COMMAND | --man | --bash-completion] (cmd_help.c) */
 int ns_cmd_help(int argc, char **argv);
 

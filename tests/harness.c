@@ -354,6 +354,14 @@ int train_logs(int n, const char *flags, const char *const *name, const char *co
             failed = 1;
         }
     }
+    /* Every log the suite trains meets the run-log schema (docs/runlog.md). */
+    for (int i = 0; i < n && !failed; i++) {
+        const char *log = scratch(name[i]), *out = scratch(fmt("%s.check", name[i]));
+        if (file_exists(log) && run_io((Io){.out = out}, "check-log %s", log) != 0) {
+            fprintf(stderr, "check-log %s: %s\n", log, (char *)keep(slurp(out, NULL)));
+            failed = 1;
+        }
+    }
     return failed ? -1 : 0;
 }
 

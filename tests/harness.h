@@ -120,8 +120,8 @@ Run run_ex(double timeout, int interrupt, const char *f, ...)
 
 /* For a group setup: trains n run logs at once, `normscope train FLAGS --out <scratch>/<name[i]>
  * EXTRA[i]` (stderr to <name[i]>.err); path[i] (path may be NULL) receives the log's path, which
- * lives until teardown. Returns 0 when each exited with want[i] (want NULL: 0), else -1 after
- * saying which did not. */
+ * lives until teardown. Returns 0 when each exited with want[i] (want NULL: 0) and each log
+ * written passes `normscope check-log`, else -1 after saying which did not. */
 int train_logs(int n, const char *flags, const char *const *name, const char *const *extra,
                const int *want, const char **path);
 

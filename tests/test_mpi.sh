@@ -3,7 +3,8 @@
 # normscope is built with MPI and mpirun exists. Usage: test_mpi.sh NORMSCOPE [part]
 #   parity  every scheme in both positions, padded sentence batches: 2 ranks x B/2 rows give the
 #           loss, every gradient and the norm state of 1 process x B rows for 3 steps (global)
-#   local   --batch-stats local: rank 0's statistics are those of its own rows
+#   local   --batch-stats local: rank 0's statistics are those of its own rows; its log (with the
+#           per-rank spread series) meets the run-log schema (check-log)
 #   resume  a 2-rank checkpoint resumes on 1 rank and a 1-rank one on 2 ranks
 #   faults  a killed rank ends the job within seconds; a bad flag is reported once
 #   smooth  the smoothness probe runs on every rank and records what one process records
@@ -116,6 +117,13 @@ PYEOF
 ) || fail "local $norm: $out"
         echo "local $norm: $out"
     done
+    # A 2-rank local log has the per-rank spread series, and meets the run-log schema.
+    "${MPIRUN[@]}" 2 "$NS" train --norm batch "${TINY[@]}" --steps 3 --eval-every 0 \
+        --lipschitz-every 0 --out spread.h5 >/dev/null 2>&1 --batch-stats local ||
+        fail "local: 2-rank training"
+    out=$("$NS" check-log spread.h5) || fail "local: check-log: $out"
+    h5ls spread.h5/norms/layers/0/norm1 | grep -q rank_max_dist_var || fail "local: no spread series"
+    echo "local log: $out"
 }
 
 resume() {
