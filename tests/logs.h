@@ -49,6 +49,11 @@ void craft_nan_loss(const char *from, const char *to, long index);
 /* A copy of a finished log whose root attribute `steps` says more steps were planned: to a
  * watcher it is a run that stopped short without diverging. */
 void craft_unfinished(const char *from, const char *to, long planned);
+/* Rewrites the 1-D dataset `path` of the log `file` in place: edit(values, steps, n, ctx) gets
+ * its values as doubles and the step of each row (from the group's `step`; NULL when the group
+ * has none) and changes the values. */
+void edit_series(const char *file, const char *path,
+                 void (*edit)(double *v, const double *step, size_t n, void *ctx), void *ctx);
 /* A copy whose root attribute `format` is another. */
 void craft_format(const char *from, const char *to, const char *format);
 
