@@ -109,6 +109,30 @@ double *series(const NsLog *log, const char *path, size_t *n)
     return v;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double window_median_of(const NsLog *log, const char *group, const char *name, double last,
+                        double lo, double hi)
+{
+    size_t ns, nv, m = 0;
+    double *st = series(log, fmt("%s/step", group), &ns);
+    double *v = series(log, fmt("%s/%s", group, name), &nv);
+    if (last <= 0)
+        last = ns ? st[ns - 1] : 0;
+    double *kept = malloc(sizeof(double) * (nv + 1));
+    for (size_t i = 0; i < ns && i < nv; i++)
+        if (st[i] / last > lo && st[i] / last <= hi && isfinite(v[i]))
+            kept[m++] = v[i];
+    qsort(kept, m, sizeof(double), cmp_double);
+    double r = m == 0 ? NAN : m % 2 ? kept[m / 2] : 0.5 * (kept[m / 2 - 1] + kept[m / 2]);
+    free(st), free(v), free(kept);
+    return r;
+}
+
 void open_logs(NsLog *logs, const char *const *paths, int n)
 {
     char err[NS_ERRLEN];

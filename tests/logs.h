@@ -39,6 +39,10 @@ int check_alignment(hid_t f);
 
 /* A series of the log (malloc'd); NULL and *n = 0 when the log does not have it. */
 double *series(const NsLog *log, const char *path, size_t *n);
+/* Median (own sort, independent of analysis/) of the finite values of group/name whose step /
+ * last is in (lo, hi]; last <= 0: the group's own last step. NaN when none. */
+double window_median_of(const NsLog *log, const char *group, const char *name, double last,
+                        double lo, double hi);
 void open_logs(NsLog *logs, const char *const *paths, int n); /* fails the test on an error */
 void close_logs(NsLog *logs, int n);
 

@@ -34,27 +34,10 @@
 /* ------------------------------------------------------------------------------------------
  * Expected values */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median of the finite values of group/name whose step / last step is in (lo, hi]. */
+/* Median of group/name over the fifth k of the run (steps in (k/5, (k+1)/5] of the last). */
 static double fifth_median(const NsLog *log, const char *group, const char *name, int k)
 {
-    size_t ns, nv, m = 0;
-    double *st = series(log, fmt("%s/step", group), &ns);
-    double *v = series(log, fmt("%s/%s", group, name), &nv);
-    double last = ns ? st[ns - 1] : 0, lo = k / 5.0, hi = (k + 1) / 5.0;
-    double *keep_ = malloc(sizeof(double) * (nv + 1));
-    for (size_t i = 0; i < ns && i < nv; i++)
-        if (st[i] / last > lo && st[i] / last <= hi && isfinite(v[i]))
-            keep_[m++] = v[i];
-    qsort(keep_, m, sizeof(double), cmp_double);
-    double r = m == 0 ? NAN : m % 2 ? keep_[m / 2] : 0.5 * (keep_[m / 2 - 1] + keep_[m / 2]);
-    free(st), free(v), free(keep_);
-    return r;
+    return window_median_of(log, group, name, 0, k / 5.0, (k + 1) / 5.0);
 }
 
 static NsRunOutcome outcome_of(const char *path)

@@ -26,27 +26,11 @@
 /* ------------------------------------------------------------------------------------------
  * Expected values */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median of the finite values of norms/<site>/<name> whose step / last is in (lo, hi]. */
 static double window_median(const NsLog *log, const char *site, const char *name, double last,
                             double lo, double hi)
 {
-    size_t ns, nv, m = 0;
-    double *st = series(log, fmt("norms/%s/step", site), &ns);
-    double *v = series(log, fmt("norms/%s/%s", site, name), &nv);
-    double *keep_ = malloc(sizeof(double) * (nv + 1));
-    for (size_t i = 0; i < ns && i < nv; i++)
-        if (st[i] / last > lo && st[i] / last <= hi && isfinite(v[i]))
-            keep_[m++] = v[i];
-    qsort(keep_, m, sizeof(double), cmp_double);
-    double r = m == 0 ? NAN : m % 2 ? keep_[m / 2] : 0.5 * (keep_[m / 2 - 1] + keep_[m / 2]);
-    free(st), free(v), free(keep_);
-    return r;
+    return window_median_of(log, fmt("norms/%s", site), name, last, lo, hi);
 }
 
 static double same(double a, double b)
@@ -164,16 +148,7 @@ static double first_bad(const NsLog *log, const char *group)
 /* Median of steps/<name> over the fifth k of the run (steps in (k/5, (k+1)/5] of the last). */
 static double steps_fifth(const NsLog *log, const char *name, int k)
 {
-    size_t ns, nv, m = 0;
-    double *st = series(log, "steps/step", &ns), *v = series(log, fmt("steps/%s", name), &nv);
-    double *keep_ = malloc(sizeof(double) * (nv + 1)), last = st[ns - 1];
-    for (size_t i = 0; i < ns && i < nv; i++)
-        if (st[i] / last > k / 5.0 && st[i] / last <= (k + 1) / 5.0 && isfinite(v[i]))
-            keep_[m++] = v[i];
-    qsort(keep_, m, sizeof(double), cmp_double);
-    double r = m == 0 ? NAN : m % 2 ? keep_[m / 2] : 0.5 * (keep_[m / 2 - 1] + keep_[m / 2]);
-    free(st), free(v), free(keep_);
-    return r;
+    return window_median_of(log, "steps", name, 0, k / 5.0, (k + 1) / 5.0);
 }
 
 /* analysis/outcome.h's verdict: a fifth's median loss > 1.05 x the lowest earlier one, or the
