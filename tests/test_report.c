@@ -123,7 +123,9 @@ static void delete_attr(const char *file, const char *name)
     H5Fclose(f);
 }
 
-/* "Another writer": no d_model and n_layers, no smoothness or norm-gap groups. */
+/* "Another writer" (a convolutional network's recorder): no d_model and n_layers, no
+ * smoothness or norm-gap groups, and one norm site named conv1/bn (the first layer's site moved
+ * there; the other layers' sites gone). */
 static void craft_foreign(const char *from, const char *to)
 {
     copy_file(from, to);
@@ -134,6 +136,11 @@ static void craft_foreign(const char *from, const char *to)
     for (int i = 0; i < 2; i++)
         if (exists(f, GROUPS[i]))
             assert_true(H5Ldelete(f, GROUPS[i], H5P_DEFAULT) >= 0);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    assert_true(H5Lmove(f, "norms/layers/0/norm1", f, "norms/conv1/bn", lcpl, H5P_DEFAULT) >= 0);
+    assert_true(H5Ldelete(f, "norms/layers", H5P_DEFAULT) >= 0);
+    H5Pclose(lcpl);
     H5Fclose(f);
 }
 
@@ -184,6 +191,15 @@ TEST(test_report_mixed_models)
                                                     "model shape; compared: 2 runs"),
          "compare.md does not say what it compared");
     SOFT(!file_contains(md, "nan") && !file_contains(md, "inf |"), "nonsense in the report");
+
+    /* the other writer's logs alone: their sites are found and judged by their names */
+    craft_foreign(g_batch, scratch("foreign-bn.h5"));
+    Run alone = run("report foreign-bn.h5 foreign.h5 --out alone");
+    SOFT(alone.code == 0, "foreign logs: exit %d: %s", alone.code, last_line(alone.err));
+    const char *amd = scratch("alone/report.md");
+    SOFT(file_contains(amd, "| `conv1/bn` |") && file_contains(amd, "| `final_norm` |") &&
+         !file_contains(amd, "No run records norm-site probes"), "conv1/bn not judged");
+    SOFT(!file_contains(amd, "nan") && !file_contains(amd, "layers/0"), "nonsense in the report");
 }
 
 /* ------------------------------------------------------------------------------------------
