@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "comparable.h"
 #include "compare_rows.h"
 #include "seeds.h"
 #include "stats.h"
@@ -74,6 +75,7 @@ static void compute_row(const NsLog *log, const char *site, char **sites, int ns
     r->steps_done = o.steps_done;
     r->steps_total = o.steps_planned >= 0 ? (double)o.steps_planned : NAN;
     r->diverged_step = o.diverged_at;
+    r->stab = o.stab;
     eval_outcome(log, r);
     double max_step = r->steps_done;
     r->has_site = 0;
@@ -279,7 +281,7 @@ static void csv_row(FILE *f, const NsLog *log, const Row *r, const char *site)
     int m = r->growth_max;
     fprintf(f, ",%s,", ns_csv_num(a, sizeof a, m < 0 ? NAN : r->growth[m].growth));
     ns_csv_text(f, m < 0 ? "" : r->growth[m].site);
-    fputc('\n', f);
+    fprintf(f, ",%d\n", r->stab.unstable ? 1 : 0);
 }
 
 static int write_csv(const char *path, NsLog *logs, const Row *rows, int n, const char *site,
@@ -292,7 +294,7 @@ static int write_csv(const char *path, NsLog *logs, const Row *rows, int n, cons
                "best_ppl_step,divergence_step,site,dist_mean_median,dist_mean_p95,"
                "dist_var_median,dist_var_p95,dist_psi2_median,dist_psi2_p95,grad_gain_median,"
                "beta_smoothness_median,hessian_top_eig_median,tokens_per_s_median,"
-               "unk_rate_train,unk_rate_valid,growth,max_growth,max_growth_site\n");
+               "unk_rate_train,unk_rate_valid,growth,max_growth,max_growth_site,unstable\n");
     for (int i = 0; i < n; i++)
         csv_row(f, &logs[i], &rows[i], site);
     if (fclose(f) != 0)
@@ -325,6 +327,22 @@ static void write_markdown(NsText *md, NsLog *logs, const Row *rows, int n, int 
         ns_compare_sites_md(md, logs, rows, n, n_groups, seeds && !o->list_runs);
     if (notes->len)
         ns_text_printf(md, "\nNotes:\n\n%s", notes->s);
+}
+
+/* Notes for runs of other model shapes (left out of the distance columns) and unstable runs. */
+static void note_comparability(NsLog *logs, int n, const Row *rows, NsText *notes)
+{
+    NsText t = {0};
+    if (ns_comparable_text(&t, logs, n))
+        ns_text_note(notes, "the distance columns need runs of one model shape; %s", t.s);
+    ns_text_free(&t);
+    for (int i = 0; i < n; i++) {
+        char why[300];
+        ns_stability_text(&rows[i].stab, why, sizeof why);
+        if (why[0] && isnan(rows[i].diverged_step))
+            ns_text_note(notes, "run '%s' is unstable: %s (analysis/outcome.h); its distances "
+                         "show instability, not the paper's effect", logs[i].path, why);
+    }
 }
 
 static int write_outputs(NsLog *logs, const Row *rows, int n, int n_groups, const char *site,
@@ -366,15 +384,19 @@ int ns_compare_opts(NsLog *logs, int n, const NsCompareOptions *opt, const char 
     NsText notes = {0};
     Row *rows = ns_xcalloc((size_t)n, sizeof *rows);
     int *group = ns_xcalloc((size_t)n, sizeof *group);
+    int *in_shape = ns_xcalloc((size_t)n, sizeof *in_shape);
     /* "/norms/layers/0/norm1" and "norms/layers/0/norm1" name the site "layers/0/norm1". */
     site = site ? ns_runlog_site_name(site) : NULL;
     int rc = choose_site(logs, lists, n, &site, &notes, err);
     if (rc == 0) {
         int n_groups = ns_seed_groups(logs, n, group);
+        ns_comparable_mask(logs, n, in_shape);
         for (int i = 0; i < n; i++) {
-            compute_row(&logs[i], site, lists[i].names, lists[i].n, &rows[i]);
+            compute_row(&logs[i], in_shape[i] ? site : NULL, lists[i].names, lists[i].n,
+                        &rows[i]);
             rows[i].group = group[i];
         }
+        note_comparability(logs, n, rows, &notes);
         rc = write_outputs(logs, rows, n, n_groups, site, &o, out_prefix, print, &notes, err);
     }
     for (int i = 0; i < n; i++) {
@@ -384,6 +406,7 @@ int ns_compare_opts(NsLog *logs, int n, const NsCompareOptions *opt, const char 
     free(lists);
     free(rows);
     free(group);
+    free(in_shape);
     ns_text_free(&notes);
     return rc;
 }

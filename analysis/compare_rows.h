@@ -4,6 +4,7 @@
 #define NS_COMPARE_ROWS_H
 
 #include "logread.h"
+#include "outcome.h"
 #include "sites.h"
 #include "table.h"
 
@@ -12,6 +13,7 @@ enum { NS_DIST_MEAN, NS_DIST_VAR, NS_DIST_PSI2, NS_N_DIST };
 typedef struct {
     double steps_done, steps_total;
     double final_ppl, best_ppl, best_step, diverged_step;
+    NsStability stab;            /* ns_run_outcome's verdict: unstable when the loss rose */
     int has_site;
     double dist_med[NS_N_DIST], dist_p95[NS_N_DIST];
     double grad_gain, beta, hessian, tokens_per_s;

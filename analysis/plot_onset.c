@@ -2,8 +2,9 @@
  * first, PN-V beside it), one row per position and combination of the other varying keys, each
  * a map of the cells' growth over two grid keys. Every panel shares one logarithmic colour scale
  * centred on 1 (blue: the distance shrank, white: unchanged, red: grew), so BN's and PN-V's
- * colours compare directly; each cell is labelled with its growth, or "diverged@STEP". The .dat
- * holds the numbers as the CSV prints them. */
+ * colours compare directly; each cell is labelled with its growth (with "!" for an unstable
+ * run, analysis/outcome.h: its growth is instability, not the paper's effect), or
+ * "diverged@STEP". The .dat holds the numbers as the CSV prints them. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,7 +144,8 @@ static int write_block(NsFig *f, const Map *m, const char *scheme, const char *g
         if (!isnan(r->outcome.diverged_at))
             snprintf(label, sizeof label, "diverged@%s", dv);
         else if (!isnan(r->growth))
-            snprintf(label, sizeof label, "%.3gx", r->growth);
+            snprintf(label, sizeof label, "%.3gx%s", r->growth,
+                     r->outcome.stab.unstable ? "!" : "");
         else
             snprintf(label, sizeof label, "n/a");
         int x = m->kx < 0 ? 0 : find(m->xs, m->nx, value(t, c, m->kx));
@@ -237,7 +239,8 @@ int ns_plot_onset(const char *dir, const NsSweepTable *t, const char *map_x, con
     double span = colour_span(t);
     fprintf(f.gp, "    set multiplot layout %d,%d title \"growth = median distance (dist_var; "
                   "PN family: dist_psi2) in the last fifth / in the second fifth, at the site "
-                  "where it grows most\"\n", m.n_groups, m.n_schemes);
+                  "where it grows most; !: unstable run (loss rose or gradient norm grew "
+                  "100x)\"\n", m.n_groups, m.n_schemes);
     fprintf(f.gp, "    set logscale cb\n    set cbrange [%g:%g]\n    set cblabel \"growth\"\n"
                   "    set palette defined (0 \"#2166ac\", 0.5 \"#f7f7f7\", 1 \"#b2182b\")\n"
                   "    unset key\n    unset grid\n",

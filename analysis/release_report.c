@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "outcome.h"
 #include "stats.h"
 #include "study_report.h"
 #include "window.h"
@@ -13,30 +14,6 @@
 /* ------------------------------------------------------------------ measurements */
 
 
-
-/* The first step whose training loss or gradient norm, or whose validation loss, is not
- * finite (the engine records the diverging step before it stops); NaN when none. */
-static double divergence_step(const NsLog *log)
-{
-    size_t n, nl, ng, ne, nel;
-    double *step = ns_window_series(log, "steps/step", &n),
-           *loss = ns_window_series(log, "steps/loss", &nl);
-    double *gn = ns_window_series(log, "steps/grad_norm", &ng);
-    double *es = ns_window_series(log, "eval/step", &ne),
-           *el = ns_window_series(log, "eval/loss", &nel);
-    double first = NAN;
-    for (size_t i = 0; i < n && i < nl && isnan(first); i++)
-        if (!isfinite(loss[i]) || (i < ng && !isfinite(gn[i])))
-            first = step[i];
-    for (size_t i = 0; i < ne && i < nel; i++)
-        if (!isfinite(el[i])) {
-            if (isnan(first) || es[i] < first)
-                first = es[i];
-            break;
-        }
-    free(step), free(loss), free(gn), free(es), free(el);
-    return first;
-}
 
 static void eval_outcome(const NsLog *log, NsReleaseRow *r)
 {
@@ -49,7 +26,9 @@ static void eval_outcome(const NsLog *log, NsReleaseRow *r)
         if (!isnan(ppl[i]) && (isnan(r->best_ppl) || ppl[i] < r->best_ppl))
             r->best_ppl = ppl[i];
     r->steps_done = m ? steps[m - 1] : 0.0;
-    r->diverged_step = divergence_step(log);
+    NsRunOutcome o; /* the divergence step as every table judges it (outcome.h) */
+    ns_run_outcome(log, &o);
+    r->diverged_step = o.diverged_at;
     free(ppl);
     free(steps);
 }

@@ -30,6 +30,15 @@ double ns_sites_last_step(const NsLog *log)
     return last;
 }
 
+/* late / early medians of norms/<site>/<stat> (see sites.h). */
+static double growth_of(const NsLog *log, const char *site, const char *stat, double last,
+                        double *early, double *late)
+{
+    *early = ns_window_site_median(log, site, stat, last, NS_SITES_EARLY_LO, NS_SITES_EARLY_HI);
+    *late = ns_window_site_median(log, site, stat, last, NS_SITES_LATE_LO, 1.0);
+    return isnan(*early) || isnan(*late) || !(*early > 0) ? NAN : *late / *early;
+}
+
 int ns_site_growths(const NsLog *log, NsSiteGrowth **out, char *err)
 {
     *out = NULL;
@@ -48,11 +57,10 @@ int ns_site_growths(const NsLog *log, NsSiteGrowth **out, char *err)
         NsSiteGrowth *e = &g[n++];
         snprintf(e->site, sizeof e->site, "%s", sites[s]);
         snprintf(e->stat, sizeof e->stat, "%s", stat);
-        e->early = ns_window_site_median(log, sites[s], stat, last, NS_SITES_EARLY_LO,
-                                         NS_SITES_EARLY_HI);
-        e->late = ns_window_site_median(log, sites[s], stat, last, NS_SITES_LATE_LO, 1.0);
-        e->growth = isnan(e->early) || isnan(e->late) || !(e->early > 0) ? NAN
-                                                                          : e->late / e->early;
+        e->growth = growth_of(log, sites[s], stat, last, &e->early, &e->late);
+        char rel[24];
+        snprintf(rel, sizeof rel, "rel_%s", stat);
+        e->rel_growth = growth_of(log, sites[s], rel, last, &e->rel_early, &e->rel_late);
     }
     ns_log_free_sites(sites, n_sites);
     if (n == 0) {

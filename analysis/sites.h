@@ -22,6 +22,9 @@ typedef struct {
     double early;  /* median over the second fifth of the run, steps in (0.2, 0.4] of the last */
     double late;   /* median over the last fifth, (0.8, 1.0] */
     double growth; /* late / early; NaN when either is NaN or early <= 0 */
+    /* the same on the scale-free rel_<stat> = ||stat_B - running|| / ||running||: a growth of
+     * the input's scale moves `growth` but not `rel_growth` (NaN where the log lacks it) */
+    double rel_early, rel_late, rel_growth;
 } NsSiteGrowth;
 
 #define NS_SITES_EARLY_LO 0.2

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "report_stability.h"
 #include "seeds.h"
 #include "sites.h"
 #include "stats.h"
@@ -65,15 +66,20 @@ static int group_of_scheme(const Study *s, const NsLog *logs, const char *norm)
     return -1;
 }
 
-/* Growth (late = 0) or late median (late = 1) at `site` over the runs of group g. */
-static NsSpread site_spread(const Study *s, int g, const char *site, int late)
+enum { GROWTH, LATE, REL_GROWTH };
+
+/* Growth, late median or growth of the scale-free rel_dist_* (what) at `site` over the runs of
+ * group g. */
+static NsSpread site_spread(const Study *s, int g, const char *site, int what)
 {
     double v[64];
     int m = 0;
     for (int i = 0; i < s->n && m < 64; i++)
         for (int k = 0; s->group[i] == g && k < s->n_growth[i]; k++)
             if (strcmp(s->growth[i][k].site, site) == 0)
-                v[m++] = late ? s->growth[i][k].late : s->growth[i][k].growth;
+                v[m++] = what == LATE         ? s->growth[i][k].late
+                         : what == REL_GROWTH ? s->growth[i][k].rel_growth
+                                              : s->growth[i][k].growth;
     NsSpread r;
     ns_spread(v, m, &r);
     return r;
@@ -84,7 +90,7 @@ static int group_max_site(const Study *s, int g, NsSpread *best)
 {
     int first = group_first(s, g), at = -1;
     for (int k = 0; k < s->n_growth[first]; k++) {
-        NsSpread r = site_spread(s, g, s->growth[first][k].site, 0);
+        NsSpread r = site_spread(s, g, s->growth[first][k].site, GROWTH);
         if (r.n > 0 && (at < 0 || r.mean > best->mean))
             at = k, *best = r;
     }
@@ -116,7 +122,7 @@ void ns_report_sites(FILE *f, const NsLog *logs, int n, const char *first, char 
     double overall = -INFINITY;
     for (int g = 0; g < s.n_groups; g++) {
         int i = group_first(&s, g);
-        NsSpread at_first = site_spread(&s, g, first, 0), best = {0}, late;
+        NsSpread at_first = site_spread(&s, g, first, GROWTH), best = {0}, late;
         int k = group_max_site(&s, g, &best);
         char a[64], b[64], c[64];
         fprintf(f, "| %s | ", logs[i].label);
@@ -126,7 +132,7 @@ void ns_report_sites(FILE *f, const NsLog *logs, int n, const char *first, char 
             continue;
         }
         const char *site = s.growth[i][k].site;
-        late = site_spread(&s, g, site, 1);
+        late = site_spread(&s, g, site, LATE);
         fprintf(f, " | %s | %s | `%s` | %s |\n", ns_spread_text(a, sizeof a, &at_first),
                 ns_spread_text(b, sizeof b, &best), site, ns_spread_text(c, sizeof c, &late));
         /* the site named in the report: BN's largest, else the largest of any configuration */
@@ -163,6 +169,38 @@ static NsSpread tail_ratio(const Study *s, const NsLog *logs, int g, const char 
     return r;
 }
 
+/* 1 when a run of group g is unstable (outcome.h), with why: its seed and the clause. */
+static int group_unstable(const Study *s, const NsLog *logs, int g, char *why, size_t len)
+{
+    for (int i = 0; i < s->n; i++) {
+        char clause[300];
+        if (s->group[i] == g && ns_unstable_why(&logs[i], clause, sizeof clause)) {
+            snprintf(why, len, "seed %ld: %s", ns_log_seed(&logs[i]), clause);
+            return 1;
+        }
+    }
+    why[0] = '\0';
+    return 0;
+}
+
+/* Claim 1 at one site: both distances grow and BN ends far above PN-V ("holds"); only the
+ * absolute one grows ("input scale": the scale-free distance stays, so the input's scale grew,
+ * not the statistic's fluctuation); BN's run unstable ("unstable run"); else "does not hold". */
+static const char *claim1_verdict(double growth, double rel_growth, double ratio, int unstable)
+{
+    if (!(growth > GROWS && ratio > ABOVE))
+        return "does not hold";
+    if (unstable)
+        return "unstable run";
+    return rel_growth > GROWS ? "holds" : "input scale";
+}
+
+static void list_site(char *buf, size_t len, int *count, const char *site)
+{
+    size_t used = strlen(buf);
+    snprintf(buf + used, len - used, "%s`%s`", (*count)++ ? ", " : "", site);
+}
+
 void ns_report_claims(FILE *f, const NsLog *logs, int n)
 {
     Study s;
@@ -175,38 +213,49 @@ void ns_report_claims(FILE *f, const NsLog *logs, int n)
         return;
     }
     int b0 = group_first(&s, bn);
+    char why[400];
+    int unstable = group_unstable(&s, logs, bn, why, sizeof why);
     fprintf(f, "## The claims at every site\n\nClaim 1 (forward): BN's dist_var grows more than "
                "%gx from the second to the last fifth of training and ends more than %gx PN-V's "
-               "dist_psi2. Claim 2 (backward): BN's gradient through sigma2_B has the heavier "
+               "dist_psi2; it holds when the scale-free rel_dist_var grows more than %gx too "
+               "(\"input scale\": only the absolute distance grows, so the input's scale grew, "
+               "not the statistic's fluctuation), and never for an unstable run (\"Stability\"). "
+               "Claim 2 (backward): BN's gradient through sigma2_B has the heavier "
                "tail (max / median) than PN-V's through psi2_B. Each judged at every site, from "
-               "the mean over seeds.\n\n| site | BN growth | BN late / PN-V late | claim 1 | BN "
-               "max/med g_sigma2 | PN-V max/med g_psi2 | claim 2 |\n"
-               "|---|---:|---:|---|---:|---:|---|\n", GROWS, ABOVE);
-    int m = s.n_growth[b0], hold1 = 0, hold2 = 0;
-    char held1[600] = "", held2[600] = "";
+               "the mean over seeds.\n\n| site | BN growth | BN rel growth | BN late / PN-V "
+               "late | claim 1 | BN max/med g_sigma2 | PN-V max/med g_psi2 | claim 2 |\n"
+               "|---|---:|---:|---:|---|---:|---:|---|\n", GROWS, ABOVE, GROWS);
+    int m = s.n_growth[b0], hold1 = 0, hold2 = 0, scale = 0;
+    char held1[600] = "", held2[600] = "", scaled[600] = "";
     for (int k = 0; k < m; k++) {
         const char *site = s.growth[b0][k].site;
-        NsSpread g = site_spread(&s, bn, site, 0), lb = site_spread(&s, bn, site, 1),
-                 lp = site_spread(&s, pnv, site, 1);
+        NsSpread g = site_spread(&s, bn, site, GROWTH), rg = site_spread(&s, bn, site, REL_GROWTH),
+                 lb = site_spread(&s, bn, site, LATE), lp = site_spread(&s, pnv, site, LATE);
         NsSpread tb = tail_ratio(&s, logs, bn, site, "g_sigma2"),
                  tp = tail_ratio(&s, logs, pnv, site, "g_psi2");
         double ratio = lb.mean / lp.mean;
-        int c1 = g.mean > GROWS && ratio > ABOVE, c2 = tb.mean > tp.mean;
-        char a[64], b[64], c[64];
-        fprintf(f, "| `%s` | %s | %.3g | %s | %s | %s | %s |\n", site,
-                ns_spread_text(a, sizeof a, &g), ratio, c1 ? "holds" : "does not hold",
+        const char *c1 = claim1_verdict(g.mean, rg.mean, ratio, unstable);
+        int c2 = tb.mean > tp.mean;
+        char a[64], b[64], c[64], d[64];
+        fprintf(f, "| `%s` | %s | %s | %.3g | %s | %s | %s | %s |\n", site,
+                ns_spread_text(a, sizeof a, &g), ns_spread_text(d, sizeof d, &rg), ratio, c1,
                 ns_spread_text(b, sizeof b, &tb), ns_spread_text(c, sizeof c, &tp),
                 isnan(tb.mean) || isnan(tp.mean) ? "n/a" : c2 ? "holds" : "does not hold");
-        if (c1)
-            snprintf(held1 + strlen(held1), sizeof held1 - strlen(held1), "%s`%s`",
-                     hold1++ ? ", " : "", site);
+        if (strcmp(c1, "holds") == 0)
+            list_site(held1, sizeof held1, &hold1, site);
+        if (strcmp(c1, "input scale") == 0)
+            list_site(scaled, sizeof scaled, &scale, site);
         if (c2 && !isnan(tb.mean) && !isnan(tp.mean))
-            snprintf(held2 + strlen(held2), sizeof held2 - strlen(held2), "%s`%s`",
-                     hold2++ ? ", " : "", site);
+            list_site(held2, sizeof held2, &hold2, site);
     }
-    fprintf(f, "\n**Over all sites:** claim 1 holds at %d of %d sites%s%s; claim 2 holds at %d "
-               "of %d%s%s.\n\n", hold1, m, hold1 ? ": " : "", held1, hold2, m, hold2 ? ": " : "",
-            held2);
+    fprintf(f, "\n**Over all sites:** claim 1 holds at %d of %d sites%s%s", hold1, m,
+            hold1 ? ": " : "", held1);
+    if (scale)
+        fprintf(f, " (at %d more only the absolute distance grows: %s)", scale, scaled);
+    fprintf(f, "; claim 2 holds at %d of %d%s%s.\n\n", hold2, m, hold2 ? ": " : "", held2);
+    if (unstable)
+        fprintf(f, "BN's run is unstable (%s): its distances grew with the instability; an "
+                   "unstable run, not the paper's effect.\n\n", why);
     study_close(&s);
 }
 

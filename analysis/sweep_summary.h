@@ -5,12 +5,14 @@
  *
  * Columns: one per grid key (named as the train flag without dashes), then
  *   final_ppl    the last validation perplexity recorded (eval/ppl)
- *   diverged_at  the first step whose training loss or gradient norm, or whose validation loss,
- *                is not finite; empty if there is none
+ *   diverged_at  the first step that diverged (analysis/outcome.h): a loss or gradient norm
+ *                not finite, or a loss above the bound; empty if there is none
+ *   unstable     1 when the run trained but got worse (analysis/outcome.h), else 0
  *   growth       at growth_site, the median distance between the batch statistic the scheme
  *                normalizes by and its running value (dist_var for mean-subtracting schemes,
  *                dist_psi2 for the PN family) over the last fifth of the run divided by its
  *                median over the second fifth (analysis/sites.h)
+ *   rel_growth   the same ratio of the scale-free rel_dist_* at growth_site
  *   growth_site  the norm site where that ratio is largest
  *   last_dist    that site's last-fifth median
  *   minutes      training wall time in the log (steps/wall_time, summed over resumed segments)
@@ -21,21 +23,13 @@
 #include <stdio.h>
 
 #include "logread.h"
-
-typedef struct {
-    double steps_done;  /* last row of steps/step; 0 when none */
-    long steps_planned; /* root attribute `steps`; -1 when absent */
-    double diverged_at; /* as the diverged_at column; NaN when it did not */
-    double final_ppl;   /* last eval/ppl; NaN when none */
-    double minutes;     /* as the minutes column; NaN when the log has no wall time */
-} NsRunOutcome;
-
-void ns_run_outcome(const NsLog *log, NsRunOutcome *o);
+#include "outcome.h"
 
 /* One cell's row. */
 typedef struct {
     NsRunOutcome outcome;
     double growth, last_dist; /* NaN when no site has a growth */
+    double rel_growth;        /* growth of rel_dist_* at growth_site; NaN when absent */
     char growth_site[64];     /* "" when none */
     char norm[32], position[8];
 } NsSweepRow;

@@ -3,7 +3,8 @@
  * child `normscope train` process writing runs/<scheme>.h5 (runs/<scheme>-s<seed>.h5 with
  * several --seeds), run by the runner shared with sweep (runner.h: --jobs at once, --launcher,
  * --reuse-runs keeps finished runs and resumes interrupted ones), then draws every figure, writes
- * the comparison table, a Markdown report stating what the measurements show, and a notebook.
+ * the comparison table, a Markdown report stating what the measurements show, and a notebook
+ * (all of which `report` writes from existing logs: ns_report_write).
  * With no flags it uses the embedded corpus and a model sized to finish in a few minutes on
  * two cores; any train flag given to study is passed on to every run.
  * --compare-release trains instead the paper's schemes beside the authors' release and its
@@ -20,13 +21,8 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "compare.h"
-#include "logread.h"
-#include "notebook.h"
 #include "plot.h"
-#include "release_report.h"
 #include "runner.h"
-#include "study_report.h"
 #include "util.h"
 
 #define MAX_SCHEMES 8
@@ -417,95 +413,23 @@ static int train_all(const Study *s, char logs[][NS_PATH_LEN], char names[][128]
     return rc == 0 ? n : rc;
 }
 
-/* The figures of the forward distances once more with the scale-free rel_dist_* series. */
-static void draw_relative(NsLog *logs, int n, const char *fig_dir)
-{
-    static const char *const KINDS[] = {"fluctuation", "boxes", "layers"};
-    for (int k = 0; k < 3; k++) {
-        char prefix[64], perr[NS_ERRLEN];
-        snprintf(prefix, sizeof prefix, "%s-relative", KINDS[k]);
-        NsPlotOptions opt = {.out_dir = fig_dir, .relative = 1, .prefix = prefix};
-        if (ns_plot(KINDS[k], logs, n, &opt, perr) < 0)
-            fprintf(stderr, "normscope: study: plot %s --relative: %s\n", KINDS[k], perr);
-    }
-}
-
-/* The logs of BN and PN-V runs (pair), for the paper's BN-vs-PN-V box plots; 0 unless both
- * schemes are there and other schemes too (else the figure would equal `boxes`). */
-static int bn_pnv_logs(const NsLog *logs, int n, NsLog *pair)
-{
-    int m = 0, bn = 0, pnv = 0;
-    for (int i = 0; i < n; i++) {
-        int is_bn = strcmp(logs[i].norm, "batch") == 0, is_pnv = strcmp(logs[i].norm, "power-v") == 0;
-        bn |= is_bn, pnv |= is_pnv;
-        if (is_bn || is_pnv)
-            pair[m++] = logs[i];
-    }
-    return bn && pnv && m < n ? m : 0;
-}
-
-/* Every figure over all runs (the forward distances also relative), plus the paper's
- * BN-vs-PN-V box plots for those two alone. */
-static int draw_figures(const Study *s, NsLog *logs, int n, const char *fig_dir, char *err)
-{
-    int drawn = 0;
-    for (int k = 0; NS_PLOT_KINDS[k]; k++) {
-        NsPlotOptions opt = {.out_dir = fig_dir};
-        char perr[NS_ERRLEN];
-        if (ns_plot(NS_PLOT_KINDS[k], logs, n, &opt, perr) < 0)
-            fprintf(stderr, "normscope: study: plot %s: %s\n", NS_PLOT_KINDS[k], perr);
-        else
-            drawn++;
-    }
-    if (drawn)
-        draw_relative(logs, n, fig_dir);
-    NsLog pair[MAX_RUNS];
-    int m = bn_pnv_logs(logs, n, pair);
-    if (m > 0) {
-        NsPlotOptions opt = {.out_dir = fig_dir, .prefix = "boxes-bn-vs-pnv"};
-        char perr[NS_ERRLEN];
-        if (ns_plot("boxes", pair, m, &opt, perr) < 0)
-            fprintf(stderr, "normscope: study: BN vs PN-V boxes: %s\n", perr);
-    }
-    (void)s;
-    return drawn ? 0 : ns_fail(err, "no figure could be drawn (is gnuplot installed?)");
-}
-
+/* The report over the runs that finished or diverged (cmd_report.c: the same as `report`). */
 static int analyse(const Study *s, char paths[][NS_PATH_LEN], char run_name[][128],
                    const int *ok, int n_paths, char *err)
 {
-    NsLog logs[MAX_RUNS];
-    const char *names[MAX_RUNS], *run_names[MAX_RUNS];
+    char **kept = ns_xcalloc((size_t)(n_paths > 0 ? n_paths : 1), sizeof *kept);
+    const char **names = ns_xcalloc((size_t)(n_paths > 0 ? n_paths : 1), sizeof *names);
     int n = 0;
-    for (int i = 0; i < n_paths; i++) {
-        if (!ok[i])
-            continue;
-        if (ns_log_open(&logs[n], paths[i], err) < 0) {
-            for (int k = 0; k < n; k++)
-                ns_log_close(&logs[k]);
-            return -1;
+    for (int i = 0; i < n_paths; i++)
+        if (ok[i]) {
+            kept[n] = paths[i];
+            names[n++] = run_name[i];
         }
-        /* the release's runs share schemes: the legends name the runs */
-        if (s->compare_release)
-            snprintf(logs[n].label, sizeof logs[n].label, "%s", run_name[i]);
-        run_names[n] = run_name[i];
-        names[n++] = paths[i];
-    }
-    char fig_dir[NS_PATH_LEN + 16], prefix[NS_PATH_LEN + 16], nb[NS_PATH_LEN + 16];
-    snprintf(fig_dir, sizeof fig_dir, "%s/figures", s->out_dir);
-    snprintf(prefix, sizeof prefix, "%s/compare", s->out_dir);
-    snprintf(nb, sizeof nb, "%s/study.ipynb", s->out_dir);
-    int rc = draw_figures(s, logs, n, fig_dir, err);
-    if (rc == 0)
-        rc = ns_compare(logs, n, prefix, 1, err);
-    if (rc == 0)
-        rc = ns_study_report(s->out_dir, logs, n, err);
-    if (rc == 0 && s->compare_release)
-        rc = ns_release_report(s->out_dir, logs, run_names, n, err);
-    if (rc == 0)
-        rc = ns_export_notebook(names, n, fig_dir, nb, err);
-    for (int i = 0; i < n; i++)
-        ns_log_close(&logs[i]);
+    NsReportJob job = {.out_dir = s->out_dir, .paths = kept, .names = names, .n = n,
+                       .compare_release = s->compare_release};
+    int rc = ns_report_write(&job, err);
+    free(kept);
+    free(names);
     return rc;
 }
 

@@ -17,6 +17,8 @@ static const NsCommand COMMANDS[] = {
     {"compare", ns_cmd_compare, "compare RUN.h5...", "side-by-side table (Markdown and CSV)", 0},
     {"study", ns_cmd_study, "study", "train layer, batch, power-v, power, power-official on "
      "one\ncorpus, then every plot, the table and a report", 0},
+    {"report", ns_cmd_report, "report RUN.h5... --out DIR", "the study's figures, table, report "
+     "and notebook from\nexisting run logs", 0},
     {"sweep", ns_cmd_sweep, "sweep --grid KEY=V1,V2,...", "train every cell of a grid of "
      "train flags (resumable,\nparallel), then a table and the onset map", 0},
     {"watch", ns_cmd_watch, "watch RUN.h5", "live view of a run being written", 0},

@@ -36,6 +36,20 @@ int ns_cmd_sweep(int argc, char **argv);
 int ns_cmd_watch(int argc, char **argv);
 int ns_cmd_export_notebook(int argc, char **argv);
 int ns_cmd_check_log(int argc, char **argv);
+int ns_cmd_report(int argc, char **argv);
+
+/* What `report` writes, and `study` after training (cmd_report.c): DIR/figures/, DIR/compare.md
+ * and .csv, DIR/report.md, DIR/study.ipynb and, with compare_release, DIR/release.md and .csv.
+ * names[i] names run i in the release report and its legends. Returns 0, or -1 with one line in
+ * err (a log that cannot be opened, an output that cannot be written, no figure drawn). */
+typedef struct {
+    const char *out_dir;
+    char *const *paths;
+    const char *const *names;
+    int n;
+    int compare_release;
+} NsReportJob;
+int ns_report_write(const NsReportJob *job, char *err);
 /* normscope help [COMMAND | --man | --bash-completion] (cmd_help.c) */
 int ns_cmd_help(int argc, char **argv);
 

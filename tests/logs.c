@@ -109,6 +109,30 @@ double *series(const NsLog *log, const char *path, size_t *n)
     return v;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double window_median_of(const NsLog *log, const char *group, const char *name, double last,
+                        double lo, double hi)
+{
+    size_t ns, nv, m = 0;
+    double *st = series(log, fmt("%s/step", group), &ns);
+    double *v = series(log, fmt("%s/%s", group, name), &nv);
+    if (last <= 0)
+        last = ns ? st[ns - 1] : 0;
+    double *kept = malloc(sizeof(double) * (nv + 1));
+    for (size_t i = 0; i < ns && i < nv; i++)
+        if (st[i] / last > lo && st[i] / last <= hi && isfinite(v[i]))
+            kept[m++] = v[i];
+    qsort(kept, m, sizeof(double), cmp_double);
+    double r = m == 0 ? NAN : m % 2 ? kept[m / 2] : 0.5 * (kept[m / 2 - 1] + kept[m / 2]);
+    free(st), free(v), free(kept);
+    return r;
+}
+
 void open_logs(NsLog *logs, const char *const *paths, int n)
 {
     char err[NS_ERRLEN];
@@ -143,6 +167,42 @@ void craft_nan_loss(const char *from, const char *to, long index)
     H5Sclose(space);
     H5Dclose(d);
     H5Fclose(f);
+}
+
+/* The whole 1-D dataset as doubles (malloc'd), *n rows. */
+static double *read_doubles(hid_t f, const char *path, size_t *n)
+{
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    assert_true(d >= 0);
+    hid_t space = H5Dget_space(d);
+    hsize_t dims[1] = {0};
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    double *v = malloc(sizeof(double) * (dims[0] + 1));
+    assert_true(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    H5Sclose(space);
+    H5Dclose(d);
+    *n = dims[0];
+    return v;
+}
+
+void edit_series(const char *file, const char *path,
+                 void (*edit)(double *v, const double *step, size_t n, void *ctx), void *ctx)
+{
+    hid_t f = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    char step_path[256];
+    snprintf(step_path, sizeof step_path, "%.*s/step", (int)(strrchr(path, '/') - path), path);
+    size_t n, ns = 0;
+    double *v = read_doubles(f, path, &n);
+    double *step = exists(f, step_path) ? read_doubles(f, step_path, &ns) : NULL;
+    assert_true(!step || ns == n);
+    edit(v, step, n, ctx);
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    assert_true(H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    H5Dclose(d);
+    H5Fclose(f);
+    free(v);
+    free(step);
 }
 
 void craft_unfinished(const char *from, const char *to, long planned)

@@ -39,6 +39,10 @@ int check_alignment(hid_t f);
 
 /* A series of the log (malloc'd); NULL and *n = 0 when the log does not have it. */
 double *series(const NsLog *log, const char *path, size_t *n);
+/* Median (own sort, independent of analysis/) of the finite values of group/name whose step /
+ * last is in (lo, hi]; last <= 0: the group's own last step. NaN when none. */
+double window_median_of(const NsLog *log, const char *group, const char *name, double last,
+                        double lo, double hi);
 void open_logs(NsLog *logs, const char *const *paths, int n); /* fails the test on an error */
 void close_logs(NsLog *logs, int n);
 
@@ -49,6 +53,11 @@ void craft_nan_loss(const char *from, const char *to, long index);
 /* A copy of a finished log whose root attribute `steps` says more steps were planned: to a
  * watcher it is a run that stopped short without diverging. */
 void craft_unfinished(const char *from, const char *to, long planned);
+/* Rewrites the 1-D dataset `path` of the log `file` in place: edit(values, steps, n, ctx) gets
+ * its values as doubles and the step of each row (from the group's `step`; NULL when the group
+ * has none) and changes the values. */
+void edit_series(const char *file, const char *path,
+                 void (*edit)(double *v, const double *step, size_t n, void *ctx), void *ctx);
 /* A copy whose root attribute `format` is another. */
 void craft_format(const char *from, const char *to, const char *format);
 

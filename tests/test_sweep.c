@@ -26,27 +26,11 @@
 /* ------------------------------------------------------------------------------------------
  * Expected values */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median of the finite values of norms/<site>/<name> whose step / last is in (lo, hi]. */
 static double window_median(const NsLog *log, const char *site, const char *name, double last,
                             double lo, double hi)
 {
-    size_t ns, nv, m = 0;
-    double *st = series(log, fmt("norms/%s/step", site), &ns);
-    double *v = series(log, fmt("norms/%s/%s", site, name), &nv);
-    double *keep_ = malloc(sizeof(double) * (nv + 1));
-    for (size_t i = 0; i < ns && i < nv; i++)
-        if (st[i] / last > lo && st[i] / last <= hi && isfinite(v[i]))
-            keep_[m++] = v[i];
-    qsort(keep_, m, sizeof(double), cmp_double);
-    double r = m == 0 ? NAN : m % 2 ? keep_[m / 2] : 0.5 * (keep_[m / 2 - 1] + keep_[m / 2]);
-    free(st), free(v), free(keep_);
-    return r;
+    return window_median_of(log, fmt("norms/%s", site), name, last, lo, hi);
 }
 
 static double same(double a, double b)
@@ -115,8 +99,10 @@ TEST(test_site_growth_max)
 
 #define SWEEP_FLAGS TINY_MODEL " --eval-every 10 --log-every 1000"
 
-/* The growth columns of a log: the site whose late/early ratio is largest. */
-static void expected_growth(const NsLog *log, double *growth, char *site, double *late)
+/* The growth columns of a log: the site whose late/early ratio is largest, and there the same
+ * ratio of the scale-free rel_dist_*. */
+static void expected_growth(const NsLog *log, double *growth, char *site, double *late,
+                            double *rel_growth)
 {
     const char *stat = strcmp(ns_log_scheme_stat(log), "psi2") == 0 ? "dist_psi2" : "dist_var";
     size_t nl;
@@ -128,21 +114,56 @@ static void expected_growth(const NsLog *log, double *growth, char *site, double
         double e = window_median(log, TINY_SITES[i], stat, last, 0.2, 0.4);
         double l = window_median(log, TINY_SITES[i], stat, last, 0.8, 1.0);
         double g = e > 0 && !isnan(l) ? l / e : NAN;
-        if (!isnan(g) && (isnan(*growth) || g > *growth))
+        if (!isnan(g) && (isnan(*growth) || g > *growth)) {
             *growth = g, *late = l, strcpy(site, TINY_SITES[i]);
+            char rel[32];
+            snprintf(rel, sizeof rel, "rel_%s", stat);
+            double re = window_median(log, TINY_SITES[i], rel, last, 0.2, 0.4);
+            double rl = window_median(log, TINY_SITES[i], rel, last, 0.8, 1.0);
+            *rel_growth = re > 0 && !isnan(rl) ? rl / re : NAN;
+        }
     }
 }
 
+static double divergence_bound(long vocab) { return 10.0 * log((double)vocab); }
+
+/* The first step whose loss (or training gradient norm) is not finite or whose loss is above
+ * 10 ln(vocab_size) (analysis/outcome.h). */
 static double first_bad(const NsLog *log, const char *group)
 {
     size_t n, nl, ng = 0;
+    long vocab = 0;
+    ns_log_attr_long(log, "vocab_size", &vocab);
+    const double bound = divergence_bound(vocab);
     double *st = series(log, fmt("%s/step", group), &n), *loss = series(log, fmt("%s/loss", group), &nl);
     double *gn = strcmp(group, "steps") ? NULL : series(log, "steps/grad_norm", &ng), r = NAN;
     for (size_t i = 0; i < n && i < nl && isnan(r); i++)
-        if (!isfinite(loss[i]) || (i < ng && !isfinite(gn[i])))
+        if (!isfinite(loss[i]) || loss[i] > bound ||
+            (i < ng && !isfinite(gn[i])))
             r = st[i];
     free(st), free(loss), free(gn);
     return r;
+}
+
+/* Median of steps/<name> over the fifth k of the run (steps in (k/5, (k+1)/5] of the last). */
+static double steps_fifth(const NsLog *log, const char *name, int k)
+{
+    return window_median_of(log, "steps", name, 0, k / 5.0, (k + 1) / 5.0);
+}
+
+/* analysis/outcome.h's verdict: a fifth's median loss > 1.05 x the lowest earlier one, or the
+ * last fifth's median gradient norm >= 100 x the second fifth's. */
+static int expected_unstable(const NsLog *log)
+{
+    double low = NAN;
+    for (int k = 0; k < 5; k++) {
+        double v = steps_fifth(log, "loss", k);
+        if (!isnan(low) && v > 1.05 * low)
+            return 1;
+        if (isnan(low) || v < low)
+            low = v;
+    }
+    return steps_fifth(log, "grad_norm", 4) >= 100.0 * steps_fifth(log, "grad_norm", 1);
 }
 
 static int close_num(const char *text, double want)
@@ -177,12 +198,13 @@ static int check_csv(const char *dir, char growths[][32], char logs[][256])
         char *f[16];
         int n = fields(line, f, 16);
         if (!header++) {
-            SOFT(n == 8 && !strcmp(f[0], "norm") && !strcmp(f[1], "dropout") &&
-                 !strcmp(f[2], "final_ppl") && !strcmp(f[7], "minutes"), "CSV header");
+            SOFT(n == 10 && !strcmp(f[0], "norm") && !strcmp(f[1], "dropout") &&
+                 !strcmp(f[2], "final_ppl") && !strcmp(f[4], "unstable") &&
+                 !strcmp(f[6], "rel_growth") && !strcmp(f[9], "minutes"), "CSV header");
             continue;
         }
-        SOFT(n == 8, "CSV row with %d fields", n);
-        if (n != 8)
+        SOFT(n == 10, "CSV row with %d fields", n);
+        if (n != 10)
             continue;
         snprintf(logs[rows], 256, "%s/runs/norm-%s_dropout-%s.h5", dir, f[0], f[1]);
         const char *path = scratch(logs[rows]);
@@ -197,16 +219,19 @@ static int check_csv(const char *dir, char growths[][32], char logs[][256])
         double div = first_bad(&log, "steps"), ediv = first_bad(&log, "eval");
         if (isnan(div) || ediv < div)
             div = ediv;
-        double growth, late;
+        double growth, late, rel_growth = NAN;
         char site[64];
-        expected_growth(&log, &growth, site, &late);
+        expected_growth(&log, &growth, site, &late, &rel_growth);
         SOFT(close_num(f[2], ppl[np - 1]), "%s final_ppl %s, want %g", path, f[2], ppl[np - 1]);
         SOFT(close_num(f[3], div), "%s diverged_at '%s', want %g", path, f[3], div);
-        SOFT(close_num(f[4], growth) && !strcmp(f[5], site) && close_num(f[6], late),
-             "%s growth %s at %s, last %s; want %g at %s, %g", path, f[4], f[5], f[6], growth,
+        SOFT(!strcmp(f[4], expected_unstable(&log) ? "1" : "0"), "%s unstable %s", path, f[4]);
+        SOFT(close_num(f[5], growth) && !strcmp(f[7], site) && close_num(f[8], late),
+             "%s growth %s at %s, last %s; want %g at %s, %g", path, f[5], f[7], f[8], growth,
              site, late);
-        SOFT(close_num(f[7], minutes), "%s minutes %s, want %g", path, f[7], minutes);
-        snprintf(growths[rows], 32, "%s", f[4]);
+        SOFT(close_num(f[6], rel_growth) && isfinite(rel_growth), "%s rel_growth %s, want %g",
+             path, f[6], rel_growth);
+        SOFT(close_num(f[9], minutes), "%s minutes %s, want %g", path, f[9], minutes);
+        snprintf(growths[rows], 32, "%s", f[5]);
         free(ppl), free(wall);
         close_logs(&log, 1);
         rows++;

@@ -179,7 +179,50 @@ const char *ns_log_scheme_stat(const NsLog *log)
     return log->scheme && (log->scheme->batch_stats & NS_STAT_PSI2) ? "psi2" : "var";
 }
 
-/* Candidates in model order, by the site names of model-spec.md; those with a group exist. */
+/* Sites of another writer (e.g. "conv1/bn"): every group under /norms that holds a `step`
+ * dataset, by name, unless it is inside a site already listed (a site's `vectors/`). */
+typedef struct {
+    char ***sites;
+    int n, cap;
+} SiteScan;
+
+#define MAX_OTHER_SITES 4096 /* a hostile file cannot make the list unbounded */
+
+static int inside_listed(const SiteScan *scan, const char *site)
+{
+    for (int i = 0; i < scan->n; i++) {
+        size_t len = strlen((*scan->sites)[i]);
+        if (strcmp((*scan->sites)[i], site) == 0 ||
+            (strncmp((*scan->sites)[i], site, len) == 0 && site[len] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
+static herr_t scan_site(hid_t group, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)group;
+    SiteScan *scan = data;
+    size_t len = strlen(name);
+    if (info->type != H5L_TYPE_HARD || len <= 5 || strcmp(name + len - 5, "/step") != 0 ||
+        len - 5 >= 64)
+        return 0;
+    char site[64];
+    snprintf(site, sizeof site, "%.*s", (int)(len - 5), name);
+    if (inside_listed(scan, site))
+        return 0;
+    if (scan->n == scan->cap) {
+        if (scan->cap >= MAX_OTHER_SITES)
+            return 1; /* stop: enough */
+        scan->cap *= 2;
+        *scan->sites = ns_xrealloc(*scan->sites, sizeof(char *) * (size_t)scan->cap);
+    }
+    (*scan->sites)[scan->n++] = ns_xstrdup(site);
+    return 0;
+}
+
+/* Candidates in model order, by the site names of model-spec.md; those with a group exist. Then
+ * any other writer's sites (scan_site). */
 int ns_log_sites(const NsLog *log, char ***sites)
 {
     int cap = (int)(2 * log->n_layers + 1), n = 0;
@@ -195,7 +238,15 @@ int ns_log_sites(const NsLog *log, char ***sites)
     if (ns_h5_exists(log->file, ns_runlog_site_path(path, sizeof path, "final_norm", NULL)) &&
         n < cap)
         (*sites)[n++] = ns_xstrdup("final_norm");
-    return n;
+    if (!ns_h5_exists(log->file, NS_RUNLOG_NORMS))
+        return n;
+    SiteScan scan = {sites, n, cap > 0 ? cap : 1};
+    hid_t norms = H5Gopen2(log->file, NS_RUNLOG_NORMS, H5P_DEFAULT);
+    if (norms >= 0) {
+        H5Lvisit(norms, H5_INDEX_NAME, H5_ITER_INC, scan_site, &scan);
+        H5Gclose(norms);
+    }
+    return scan.n;
 }
 
 void ns_log_free_sites(char **sites, int n)

@@ -47,7 +47,9 @@ float *ns_log_read_matrix(const NsLog *log, const char *path, size_t *rows, size
 const char *ns_log_scheme_stat(const NsLog *log);
 
 /* Norm sites recorded under /norms, in model order (layers/0/norm1, layers/0/norm2, …,
- * final_norm). Returns the count; *sites is malloc'd (free with ns_log_free_sites). */
+ * final_norm), then those of another writer (e.g. conv1/bn: any group under /norms with a
+ * `step` dataset, by name). Returns the count; *sites is malloc'd (free with
+ * ns_log_free_sites). */
 int ns_log_sites(const NsLog *log, char ***sites);
 void ns_log_free_sites(char **sites, int n);
 
