@@ -61,6 +61,11 @@ void ns_seed_label(const NsLog *logs, int n, int i, char *buf, size_t len)
  * the cap asked for (vocab_cap), the caps are compared instead. */
 int ns_logs_same_but_seed(const NsLog *a, const NsLog *b)
 {
+    return ns_logs_same_except(a, b, ignored);
+}
+
+int ns_logs_same_except(const NsLog *a, const NsLog *b, int (*skip)(const char *attr))
+{
     long cap_a, cap_b;
     int caps = ns_log_attr_long(a, "vocab_cap", &cap_a) == 0 &&
                ns_log_attr_long(b, "vocab_cap", &cap_b) == 0;
@@ -68,7 +73,7 @@ int ns_logs_same_but_seed(const NsLog *a, const NsLog *b)
         return 0;
     for (size_t k = 0; k < NS_N_RUN_OPTIONS; k++) {
         const NsOption *o = &NS_RUN_OPTIONS[k];
-        if (o->attr && !ignored(o->attr) && !(caps && !strcmp(o->attr, "vocab_size")) &&
+        if (o->attr && !skip(o->attr) && !(caps && !strcmp(o->attr, "vocab_size")) &&
             !same_attr(a, b, o))
             return 0;
     }

@@ -19,6 +19,9 @@ void ns_seed_label(const NsLog *logs, int n, int i, char *buf, size_t len);
 
 /* 1 when a and b have the same configuration apart from the seed, else 0. */
 int ns_logs_same_but_seed(const NsLog *a, const NsLog *b);
+/* The same comparison of every run option whose attribute skip() does not pass over (a vocabulary
+ * cap, where both logs record one, stands for the vocabulary built). */
+int ns_logs_same_except(const NsLog *a, const NsLog *b, int (*skip)(const char *attr));
 
 /* group[i] = the group of run i (0, 1, ... in order of first appearance; runs of one group differ
  * only in seed). Returns the number of groups. */

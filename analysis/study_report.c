@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "comparable.h"
+#include "explanations.h"
 #include "report_smoothness.h"
 #include "report_stability.h"
 #include "seeds.h"
@@ -387,6 +388,7 @@ int ns_study_report(const char *out_dir, NsLog *logs, int n, char *err)
     write_training(f, logs, n);
     ns_report_stability(f, logs, n);
     write_site_sections(f, logs, n);
+    ns_report_explanations(f, logs, n);
     ns_report_smoothness(f, logs, n);
     write_figures(f, out_dir, site[0] ? site : "the first norm site");
     int rc = fclose(f) == 0 ? 0 : ns_fail(err, "cannot finish writing the report in '%s'",

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "commands.h"
+#include "explanations.h"
 #include "runner.h"
 #include "sweep_summary.h"
 #include "util.h"
@@ -314,6 +315,29 @@ static int make_dirs(const char *out_dir, char *err)
     return 0;
 }
 
+/* The two explanations (analysis/explanations.h) over the cells whose logs could be read:
+ * DIR/explanations.md. */
+static void write_explanations(const char *out_dir, const NsSweepTable *t)
+{
+    NsLog *logs = ns_xcalloc((size_t)t->n_cells, sizeof *logs);
+    char err[NS_ERRLEN], path[NS_PATH_LEN + 32];
+    int n = 0;
+    for (int i = 0; i < t->n_cells; i++)
+        if (t->ok[i] && ns_log_open(&logs[n], t->log_paths[i], err) == 0)
+            n++;
+    snprintf(path, sizeof path, "%s/explanations.md", out_dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "# The sweep's runs: two explanations\n\n");
+        ns_report_explanations(f, logs, n);
+    }
+    if (!f || fclose(f) != 0)
+        fprintf(stderr, "normscope: warning: sweep: cannot write '%s'\n", path);
+    else
+        printf("explanations: %s\n", path);
+    ns_cmd_close_logs(logs, n);
+}
+
 static int summarise(const Sweep *s, Cells *c, char *err)
 {
     char *keys[MAX_KEYS];
@@ -330,6 +354,7 @@ static int summarise(const Sweep *s, Cells *c, char *err)
         else
             printf("onset map: %s/onset.png, .svg (data onset.dat, script onset.gp)\n",
                    s->out_dir);
+        write_explanations(s->out_dir, &t);
     }
     free(t.rows);
     free(t.ok);
