@@ -260,6 +260,7 @@ int ns_runlog_record_segment(hid_t file, const NsRunConfig *now, int64_t start_s
                              int new_log, char *err)
 {
     NsRunConfig root = *now;
+    root.run_id[0] = '\0'; /* the file's own, if it has one */
     if (ns_read_run_attrs(file, &root, err) < 0)
         return -1;
     hid_t segments = open_or_create_group(file, NS_SEGMENTS_GROUP);

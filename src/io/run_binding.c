@@ -103,6 +103,12 @@ static int check_checkpoint_path(const NsRunConfig *cfg, const NsCheckpointHeade
 
 int ns_resume_check(const NsRunConfig *cfg, const NsCheckpointHeader *ckpt, char *err)
 {
+    /* the model first: flags that change it are the likelier mistake (the vocabulary is the
+     * checkpoint's whatever --vocab-size says) */
+    NsModelConfig asked = cfg->model;
+    asked.vocab_size = ckpt->cfg.model.vocab_size;
+    if (ns_model_config_compare(&ckpt->cfg.model, &asked, err) < 0)
+        return ns_fail_context(err, "--resume '%s'", cfg->resume_path);
     if (cfg->steps <= ckpt->step)
         return ns_fail(err, "checkpoint '%s' is at step %lld, and --steps %ld leaves nothing to "
                             "train; give --steps above %lld to continue the run",
