@@ -47,8 +47,15 @@ int ns_check_output_file(const char *path, const char *what, const char *flag, c
  * when the file does not open as HDF5. */
 static int read_run_id(const char *path, char *id, size_t n)
 {
-    char err[NS_ERRLEN];
-    hid_t f = ns_h5_open(path, 0, err);
+    if (H5Fis_hdf5(path) <= 0)
+        return -1;
+    /* a log whose writer was killed inside a flush is still marked open for writing: a SWMR
+     * reader gets in (and --resume clears the mark) */
+    hid_t fapl = ns_h5_reader_fapl();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+    if (f < 0)
+        f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
     if (f < 0)
         return -1;
     id[0] = '\0';
@@ -76,8 +83,8 @@ static int check_log(const NsRunConfig *cfg, const NsCheckpointHeader *ckpt, cha
                             "to it, or give another --out", out);
     char id[NS_RUN_ID_LEN + 1];
     if (read_run_id(out, id, sizeof id) < 0)
-        return ns_fail(err, "run log '%s' (--out) to append to is not an HDF5 file; give the "
-                            "log of the run that wrote '%s'", out, cfg->resume_path);
+        return ns_fail(err, "run log '%s' (--out) to append to does not open as HDF5; give "
+                            "the log of the run that wrote '%s'", out, cfg->resume_path);
     if (strcmp(id, want) != 0)
         return ns_fail(err, "checkpoint '%s' belongs to another run than log '%s' (run_id %s "
                             "against %s): resuming would mix two runs in one log; give the "
