@@ -304,13 +304,14 @@ static void report_progress(NsTrainer *tr, const NsStepInfo *info, double mean_l
                 info->grad_norm, tps, eta);
 }
 
-/* Returns 0, -1 on error, or 1 when the validation loss is not finite (divergence). */
+/* Returns 0, -1 on error, 1 when the validation loss is not finite (divergence), or 2 when a
+ * stop signal abandoned the pass (nothing recorded). */
 static int run_eval(NsTrainer *tr, int tty, char *err)
 {
     err[0] = '\0';
     double loss = ns_trainer_evaluate(tr, err);
     if (isnan(loss) && err[0])
-        return -1;
+        return strcmp(err, NS_EVAL_STOPPED) == 0 ? 2 : -1;
     tr->last_eval_loss = loss;
     if (!tr->quiet)
         fprintf(stderr, "%sstep %lld validation loss %.4f ppl %.2f\n", tty ? "\r\033[K" : "",
@@ -408,6 +409,8 @@ int ns_trainer_run(NsTrainer *tr, char *err)
             int rc = run_eval(tr, tty, err);
             if (rc < 0)
                 return NS_EXIT_ERROR;
+            if (rc == 2)
+                return finish_early(tr, NS_EXIT_INTERRUPTED, err);
             if (rc > 0) {
                 ns_fail(err, "training diverged at step %lld: validation loss %g (training "
                              "loss %g); lower --lr or raise --warmup", (long long)tr->step,
