@@ -7,7 +7,7 @@
  *   4. changed flags are recorded per resumed segment (/segments/<k>), the root attributes keep
  *      the first segment's settings; files from before run_id resume only as a pair;
  *   5. SIGTERM inside the longest smoothness probe (100,000 density runs) stops the run within
- *      2 s with a checkpoint and no half row. */
+ *      2 s (10 s under AddressSanitizer) with a checkpoint and no half row. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -217,6 +217,15 @@ TEST(files_before_run_id)
     SOFT(strlen(id) == 32 && strcmp(id, ck) == 0, "the resumed pair has no common run_id\n");
 }
 
+/* From SIGTERM to exit: the rest of the step, a flush and a checkpoint. Under AddressSanitizer
+ * those alone take 2.5-4 s on this model (a whole 1-step run takes 3.6 s there), so the bound
+ * is the issue's 2 s in a plain build only. */
+#if defined(__SANITIZE_ADDRESS__)
+#define STOP_BOUND_S 10.0
+#else
+#define STOP_BOUND_S 2.0
+#endif
+
 /* The longest probe configuration: 100,000 density runs at step 1 (about an hour). */
 TEST(sigterm_inside_probe)
 {
@@ -233,7 +242,7 @@ TEST(sigterm_inside_probe)
     double took = now() - sent;
     print_message("SIGTERM inside the probe: exit %d after %.2f s\n", code, took);
     SOFT(code == 130, "exit %d, want 130\n", code);
-    SOFT(took < 2.0, "took %.2f s to stop, want under 2\n", took);
+    SOFT(took < STOP_BOUND_S, "took %.2f s to stop, want under %g\n", took, STOP_BOUND_S);
     SOFT(file_exists(ckpt), "no checkpoint written\n");
     SOFT(rows("p.h5", "lipschitz/step") == 0 && rows("p.h5", "lipschitz/density_nodes") == 0,
          "an abandoned probe left a row\n");

@@ -127,8 +127,8 @@ const NsOption NS_RUN_OPTIONS[] = {
         "with --resume and no --out file: start a new log at the checkpoint's\nstep (without "
         "it a missing log is an error)"),
     RUN("--overwrite", NULL, SWITCH, overwrite, OUTPUT, NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, 0,
-        "replace an existing --out (and train's checkpoint); without it, or\n--resume, "
-        "train and debug-step refuse them"),
+        "replace an existing --out (and train's checkpoint); without it an\nexisting file "
+        "is refused (by train unless --resume)"),
     RUN("--flush-every", "flush_every", INT, flush_every, OUTPUT, TDS, 0,
         "steps between flushes of the HDF5 log"),
 
