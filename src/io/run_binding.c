@@ -13,8 +13,9 @@
 void ns_run_id_generate(char *id)
 {
     unsigned char bytes[(NS_RUN_ID_LEN - 1) / 2];
-    /* (at most 256 bytes: never a partial read once the kernel's pool is ready) */
-    if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes) {
+    /* (at most 256 bytes: never a partial read once the kernel's pool is ready; never a wait
+     * for it either, which early in a boot could hold a run before its stop handlers exist) */
+    if (getrandom(bytes, sizeof bytes, GRND_NONBLOCK) != (ssize_t)sizeof bytes) {
         /* no entropy source: the clock and the pid still tell two runs apart */
         NsRng rng;
         ns_rng_seed(&rng, (uint64_t)(ns_now_seconds() * 1e9) ^ ((uint64_t)getpid() << 40));
