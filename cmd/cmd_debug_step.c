@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "debug_state.h"
 #include "hessian.h"
+#include "run_binding.h"
 #include "train.h"
 #include "util.h"
 
@@ -129,6 +131,12 @@ int ns_cmd_debug_step(int argc, char **argv)
     ns_checkpoint_header_free(&ckpt);
     if (!go)
         return code;
+    /* like train: recorded data is replaced only when asked (rank 0 alone: it writes --out) */
+    if (ns_comm_world()->rank == 0 && !cfg.overwrite && access(cfg.out_path, F_OK) == 0)
+        return ns_cmd_error(NS_EXIT_ERROR, "debug state '%s' exists (--out); give --overwrite "
+                            "to replace it, or another --out", cfg.out_path);
+    if (ns_check_output_file(cfg.out_path, "debug state", "--out", err) < 0)
+        return ns_cmd_error(NS_EXIT_ERROR, "%s", err);
     openblas_set_num_threads(cfg.threads);
     /* mpirun: rank 0 writes --out, the other ranks a private file removed here */
     int private_out = ns_private_output(cfg.out_path, sizeof cfg.out_path);

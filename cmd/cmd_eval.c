@@ -17,6 +17,7 @@
 typedef struct {
     NsRunConfig run;
     char norm_stats[NS_OPT_STR_LEN];
+    int stored_paths; /* --stored-paths: read the texts at the paths the checkpoint names */
 } EvalFlags;
 
 #define EVAL_ROW(flag_, kind_, field_, metavar_, help_, shown_)                                   \
@@ -30,6 +31,14 @@ static const NsOption EVAL_OPTIONS[] = {
              "text to evaluate, one sentence per line (empty lines skipped),\ntokenized with "
              "the checkpoint's vocabulary (words it lacks count\nas <unk>)",
              "the run's validation text"),
+    EVAL_ROW("--stored-paths", SWITCH, stored_paths, NULL,
+             "without --corpus: read the run's texts at the paths the checkpoint\nstores "
+             "(a checkpoint from elsewhere can name any file, so eval\nopens them only when "
+             "asked)", NULL),
+    EVAL_ROW("--max-corpus-bytes", LONG, run.max_corpus_bytes, "N",
+             "largest text file read, in bytes (1073741824 = 1 GiB)", NULL),
+    EVAL_ROW("--corpus-any-file", SWITCH, run.corpus_any_file, NULL,
+             "read a text that is not a regular file (a pipe, a device)", NULL),
     EVAL_ROW("--batching", BATCHING, run.batching, "MODE",
              "sentences (one padded line per row) | stream (contiguous chunks)",
              "the run's"),
@@ -68,7 +77,31 @@ static int eval_text(const NsCheckpointHeader *h, const char *corpus_path, NsDat
     }
     if (ns_vocab_from_list(&ds->vocab, h->vocab, h->vocab_n, err) < 0)
         return -1;
-    return ns_load_corpus_file(corpus_path, &ds->vocab, h->cfg.tokenizer, other, err);
+    NsTextLimits lim = {h->cfg.max_corpus_bytes, h->cfg.corpus_any_file};
+    return ns_load_corpus_file(corpus_path, &lim, &ds->vocab, h->cfg.tokenizer, other, err);
+}
+
+/* A checkpoint names the files its run read; one made by someone else can name any local file,
+ * so without --corpus they are read only when the user asks (--stored-paths). */
+static int check_stored_paths(const NsCheckpointHeader *h, const char *ckpt, int allowed,
+                              char *err)
+{
+    const char *path = h->cfg.corpus_path[0] ? h->cfg.corpus_path : h->cfg.valid_path;
+    if (allowed || !path[0])
+        return 0;
+    return ns_fail(err, "checkpoint '%s' names its texts by path ('%s'); give --corpus PATH, "
+                        "or --stored-paths to read the paths it stores", ckpt, path);
+}
+
+/* In eval's own terms: the checkpoint fixes the batch, so the text has to be long enough. */
+static int check_text_length(const NsCorpus *c, const NsRunConfig *cfg, char *err)
+{
+    size_t need = (size_t)cfg->model.batch_size * ((size_t)cfg->model.seq_len + 1);
+    if (cfg->batching != NS_BATCH_STREAM || c->n_ids >= need)
+        return 0;
+    return ns_fail(err, "the text has %zu tokens, fewer than one batch of the checkpoint's "
+                        "%d x %d = %zu; give a longer text or --batching sentences", c->n_ids,
+                   cfg->model.batch_size, cfg->model.seq_len + 1, need);
 }
 
 /* The mean loss over corpus c with the statistics `batch_stats` says. */
@@ -101,12 +134,14 @@ static int evaluate(const char *ckpt, const NsCheckpointHeader *h, const char *c
         rc = ns_checkpoint_load(ckpt, &m, NULL, NULL, NULL, NULL, err);
     }
     const NsCorpus *c = corpus_path[0] ? &other : &ds.valid;
+    if (rc == 0)
+        rc = check_text_length(c, cfg, err);
     if (rc == 0) {
         loss = loss_over(&m, c, cfg, batch_stats, err);
         rc = isnan(loss) ? -1 : 0;
-        if (rc < 0 && corpus_path[0])
-            ns_fail_context(err, "text '%s'", corpus_path);
     }
+    if (rc < 0 && corpus_path[0] && !strstr(err, corpus_path))
+        ns_fail_context(err, "text '%s'", corpus_path);
     if (rc == 0)
         printf("corpus %s\ntokens %zu (unk rate %.4f)\nnorm-stats %s\nloss %.6f\n"
                "perplexity %.4f\n", corpus_path[0] ? corpus_path : "(validation text of the run)",
@@ -126,6 +161,7 @@ int ns_cmd_eval(int argc, char **argv)
     EvalFlags flags;
     ns_run_config_default(&flags.run);
     snprintf(flags.norm_stats, sizeof flags.norm_stats, "running");
+    flags.stored_paths = 0;
     NsParse p = {0};
     int code;
     if (!ns_cmd_parse(&SPEC, &flags, argc, argv, &p, &code))
@@ -137,13 +173,21 @@ int ns_cmd_eval(int argc, char **argv)
     if (!batch_stats && strcmp(flags.norm_stats, "running") != 0)
         return ns_cmd_error(NS_EXIT_USAGE, "--norm-stats: unknown value '%s' (choose running | "
                                            "batch)", flags.norm_stats);
+    if (flags.run.max_corpus_bytes <= 0)
+        return ns_cmd_error(NS_EXIT_USAGE, "--max-corpus-bytes must be a positive number of "
+                            "bytes (got %ld)", flags.run.max_corpus_bytes);
     if (flags.run.threads < 0)
         return ns_cmd_error(NS_EXIT_USAGE, "--threads must be a positive integer, or 0 for the "
                             "model size's default (got %d)", flags.run.threads);
     NsCheckpointHeader h;
     ns_run_config_default(&h.cfg);
     int rc = ns_checkpoint_read_header(flags.run.checkpoint_path, &h, err);
+    if (rc == 0)
+        rc = check_stored_paths(&h, flags.run.checkpoint_path,
+                                flags.stored_paths || flags.run.corpus_path[0], err);
     if (rc == 0) {
+        h.cfg.max_corpus_bytes = flags.run.max_corpus_bytes;
+        h.cfg.corpus_any_file = flags.run.corpus_any_file;
         /* The run's configuration, evaluated the way it was trained unless --batching says
          * otherwise; batches and threads are this command's own. */
         if (ns_parse_given(&p, "--batching"))

@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "probes.h"
+#include "run_binding.h"
 #include "train.h"
 #include "util.h"
 
@@ -89,6 +90,20 @@ static int train(NsTrainer *tr, char *err)
     return NS_EXIT_OK;
 }
 
+/* Before anything is written: what the run would replace, and with --resume whether the log
+ * and checkpoint paths belong to the run being resumed (run_binding.h). */
+static int check_outputs(NsRunConfig *cfg, const NsCheckpointHeader *ckpt, char *err)
+{
+    if (ns_run_config_check_overwrite(cfg, err) < 0 ||
+        ns_check_output_file(cfg->out_path, "run log", "--out", err) < 0 ||
+        ns_check_output_file(cfg->checkpoint_path, "checkpoint", "--checkpoint", err) < 0)
+        return -1;
+    if (ns_same_file(cfg->out_path, cfg->checkpoint_path))
+        return ns_fail(err, "--out and --checkpoint name the same file '%s'; give the "
+                            "checkpoint another path", cfg->out_path);
+    return cfg->resume_path[0] ? ns_resume_check(cfg, ckpt, err) : 0;
+}
+
 int ns_cmd_train(int argc, char **argv)
 {
     char err[NS_ERRLEN] = "";
@@ -99,7 +114,7 @@ int ns_cmd_train(int argc, char **argv)
     if (ns_cmd_parse_run(&SPEC, NS_CMD_TRAIN, argc, argv, &cfg, &ckpt, &code)) {
         NsTrainer tr = {.lock_out = -1, .lock_checkpoint = -1};
         /* rank 0 alone: the others would find the log rank 0 creates meanwhile */
-        if (ns_comm_world()->rank == 0 && ns_run_config_check_overwrite(&cfg, err) < 0)
+        if (ns_comm_world()->rank == 0 && check_outputs(&cfg, &ckpt, err) < 0)
             code = ns_cmd_error(NS_EXIT_ERROR, "%s", err);
         else if (ns_trainer_init_resume(&tr, &cfg, cfg.resume_path[0] ? &ckpt : NULL, err) < 0)
             code = ns_cmd_error(NS_EXIT_ERROR, "%s", err);

@@ -121,7 +121,9 @@ static int reuse_plan(NsCell *c, const NsRunConfig *cfg, char *why, size_t wn, c
     NsLog log;
     char lerr[NS_ERRLEN];
     if (access(c->log_path, F_OK) != 0) {
+        /* a checkpoint without its log resumes nothing (train refuses it): train again */
         snprintf(why, wn, "no log");
+        return NS_CELL_REPLACE;
     } else if (ns_log_open(&log, c->log_path, lerr) < 0) {
         snprintf(why, wn, "%s", lerr);
     } else {

@@ -79,6 +79,7 @@ double ns_curv_loss_grad(NsCurvature *c, const float *dir, double r, float *grad
 double ns_curv_bind(NsCurvature *c, const NsModelSnapshot *state, const float *theta0,
                     const int32_t *tokens, const uint8_t *mask)
 {
+    c->abandoned = 0;
     c->state = state;
     c->theta0 = theta0;
     c->tokens = tokens;
@@ -163,9 +164,17 @@ void ns_curv_hvp(NsCurvature *c, const float *v, float *hv)
     c->one_sided += one_sided;
 }
 
+/* Once a stop is asked for, every product is zero without a pass: Lanczos then sees its Krylov
+ * space close at once and returns, so no estimator runs on for minutes after a signal. */
 void ns_curv_op(void *curvature, const float *v, float *out)
 {
-    ns_curv_hvp(curvature, v, out);
+    NsCurvature *c = curvature;
+    if (!c->abandoned && c->stop && c->stop(c->stop_ctx))
+        c->abandoned = 1;
+    if (c->abandoned)
+        memset(out, 0, sizeof(float) * c->P);
+    else
+        ns_curv_hvp(c, v, out);
 }
 
 /* ------------------------------------------------------------ Lanczos */

@@ -53,6 +53,11 @@ typedef struct {
     long one_sided; /* products taken one-sided: one side crossed a ReLU kink */
     long pinned;    /* ReLU units pinned to theta0's side in products crossing on both sides */
     long halved;    /* step halvings (each costs two more forward passes) */
+    /* Asked before every product (NULL: never): nonzero abandons the measurement, and
+     * `abandoned` stays set until the next ns_curv_bind. */
+    int (*stop)(void *ctx);
+    void *stop_ctx;
+    int abandoned;
 } NsCurvature;
 
 void ns_curv_init(NsCurvature *c, const NsModel *m, NsModelScratch *scratch);
@@ -129,7 +134,8 @@ typedef struct {
 
 void ns_smooth_init(NsSmoothness *s, const NsSmoothPlan *plan, size_t P);
 void ns_smooth_free(NsSmoothness *s);
-/* Measures around the point c is bound to (ns_curv_bind). */
-void ns_smooth_measure(NsSmoothness *s, NsCurvature *c, const NsSmoothPlan *plan, NsRng *rng);
+/* Measures around the point c is bound to (ns_curv_bind). Returns 0, or 1 when c->stop asked
+ * to stop: the measurement is then incomplete and must not be recorded. */
+int ns_smooth_measure(NsSmoothness *s, NsCurvature *c, const NsSmoothPlan *plan, NsRng *rng);
 
 #endif

@@ -81,7 +81,18 @@ static void density_row(NsSmoothness *s, int run, int steps, int k)
     }
 }
 
-void ns_smooth_measure(NsSmoothness *s, NsCurvature *c, const NsSmoothPlan *plan, NsRng *rng)
+/* Hutchinson one vector at a time, so a stop is seen between vectors: the same draws, and the
+ * same sum (each call's mean of one is its product exactly). */
+static double trace_estimate(NsSmoothness *s, NsCurvature *c, int samples, NsRng *rng)
+{
+    double sum = 0.0;
+    for (int k = 0; k < samples && !c->abandoned; k++)
+        sum += ns_hutchinson(ns_curv_op, c, c->P, 1, rng, s->z, s->hz,
+                             s->probes ? s->probes + (size_t)k * c->P : NULL);
+    return samples > 0 ? sum / samples : NAN;
+}
+
+int ns_smooth_measure(NsSmoothness *s, NsCurvature *c, const NsSmoothPlan *plan, NsRng *rng)
 {
     size_t P = c->P;
     grid(s, c, plan->lr);
@@ -96,9 +107,10 @@ void ns_smooth_measure(NsSmoothness *s, NsCurvature *c, const NsSmoothPlan *plan
         if (shared) /* a unit Gaussian start is what quadrature draws too */
             density_row(s, 0, plan->steps, s->lanczos_steps);
     }
-    s->trace = ns_hutchinson(ns_curv_op, c, P, plan->samples, rng, s->z, s->hz, s->probes);
-    for (int run = shared; run < plan->runs; run++) {
+    s->trace = trace_estimate(s, c, plan->samples, rng);
+    for (int run = shared; run < plan->runs && !c->abandoned; run++) {
         ns_fill_unit_gaussian(s->z, P, rng);
         density_row(s, run, plan->steps, lanczos_run(s, c, s->z, plan->steps));
     }
+    return c->abandoned;
 }

@@ -73,14 +73,26 @@ static void append_vec(NsProbes *set, int id, const double *v, int n)
     free(row);
 }
 
-static void measure(LipState *st, NsProbes *set, const NsStepInfo *info)
+/* A stop signal inside the measurement (minutes with many density runs) abandons it: the
+ * trainer then finishes its step, flushes and checkpoints as on any stop. */
+static int stop_asked(void *trainer)
+{
+    const NsTrainer *tr = trainer;
+    return ns_stop_agreed(tr->comm);
+}
+
+/* Returns 1 when a stop abandoned the measurement (nothing recorded). */
+static int measure(LipState *st, NsProbes *set, const NsStepInfo *info)
 {
     const NsTrainer *tr = set->tr;
     NsSmoothness *f = &st->found;
     long pinned = st->curv.pinned;
     ns_curv_bind(&st->curv, &st->snap, tr->model.params, tr->tokens, tr->mask);
+    st->curv.stop = stop_asked;
+    st->curv.stop_ctx = (void *)tr;
     st->plan.lr = info->lr;
-    ns_smooth_measure(f, &st->curv, &st->plan, &st->rng);
+    if (ns_smooth_measure(f, &st->curv, &st->plan, &st->rng))
+        return 1;
     ns_runlog_append_f64(&set->log, st->ids[NS_LIPSCHITZ_LOSS_RANGE], f->loss_range);
     ns_runlog_append_f64(&set->log, st->ids[NS_LIPSCHITZ_GRAD_PREDICTIVENESS], f->grad_pred);
     ns_runlog_append_f64(&set->log, st->ids[NS_LIPSCHITZ_BETA_SMOOTHNESS], f->beta);
@@ -91,6 +103,7 @@ static void measure(LipState *st, NsProbes *set, const NsStepInfo *info)
     append_vec(set, st->ids[NS_LIPSCHITZ_HESSIAN_TOP_EIGS], f->top_eigs, st->plan.top);
     append_vec(set, st->ids[NS_LIPSCHITZ_DENSITY_NODES], f->nodes, st->plan.runs * st->plan.steps);
     append_vec(set, st->ids[NS_LIPSCHITZ_DENSITY_WEIGHTS], f->weights, st->plan.runs * st->plan.steps);
+    return 0;
 }
 
 /* Every --lipschitz-every steps, and once at the last step of a run shorter than that (so a
@@ -115,7 +128,8 @@ static void after_backward(NsProbe *p, NsProbes *set, const NsStepInfo *info)
     if (!measured_step(&set->tr->cfg, info->step) || !isfinite(info->loss))
         return;
     double t0 = ns_now_seconds();
-    measure(st, set, info);
+    if (measure(st, set, info))
+        return;
     ns_runlog_append_i64(&set->log, st->ids[NS_LIPSCHITZ_STEP], info->step);
     ns_runlog_append_f64(&set->log, st->ids[NS_LIPSCHITZ_SECONDS], ns_now_seconds() - t0);
 }

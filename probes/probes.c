@@ -210,16 +210,19 @@ static int write_root_attrs(NsProbes *set)
     return ns_runlog_write_unk_rates(&set->log, tr->data.unk_rate_train, tr->data.unk_rate_valid);
 }
 
-/* A fresh log is created; a resumed run appends to the log it wrote before. */
+/* A fresh log is created; a resumed run appends to the log it wrote before, whose root
+ * attributes keep the first segment's settings: the resumed segment records what it changed
+ * (model_io.h). A resume with --new-log starts a fresh log and records where it began. */
 static int open_log(NsProbes *set, int fresh, char *err)
 {
-    const NsRunConfig *c = &set->tr->cfg;
-    if (!fresh) { /* the configuration attributes now describe the resumed run (e.g. steps) */
+    const NsTrainer *tr = set->tr;
+    const NsRunConfig *c = &tr->cfg;
+    if (!fresh) {
         if (ns_runlog_rebuild(c->out_path, err) < 0 ||
             ns_runlog_open_append(&set->log, c->out_path, err) < 0)
             return -1;
-        if (write_root_attrs(set) < 0)
-            return ns_fail(err, "cannot update attributes of run log '%s'", c->out_path);
+        if (ns_runlog_record_segment(set->log.file, c, tr->step, 0, err) < 0)
+            return ns_fail_context(err, "run log '%s'", c->out_path);
         return 0;
     }
     if (ns_runlog_create(&set->log, c->out_path, err) < 0)
@@ -228,6 +231,8 @@ static int open_log(NsProbes *set, int fresh, char *err)
     set->log.chunk_rows = c->flush_every < 4096 ? (int)c->flush_every : 4096;
     if (write_root_attrs(set) < 0)
         return ns_fail(err, "cannot write attributes to run log '%s'", c->out_path);
+    if (c->resume_path[0] && ns_runlog_record_segment(set->log.file, c, tr->step, 1, err) < 0)
+        return ns_fail_context(err, "run log '%s'", c->out_path);
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /* The command line's error contract and help. The `normscope` program (NS_BINARY) runs as a
  * child process in a scratch directory, with a timeout, and is judged by its exit code, stdout
  * and stderr:
- *   1. bad input (42 cases, an unreadable corpus, a text too short for stream batching): exactly
+ *   1. bad input (68 cases, an unreadable corpus, a text too short for stream batching, a
+ *      checkpoint naming files eval must not open unasked, a BOM): exactly
  *      one stderr line "normscope: ..." naming the flag or file, exit 2 (command line) or 1
  *      (data/files), never a signal death;
  *   2. --help of every engine command, --version.
@@ -17,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "corpus.h"
+#include "h5util.h"
 #include "harness.h"
 
 /* ------------------------------------------------------------------ fixture */
@@ -36,6 +39,11 @@ static int setup(void **state)
         snprintf(text + strlen(text), sizeof text - strlen(text), "w%d x y\n", i);
     write_file(scratch("short.txt"), text, strlen(text));
     mkdir(scratch("adir"), 0755);
+    /* issue 22: inputs that are not text files of a sane size */
+    mkfifo(scratch("fifo"), 0644);
+    write_file(scratch("sparse.txt"), "x", 1);
+    if (truncate(scratch("sparse.txt"), 10L << 30) != 0) /* 10 GB without a block of data */
+        return -1;
     base = run("train " TINY " --steps 40 --out base.h5");
     return 0;
 }
@@ -108,6 +116,38 @@ static const struct {
     {"train " TINY " --out base.h5", 1, "base.h5", "--overwrite"},
     {"plot training base.ckpt.h5", 1, "base.ckpt.h5", "not a run log"},
     {"eval --checkpoint base.ckpt.h5 --norm-stats both", 2, "--norm-stats", "both"},
+    /* issue 22: every real flag finite and in its range */
+    {"train " TINY " --bn-momentum nan", 2, "--bn-momentum", NULL},
+    {"train " TINY " --bn-momentum inf", 2, "--bn-momentum", NULL},
+    {"train " TINY " --bn-momentum 5", 2, "--bn-momentum", NULL},
+    {"train " TINY " --bn-momentum -1", 2, "--bn-momentum", NULL},
+    {"train " TINY " --lr inf", 2, "--lr", NULL},
+    {"train " TINY " --lr 1e300", 2, "--lr", NULL},
+    {"train " TINY " --weight-decay inf", 2, "--weight-decay", NULL},
+    {"train " TINY " --clip nan", 2, "--clip", NULL},
+    {"train " TINY " --dropout nan", 2, "--dropout", NULL},
+    {"train " TINY " --pn-alpha inf", 2, "--pn-alpha", NULL},
+    /* every size-driving probe flag in the memory check (1.3 TB were allocated, then abort) */
+    {"train " TINY " --hessian-iters 10000000", 2, "--hessian-iters", "memory"},
+    {"train " TINY " --density-runs 100000 --density-steps 100000", 2, "--density-runs", NULL},
+    /* debug-step: no silent replacement, no ignored flags */
+    {"debug-step " TINY " --out base.h5", 1, "base.h5", "--overwrite"},
+    {"debug-step " TINY " --resume base.ckpt.h5", 2, "--resume", NULL},
+    {"debug-step " TINY " --checkpoint x.ckpt.h5", 2, "--checkpoint", NULL},
+    /* bounded inputs: devices, pipes, huge files refused before anything is read */
+    {"train " TINY " --corpus /dev/zero", 1, "/dev/zero", "--corpus-any-file"},
+    {"train " TINY " --corpus fifo", 1, "fifo", "regular file"},
+    {"train " TINY " --corpus sparse.txt", 1, "sparse.txt", "--max-corpus-bytes"},
+    {"train " TINY " --valid /dev/zero", 1, "/dev/zero", NULL},
+    {"train " TINY " --corpus /dev/zero --corpus-any-file --max-corpus-bytes 100000", 1,
+     "/dev/zero", "--max-corpus-bytes"},
+    {"train " TINY " --max-corpus-bytes 0", 2, "--max-corpus-bytes", NULL},
+    {"eval --checkpoint base.ckpt.h5 --corpus sparse.txt", 1, "sparse.txt", "--max-corpus-bytes"},
+    {"eval --checkpoint base.ckpt.h5 --corpus /dev/zero", 1, "/dev/zero", NULL},
+    /* outputs: a device is no file to replace; one file cannot be log and checkpoint */
+    {"train " TINY " --out /dev/null --overwrite", 1, "/dev/null", "regular file"},
+    {"train " TINY " --out same.h5 --checkpoint same.h5", 1, "same.h5", "same file"},
+    {"train " TINY " --new-log", 2, "--new-log", "--resume"},
 };
 
 static void test_bad_input(void **state)
@@ -163,6 +203,49 @@ static void test_short_text_is_named(void **state)
         fail_msg("a too-short stream text is reported late or without naming the file");
 }
 
+/* A checkpoint names the files its run read; eval opens them only when asked (--stored-paths):
+ * a checkpoint from elsewhere naming a 10 GB file, or any local file, is refused in a second.
+ * A too-short text is described in eval's own terms, not with train's flags. */
+static void test_eval_stored_paths(void **state)
+{
+    (void)state;
+    Run r = run("train " TINY " --steps 2 --eval-every 0 --corpus %s/tinyshakespeare.txt "
+                "--out shakes.h5", test_corpora());
+    assert_int_equal(r.code, 0);
+    r = run("eval --checkpoint shakes.ckpt.h5");
+    const char *why = error_problem(&r, 1, "tinyshakespeare.txt", "--stored-paths");
+    if (why)
+        fail_msg("eval without --corpus: %s; stderr: %s", why, r.err);
+    char err[512];
+    hid_t f = ns_h5_open(scratch("shakes.ckpt.h5"), 1, err);
+    assert_true(f >= 0);
+    assert_int_equal(ns_h5_attr_write_str(f, "corpus", scratch("sparse.txt")), 0);
+    H5Fclose(f);
+    r = run("eval --checkpoint shakes.ckpt.h5 --stored-paths");
+    why = error_problem(&r, 1, "sparse.txt", "--max-corpus-bytes");
+    if (why || r.seconds > 5)
+        fail_msg("eval --stored-paths of a 10 GB file: %s, %.1f s; stderr: %s", why, r.seconds,
+                 r.err);
+    r = run("eval --checkpoint base.ckpt.h5 --corpus short.txt --batching stream");
+    why = error_problem(&r, 1, "short.txt", "--batching sentences");
+    if (why || strstr(r.err, "--batch-size") || strstr(r.err, "--seq-len"))
+        fail_msg("eval on a short text names flags eval does not take: %s", r.err);
+}
+
+/* A UTF-8 byte-order mark is not part of the first word. */
+static void test_bom_dropped(void **state)
+{
+    (void)state;
+    write_file(scratch("bom.txt"), "\xEF\xBB\xBFhello world\n", 15);
+    size_t len;
+    char err[512];
+    char *text = ns_read_text_file(scratch("bom.txt"), &len, err);
+    assert_non_null(text);
+    assert_int_equal(len, 12);
+    assert_string_equal(text, "hello world\n");
+    free(text);
+}
+
 /* ------------------------------------------------------------------ 2. help */
 
 static void test_help(void **state)
@@ -191,6 +274,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_unreadable_corpus),
+        cmocka_unit_test(test_eval_stored_paths),
+        cmocka_unit_test(test_bom_dropped),
         cmocka_unit_test(test_short_text_is_named),
         cmocka_unit_test(test_help),
     };

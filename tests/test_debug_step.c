@@ -324,7 +324,7 @@ static void test_debug_step(void **state)
         Run r = run("debug-step --d-model 16 --heads 2 --d-ff 32 --layers 2 --seq-len 12 "
                     "--batch-size 4 --vocab-size 120 --synth-bytes 20000 --batching sentences "
                     "--threads 1 --steps 3 --lr 1e-2 --warmup 2 --weight-decay 0.01 --norm %s "
-                    "--norm-position %s %s --out dbg.h5", cases[i].norm, cases[i].pos,
+                    "--norm-position %s %s --out dbg.h5 --overwrite", cases[i].norm, cases[i].pos,
                     cases[i].extra);
         CHECK(r.code == 0 && strstr(r.out, "step_2 loss"), "exit %d, stderr %s", r.code, r.err);
         check_debug_file(scratch("dbg.h5"), cases[i].norm, cases[i].pos, cases[i].warmup);

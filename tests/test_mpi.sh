@@ -43,8 +43,8 @@ parity() {
         for pos in post pre; do
             # shellcheck disable=SC2046
             args=(--norm "$norm" --norm-position "$pos" "${TINY[@]}" "${STEP[@]}" $(scheme_flags "$norm"))
-            "$NS" debug-step "${args[@]}" --out one.h5 >/dev/null || { fail "$norm $pos: 1 process"; continue; }
-            "${MPIRUN[@]}" 2 "$NS" debug-step "${args[@]}" --out two.h5 >/dev/null ||
+            "$NS" debug-step "${args[@]}" --out one.h5 --overwrite >/dev/null || { fail "$norm $pos: 1 process"; continue; }
+            "${MPIRUN[@]}" 2 "$NS" debug-step "${args[@]}" --out two.h5 --overwrite >/dev/null ||
                 { fail "$norm $pos: 2 ranks"; continue; }
             out=$($PY "$COMPARE" one.h5 two.h5 1e-5) || fail "$norm $pos: $out"
             echo "parity $norm $pos: $out"
@@ -97,9 +97,9 @@ local_stats() {
     for norm in batch power-v; do
         args=(--norm "$norm" --norm-position post "${TINY[@]}" "${STEP[@]}")
         half=("${args[@]}" --batch-size 2)
-        "${MPIRUN[@]}" 2 "$NS" debug-step "${args[@]}" --batch-stats local --out local.h5 >/dev/null &&
-            "$NS" debug-step "${half[@]}" --out half.h5 >/dev/null &&
-            "$NS" debug-step "${args[@]}" --out whole.h5 >/dev/null || { fail "local $norm: runs"; continue; }
+        "${MPIRUN[@]}" 2 "$NS" debug-step "${args[@]}" --batch-stats local --out local.h5 --overwrite >/dev/null &&
+            "$NS" debug-step "${half[@]}" --out half.h5 --overwrite >/dev/null &&
+            "$NS" debug-step "${args[@]}" --out whole.h5 --overwrite >/dev/null || { fail "local $norm: runs"; continue; }
         out=$($PY - local.h5 half.h5 whole.h5 <<'PYEOF'
 import sys, h5py, numpy as np
 def stats(path):

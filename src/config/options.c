@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,9 @@ static int parse_number(const NsOption *o, void *f, const char *value, char *err
         double d = strtod(value, &end);
         if (errno || end == value || *end)
             return ns_fail(err, "%s expects a number, got '%s'", o->flag, value);
+        /* no setting means anything at NaN or infinity (--lr inf trained to NaN silently) */
+        if (!isfinite(d) || (o->kind == NS_OPT_FLOAT && !isfinite((float)d)))
+            return ns_fail(err, "%s expects a finite number, got '%s'", o->flag, value);
         if (o->kind == NS_OPT_FLOAT)
             *(float *)f = (float)d;
         else

@@ -1,5 +1,6 @@
 #include "run_config.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@ void ns_run_config_default(NsRunConfig *c)
     c->tokenizer = NS_TOK_WORD;
     c->batching = NS_BATCH_STREAM;
     c->synth_bytes = 2 * 1024 * 1024;
+    c->max_corpus_bytes = 1L << 30;
     c->steps = 1000;
     c->seed = 1;
     c->threads = 0; /* auto: ns_run_config_resolve_threads */
@@ -32,6 +34,36 @@ void ns_run_config_default(NsRunConfig *c)
     c->hutchinson_samples = 4;
     c->density_runs = 1;  /* the top-eigenvalue run itself (hessian.h) */
     c->density_steps = 0; /* = hessian_iters */
+}
+
+/* The smoothness probe's buffers (probes/hessian_measure.c), counted before anything is
+ * allocated like the model's: a Lanczos basis of max(--hessian-iters, --density-steps)
+ * parameter vectors and four more, debug-step's kept Hutchinson vectors, the density's runs x
+ * steps nodes and weights, and two scratch models. */
+static int check_probe_memory(const NsRunConfig *c, char *err)
+{
+    if (c->lipschitz_every == 0 && !c->lipschitz)
+        return 0;
+    int steps = c->density_steps > c->hessian_iters ? c->density_steps : c->hessian_iters;
+    double cells = (double)c->density_runs * (c->density_steps ? c->density_steps
+                                                                : c->hessian_iters);
+    if (cells > (double)(INT_MAX / 16))
+        return ns_fail(err, "--density-runs %d x --density-steps %d: %.3g density nodes are "
+                            "more than a run log row holds; give smaller values",
+                       c->density_runs, c->density_steps, cells);
+    double vectors = steps + 4.0 + (c->lipschitz ? c->hutchinson_samples : 0);
+    double model = ns_model_config_memory(&c->model);
+    double need = 4.0 * ns_model_param_count(&c->model) * vectors + 16.0 * cells + 3.0 * model;
+    double have = ns_physical_memory();
+    if (have <= 0 || need <= have)
+        return 0;
+    char a[32], b[32];
+    ns_format_bytes(a, sizeof a, need);
+    ns_format_bytes(b, sizeof b, have);
+    return ns_fail(err, "--hessian-iters %d --density-steps %d --density-runs %d: training with "
+                        "the smoothness probe needs about %s of memory, more than this "
+                        "machine's %s; give smaller values (or --lipschitz-every 0)",
+                   c->hessian_iters, c->density_steps, c->density_runs, a, b);
 }
 
 int ns_run_config_validate(const NsRunConfig *c, char *err)
@@ -52,11 +84,17 @@ int ns_run_config_validate(const NsRunConfig *c, char *err)
         c->hutchinson_samples < 0 || c->density_runs < 0 || c->density_steps < 0)
         return ns_fail(err, "--hessian-top must be in 1..--hessian-iters, --hutchinson-samples, "
                             "--density-runs and --density-steps >= 0");
+    if (c->max_corpus_bytes <= 0)
+        return ns_fail(err, "--max-corpus-bytes must be a positive number of bytes (got %ld)",
+                       c->max_corpus_bytes);
+    if (c->new_log && !c->resume_path[0])
+        return ns_fail(err, "--new-log goes with --resume CKPT (a new run starts a new log "
+                            "anyway); drop it");
     if (c->synth_bytes < 4096)
         return ns_fail(err, "--synth-bytes must be at least 4096 (got %ld)", c->synth_bytes);
     if (!c->out_path[0])
         return ns_fail(err, "--out must name a file");
-    return 0;
+    return check_probe_memory(c, err);
 }
 
 int ns_run_config_validate_all(const NsRunConfig *c, char *err)
@@ -176,5 +214,7 @@ NsDataSpec ns_run_config_data_spec(const NsRunConfig *c)
         .batch_size = c->model.batch_size,
         .seq_len = c->model.seq_len,
         .max_tokens = c->max_tokens,
+        .max_bytes = c->max_corpus_bytes,
+        .any_file = c->corpus_any_file,
     };
 }

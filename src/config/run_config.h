@@ -14,6 +14,8 @@
 #include "dataset.h"
 #include "options.h"
 
+#define NS_RUN_ID_LEN 33 /* 128 bits in hex, and the NUL */
+
 typedef struct {
     NsModelConfig model;
     NsOptimConfig optim;
@@ -26,6 +28,8 @@ typedef struct {
     NsBatching batching;
     int max_tokens;   /* sentences: token budget per batch, fairseq's --max-tokens (0 = off) */
     long synth_bytes; /* size of the embedded corpus */
+    long max_corpus_bytes; /* largest corpus or validation file read */
+    int corpus_any_file;   /* read corpus files that are not regular files (pipes, devices) */
 
     int release_defaults; /* --release-defaults was given (resolved by ns_run_config_resolve) */
 
@@ -43,6 +47,10 @@ typedef struct {
     char checkpoint_path[NS_PATH_LEN]; /* default: <out without .h5>.ckpt.h5 */
     char resume_path[NS_PATH_LEN];
     int overwrite;        /* --overwrite: an existing log/checkpoint may be replaced */
+    int new_log;          /* --new-log: --resume into a log that does not exist yet */
+    /* Random identifier of the run (hex), in its log and every checkpoint: a resume continues
+     * only the log of the same run (resume_check.h). Empty: a file from before run_id. */
+    char run_id[NS_RUN_ID_LEN];
     int checkpoint_every; /* 0 = only at the end / on interruption */
     int flush_every;      /* run-log flush cadence in steps */
 

@@ -93,6 +93,12 @@ const NsOption NS_RUN_OPTIONS[] = {
         "--batch-size rows (0 = off)"),
     RUN("--synth-bytes", "synth_bytes", LONG, synth_bytes, DATA, TDS, 0,
         "size of the embedded corpus in bytes"),
+    /* a corpus is read whole: bounded, so a device, a pipe or a huge file is one line */
+    RUN("--max-corpus-bytes", NULL, LONG, max_corpus_bytes, DATA, TDS, 0,
+        "largest --corpus or --valid file read, in bytes (1073741824 = 1 GiB)"),
+    RUN("--corpus-any-file", NULL, SWITCH, corpus_any_file, DATA, TDS, 0,
+        "read --corpus and --valid even when they are not regular files\n(a pipe, a device), "
+        "still within --max-corpus-bytes"),
 
     RUN("--steps", "steps", LONG, steps, SCHEDULE, TDS, 0, "training steps"),
     RUN("--seed", "seed", U64, seed, SCHEDULE, TDS, 0,
@@ -110,15 +116,19 @@ const NsOption NS_RUN_OPTIONS[] = {
     /* study names each run's log and checkpoint itself (cmd_study.c) */
     RUN("--out", NULL, PATH, out_path, OUTPUT, NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, 0,
         "output HDF5 file"),
-    RUN("--checkpoint", NULL, PATH, checkpoint_path, OUTPUT,
-        NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, 0, "checkpoint file (default: OUT with .ckpt.h5)"),
+    /* debug-step writes no checkpoint and resumes nothing: these two are unknown to it */
+    RUN("--checkpoint", NULL, PATH, checkpoint_path, OUTPUT, NS_CMD_TRAIN, 0,
+        "checkpoint file (default: OUT with .ckpt.h5)"),
     RUN("--checkpoint-every", NULL, INT, checkpoint_every, OUTPUT, TDS, 0,
         "steps between checkpoints (0 = at the end and on SIGINT/SIGTERM)"),
-    RUN("--resume", NULL, PATH, resume_path, OUTPUT, NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, 0,
-        "continue from this checkpoint, appending to --out"),
-    RUN("--overwrite", NULL, SWITCH, overwrite, OUTPUT, NS_CMD_TRAIN, 0,
-        "replace an existing --out log and checkpoint (without it, or\n--resume, train "
-        "refuses them)"),
+    RUN("--resume", NULL, PATH, resume_path, OUTPUT, NS_CMD_TRAIN, 0,
+        "continue from this checkpoint, appending to --out (which must be\nthat run's log)"),
+    RUN("--new-log", NULL, SWITCH, new_log, OUTPUT, NS_CMD_TRAIN, 0,
+        "with --resume and no --out file: start a new log at the checkpoint's\nstep (without "
+        "it a missing log is an error)"),
+    RUN("--overwrite", NULL, SWITCH, overwrite, OUTPUT, NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, 0,
+        "replace an existing --out (and train's checkpoint); without it an\nexisting file "
+        "is refused (by train unless --resume)"),
     RUN("--flush-every", "flush_every", INT, flush_every, OUTPUT, TDS, 0,
         "steps between flushes of the HDF5 log"),
 

@@ -49,7 +49,8 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 /* ------------------------------------------------------------------------------------------
  * Reading a text file */
 
-static char *read_all(FILE *f, size_t *len)
+/* Reads at most max bytes (and one more, so the caller sees that there was more). */
+static char *read_all(FILE *f, size_t max, size_t *len)
 {
     size_t cap = 1 << 16, n = 0;
     char *buf = ns_xmalloc(cap);
@@ -58,14 +59,50 @@ static char *read_all(FILE *f, size_t *len)
             cap *= 2;
             buf = ns_xrealloc(buf, cap);
         }
-        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        size_t want = cap - 1 - n;
+        if (want > max + 1 - n)
+            want = max + 1 - n;
+        size_t got = fread(buf + n, 1, want, f);
         n += got;
-        if (got == 0)
+        if (got == 0 || n > max)
             break;
     }
     buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+/* Before anything is read: what stat says about the path. A FIFO is refused here because
+ * opening it would wait for a writer. */
+static int check_corpus_path(const char *path, const NsTextLimits *lim, char *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return ns_fail(err, "corpus '%s': no such file; check the path", path);
+        return ns_fail(err, "corpus '%s': cannot access it (%s); check the path and "
+                            "permissions", path, strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode))
+        return ns_fail(err, "corpus '%s': is a directory; give a text file with one sentence "
+                            "per line", path);
+    if (!S_ISREG(st.st_mode) && !lim->any_file)
+        return ns_fail(err, "corpus '%s': is not a regular file (a pipe, a device or a socket); "
+                            "give a text file, or --corpus-any-file to read it anyway", path);
+    if (S_ISREG(st.st_mode) && st.st_size > lim->max_bytes)
+        return ns_fail(err, "corpus '%s': %lld bytes, more than --max-corpus-bytes %ld; give a "
+                            "smaller file or a larger --max-corpus-bytes", path,
+                       (long long)st.st_size, lim->max_bytes);
+    return 0;
+}
+
+/* A UTF-8 byte-order mark is an encoding marker, not text. */
+static void drop_bom(char *text, size_t *n)
+{
+    if (*n >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+        memmove(text, text + 3, *n - 3 + 1);
+        *n -= 3;
+    }
 }
 
 /* A file is treated as binary if it has any NUL byte, or if more than a quarter of it is invalid
@@ -119,20 +156,15 @@ static int only_whitespace(const char *text, size_t len)
 
 char *ns_read_text_file(const char *path, size_t *len, char *err)
 {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT)
-            ns_fail(err, "corpus '%s': no such file; check the path", path);
-        else
-            ns_fail(err, "corpus '%s': cannot access it (%s); check the path and permissions",
-                    path, strerror(errno));
+    NsTextLimits lim = {NS_TEXT_MAX_BYTES_DEFAULT, 0};
+    return ns_read_text_file_limited(path, &lim, len, err);
+}
+
+char *ns_read_text_file_limited(const char *path, const NsTextLimits *lim, size_t *len,
+                                char *err)
+{
+    if (check_corpus_path(path, lim, err) < 0)
         return NULL;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        ns_fail(err, "corpus '%s': is a directory; give a text file with one sentence per line",
-                path);
-        return NULL;
-    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         ns_fail(err, "corpus '%s': cannot open it for reading (%s); check its permissions", path,
@@ -140,9 +172,16 @@ char *ns_read_text_file(const char *path, size_t *len, char *err)
         return NULL;
     }
     size_t n = 0;
-    char *text = read_all(f, &n);
+    char *text = read_all(f, (size_t)lim->max_bytes, &n);
     int read_error = ferror(f);
     fclose(f);
+    if (!read_error && n > (size_t)lim->max_bytes) {
+        free(text);
+        ns_fail(err, "corpus '%s': longer than --max-corpus-bytes %ld; give a smaller file or a "
+                     "larger --max-corpus-bytes", path, lim->max_bytes);
+        return NULL;
+    }
+    drop_bom(text, &n);
     const char *problem = NULL;
     if (read_error)
         problem = "reading failed (I/O error); check that the file is a readable regular file";

@@ -27,6 +27,20 @@ enum { NS_PAD_ID = 0, NS_UNK_ID = 1, NS_EOS_ID = 2 };
  * whitespace, binary (contains NUL bytes or is mostly not valid UTF-8 / printable). */
 char *ns_read_text_file(const char *path, size_t *len, char *err);
 
+/* What a corpus file may be: at most max_bytes long, and a regular file unless any_file (a pipe
+ * or a device such as /dev/zero would otherwise be read without end). */
+typedef struct {
+    long max_bytes;
+    int any_file;
+} NsTextLimits;
+#define NS_TEXT_MAX_BYTES_DEFAULT (1L << 30)
+
+/* ns_read_text_file within limits: a larger file, or one that is not a regular file, is one
+ * line naming the path and the flag that allows it, read no further than max_bytes + 1. A UTF-8
+ * byte-order mark at the start is dropped (it is not part of the first token). */
+char *ns_read_text_file_limited(const char *path, const NsTextLimits *lim, size_t *len,
+                                char *err);
+
 typedef struct NsVocab {
     int size;        /* number of ids, including the 3 reserved ones */
     char **tokens;   /* id -> NUL-terminated token; [0]="<pad>", [1]="<unk>", [2]="<eos>" */

@@ -25,18 +25,20 @@ static int load_texts(NsDataset *ds, const NsDataSpec *cfg, char **train, size_t
                       char **valid, size_t *valid_len, char *err)
 {
     *valid = NULL;
+    NsTextLimits lim = {cfg->max_bytes > 0 ? cfg->max_bytes : NS_TEXT_MAX_BYTES_DEFAULT,
+                        cfg->any_file};
     if (!*cfg->corpus_path) {
         *train = ns_synth_corpus(cfg->seed, (size_t)cfg->synth_bytes, train_len);
         snprintf(ds->source, sizeof ds->source, "embedded synthetic corpus (seed %llu, %zu bytes)",
                  (unsigned long long)cfg->seed, *train_len);
     } else {
-        *train = ns_read_text_file(cfg->corpus_path, train_len, err);
+        *train = ns_read_text_file_limited(cfg->corpus_path, &lim, train_len, err);
         if (!*train)
             return -1;
         snprintf(ds->source, sizeof ds->source, "%s", cfg->corpus_path);
     }
     if (*cfg->valid_path) {
-        *valid = ns_read_text_file(cfg->valid_path, valid_len, err);
+        *valid = ns_read_text_file_limited(cfg->valid_path, &lim, valid_len, err);
         return *valid ? 0 : -1;
     }
     if (!*cfg->corpus_path) {
@@ -117,11 +119,11 @@ int ns_dataset_load(NsDataset *ds, const NsDataSpec *cfg, char *const *vocab_tok
     return rc;
 }
 
-int ns_load_corpus_file(const char *path, const NsVocab *vocab, NsTokenizer tokenizer,
-                        NsCorpus *corpus, char *err)
+int ns_load_corpus_file(const char *path, const NsTextLimits *lim, const NsVocab *vocab,
+                        NsTokenizer tokenizer, NsCorpus *corpus, char *err)
 {
     size_t len;
-    char *text = ns_read_text_file(path, &len, err);
+    char *text = ns_read_text_file_limited(path, lim, &len, err);
     if (!text)
         return -1;
     int rc = ns_corpus_tokenize(corpus, vocab, tokenizer, text, len, err);

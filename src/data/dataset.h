@@ -22,6 +22,8 @@ typedef struct {
     uint64_t seed;           /* embedded corpus text and training data order */
     int vocab_cap, batch_size, seq_len;
     int max_tokens;          /* sentences: token budget per training batch (0 = off) */
+    long max_bytes;          /* largest corpus or validation file read (NsTextLimits) */
+    int any_file;            /* read files that are not regular files */
 } NsDataSpec;
 
 typedef struct {
@@ -42,7 +44,7 @@ int ns_dataset_load(NsDataset *ds, const NsDataSpec *cfg, char *const *vocab_tok
 void ns_dataset_free(NsDataset *ds);
 
 /* Reads and tokenizes a text file with a given vocabulary (eval on another corpus). */
-int ns_load_corpus_file(const char *path, const NsVocab *vocab, NsTokenizer tokenizer,
-                        NsCorpus *corpus, char *err);
+int ns_load_corpus_file(const char *path, const NsTextLimits *lim, const NsVocab *vocab,
+                        NsTokenizer tokenizer, NsCorpus *corpus, char *err);
 
 #endif

@@ -218,6 +218,7 @@ int ns_checkpoint_read_header(const char *path, NsCheckpointHeader *h, char *err
 {
     h->vocab = NULL;
     h->vocab_n = 0;
+    h->step = 0;
     hid_t f = open_checkpoint(path, err);
     if (f < 0)
         return -1;
@@ -226,6 +227,10 @@ int ns_checkpoint_read_header(const char *path, NsCheckpointHeader *h, char *err
         rc = check_header_config(f, &h->cfg, err);
     if (rc == 0)
         rc = read_vocab(f, &h->vocab, &h->vocab_n, err);
+    if (rc == 0)
+        rc = ns_h5_read(f, "step", H5T_NATIVE_INT64, &h->step, 1, err);
+    if (rc == 0 && (h->step < 0 || h->step > (int64_t)1 << 48))
+        rc = ns_fail(err, "step = %lld is impossible: the file is damaged", (long long)h->step);
     if (rc == 0 && h->vocab_n != h->cfg.model.vocab_size)
         rc = ns_fail(err, "its vocabulary has %d tokens but its vocab_size is %d", h->vocab_n,
                      h->cfg.model.vocab_size);

@@ -38,9 +38,10 @@ int ns_checkpoint_save(const char *path, const NsRunConfig *cfg, NsModel *m, con
 /* What must be known of a checkpoint before a model can be built from it: the run configuration
  * it was made with and its vocabulary (id order). */
 typedef struct {
-    NsRunConfig cfg;
+    NsRunConfig cfg; /* cfg.run_id: the run it belongs to (empty: made before run_id) */
     char **vocab;
     int vocab_n;
+    int64_t step; /* training steps completed */
 } NsCheckpointHeader;
 
 /* Reads the header of the checkpoint at path. h->cfg holds a base on entry (the caller's

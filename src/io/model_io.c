@@ -1,5 +1,6 @@
 #include "model_io.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -186,6 +187,101 @@ int ns_read_config_attrs(hid_t loc, NsModelConfig *mc, NsOptimConfig *oc, char *
     return rc;
 }
 
-int ns_write_run_attrs(hid_t loc, const NsRunConfig *c) { return write_attrs(loc, c, 0); }
+/* run_id is no row of the option table: it identifies a run, it does not configure one (the
+ * tables' readers, e.g. "differ only in seed", compare configurations). */
+int ns_write_run_attrs(hid_t loc, const NsRunConfig *c)
+{
+    int rc = write_attrs(loc, c, 0);
+    if (rc == 0 && c->run_id[0])
+        rc = ns_h5_attr_write_str(loc, NS_RUN_ID_ATTR, c->run_id);
+    return rc;
+}
 
-int ns_read_run_attrs(hid_t loc, NsRunConfig *c, char *err) { return read_attrs(loc, c, 0, err); }
+int ns_read_run_attrs(hid_t loc, NsRunConfig *c, char *err)
+{
+    if (read_attrs(loc, c, 0, err) < 0)
+        return -1;
+    char id[NS_RUN_ID_LEN + 1];
+    if (H5Aexists(loc, NS_RUN_ID_ATTR) > 0) {
+        if (ns_h5_attr_read_str(loc, NS_RUN_ID_ATTR, id, sizeof id) < 0 ||
+            strlen(id) != NS_RUN_ID_LEN - 1)
+            return ns_fail(err, "attribute '%s' is not a run identifier (%d hex digits)",
+                           NS_RUN_ID_ATTR, NS_RUN_ID_LEN - 1);
+        snprintf(c->run_id, sizeof c->run_id, "%s", id);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ resumed segments */
+
+/* Drops the records of segments that began at or after `step`: a resume from an earlier
+ * checkpoint takes their rows again. Returns the number of records kept. */
+static int drop_later_segments(hid_t group, int64_t step)
+{
+    int kept = 0;
+    for (int k = 1;; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "%d", k);
+        if (H5Lexists(group, name, H5P_DEFAULT) <= 0)
+            return kept;
+        hid_t g = H5Gopen2(group, name, H5P_DEFAULT);
+        int64_t start = INT64_MAX;
+        if (g >= 0) {
+            ns_h5_attr_read_i64(g, "start_step", &start);
+            H5Gclose(g);
+        }
+        if (start >= step)
+            H5Ldelete(group, name, H5P_DEFAULT);
+        else
+            kept = k;
+    }
+}
+
+static hid_t open_or_create_group(hid_t loc, const char *name)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) > 0)
+        return H5Gopen2(loc, name, H5P_DEFAULT);
+    return H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+}
+
+/* The settings of this segment that differ from the root's (the first segment's). */
+static int write_changed(hid_t seg, const NsRunConfig *root, const NsRunConfig *now)
+{
+    int rc = 0;
+    for (size_t k = 0; k < NS_N_RUN_OPTIONS; k++) {
+        const NsOption *o = &NS_RUN_OPTIONS[k];
+        if (o->attr && ns_options_first_difference(o, 1, 0, root, now))
+            rc |= write_attr(seg, o, now, 0);
+    }
+    return rc;
+}
+
+int ns_runlog_record_segment(hid_t file, const NsRunConfig *now, int64_t start_step,
+                             int new_log, char *err)
+{
+    NsRunConfig root = *now;
+    root.run_id[0] = '\0'; /* the file's own, if it has one */
+    if (ns_read_run_attrs(file, &root, err) < 0)
+        return -1;
+    hid_t segments = open_or_create_group(file, NS_SEGMENTS_GROUP);
+    if (segments < 0)
+        return ns_fail(err, "cannot write group /%s", NS_SEGMENTS_GROUP);
+    char name[32];
+    snprintf(name, sizeof name, "%d", drop_later_segments(segments, start_step) + 1);
+    hid_t seg = H5Gcreate2(segments, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = seg < 0;
+    if (seg >= 0) {
+        rc |= ns_h5_attr_write_i64(seg, "start_step", start_step);
+        rc |= ns_h5_attr_write_i64(seg, "new_log", new_log);
+        rc |= ns_h5_attr_write_str(seg, "checkpoint", now->resume_path);
+        rc |= write_changed(seg, &root, now);
+        H5Gclose(seg);
+    }
+    H5Gclose(segments);
+    /* The root's `steps` is the whole log's plan (the rows it will hold), and a log from
+     * before run_id takes the identifier its resumed run now has. */
+    rc |= ns_h5_attr_write_i64(file, "steps", now->steps);
+    if (!root.run_id[0] && now->run_id[0])
+        rc |= ns_h5_attr_write_str(file, NS_RUN_ID_ATTR, now->run_id);
+    return rc ? ns_fail(err, "cannot record the resumed segment in /%s", NS_SEGMENTS_GROUP) : 0;
+}

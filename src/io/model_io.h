@@ -38,4 +38,17 @@ int ns_write_run_attrs(hid_t loc, const NsRunConfig *rc);
 /* Reads what ns_write_run_attrs wrote, over the values already in rc. */
 int ns_read_run_attrs(hid_t loc, NsRunConfig *rc, char *err);
 
+/* The run identifier (NsRunConfig.run_id): a root attribute of run logs and checkpoints. */
+#define NS_RUN_ID_ATTR "run_id"
+
+/* A resumed run leaves the log's root attributes as its first segment wrote them (but `steps`,
+ * the whole log's plan) and records itself in /segments/<k>, k = 1, 2, ...: start_step (the
+ * checkpoint's step it continued after), new_log (1: the log began there, --new-log),
+ * checkpoint (the --resume path) and each setting whose value differs from the root's, under
+ * its root name. Records of segments that began at or after start_step are dropped first (a
+ * resume from an earlier checkpoint takes their rows again). Returns 0 or -1 with err. */
+#define NS_SEGMENTS_GROUP "segments"
+int ns_runlog_record_segment(hid_t file, const NsRunConfig *now, int64_t start_step,
+                             int new_log, char *err);
+
 #endif

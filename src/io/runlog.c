@@ -59,6 +59,36 @@ static herr_t copy_child(hid_t src, const char *name, const H5L_info_t *info, vo
     return H5Ocopy(src, name, *(hid_t *)dst, name, H5P_DEFAULT, H5P_DEFAULT) < 0 ? -1 : 0;
 }
 
+/* Copies one root attribute of src into dst (H5Ocopy copies objects, not the root's own
+ * attributes, and a resumed log keeps its first segment's: model_io.h). */
+static herr_t copy_root_attr(hid_t src, const char *name, const H5A_info_t *info, void *dst)
+{
+    (void)info;
+    hid_t a = H5Aopen(src, name, H5P_DEFAULT);
+    hid_t type = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
+    hid_t space = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+    hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    size_t bytes = type >= 0 && n >= 0 ? H5Tget_size(type) * (size_t)n : 0;
+    herr_t rc = -1;
+    if (bytes > 0 && bytes <= ((size_t)1 << 20) && H5Tis_variable_str(type) == 0) {
+        void *buf = ns_xmalloc(bytes);
+        hid_t b = -1;
+        if (H5Aread(a, type, buf) >= 0 &&
+            (b = H5Acreate2(*(hid_t *)dst, name, type, space, H5P_DEFAULT, H5P_DEFAULT)) >= 0)
+            rc = H5Awrite(b, type, buf);
+        if (b >= 0)
+            H5Aclose(b);
+        free(buf);
+    }
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    if (a >= 0)
+        H5Aclose(a);
+    return rc < 0 ? -1 : 0;
+}
+
 int ns_runlog_rebuild(const char *path, char *err)
 {
     char tmp[1100];
@@ -73,8 +103,12 @@ int ns_runlog_rebuild(const char *path, char *err)
                             "--out", path);
     NsRunLog fresh;
     int rc = ns_runlog_create(&fresh, tmp, err);
-    if (rc == 0 && H5Literate(src, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, copy_child,
-                              &fresh.file) < 0)
+    if (rc == 0 && H5Adelete(fresh.file, NS_RUNLOG_FORMAT_ATTR) < 0)
+        rc = ns_fail(err, "cannot write '%s'", tmp);
+    if (rc == 0 && (H5Literate(src, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, copy_child,
+                               &fresh.file) < 0 ||
+                    H5Aiterate2(src, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, copy_root_attr,
+                                &fresh.file) < 0))
         rc = ns_fail(err, "run log '%s' is damaged (a run killed inside a flush can leave it so) "
                           "and cannot be resumed; give a new --out", path);
     H5Fclose(src);
@@ -361,8 +395,10 @@ int ns_runlog_start(NsRunLog *log, char *err)
     }
     herr_t rc = H5Fclose(log->file);
     log->file = H5I_INVALID_HID;
-    if (rc < 0)
+    if (rc < 0) {
+        ns_h5_skip_exit_cleanup(); /* the failed file stays open: HDF5's exit flush crashed */
         return ns_fail(err, "cannot write run log '%s' (disk full?)", log->path);
+    }
     log->swmr = 1;
     return 0;
 }

@@ -137,6 +137,12 @@ static void memory_parts(const NsModelConfig *c, MemoryPart part[4])
              c->batch_size, c->seq_len, c->vocab_size);
 }
 
+double ns_model_param_count(const NsModelConfig *c)
+{
+    double d = c->d_model, F = c->d_ff;
+    return c->n_layers * (4 * d * d + 2 * d * F + 8 * d + F) + (double)c->vocab_size * d;
+}
+
 double ns_model_config_memory(const NsModelConfig *c)
 {
     MemoryPart part[4];
@@ -206,6 +212,10 @@ int ns_model_config_validate(const NsModelConfig *c, char *err)
                        c->d_model);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
         return ns_fail(err, "--dropout must be in [0, 1) (got %g)", (double)c->dropout);
+    if (!(c->eps > 0.0f && isfinite(c->eps)))
+        return ns_fail(err, "eps must be a positive finite number (got %g)", (double)c->eps);
+    if (!(c->bn_momentum >= 0.0f && c->bn_momentum <= 1.0f))
+        return ns_fail(err, "--bn-momentum must be in [0, 1] (got %g)", (double)c->bn_momentum);
     if (strcmp(c->batch_stats, "global") != 0 && strcmp(c->batch_stats, "local") != 0)
         return ns_fail(err, "--batch-stats must be global or local (got '%s')", c->batch_stats);
     int ranks = ns_comm_world()->size;
@@ -218,13 +228,15 @@ int ns_model_config_validate(const NsModelConfig *c, char *err)
 
 int ns_optim_config_validate(const NsOptimConfig *c, char *err)
 {
-    if (!(c->lr > 0.0f))
-        return ns_fail(err, "--lr must be positive (got %g)", (double)c->lr);
+    if (!(c->lr > 0.0f && isfinite(c->lr)))
+        return ns_fail(err, "--lr must be a positive finite number (got %g)", (double)c->lr);
     if (c->warmup < 0)
         return ns_fail(err, "--warmup must be >= 0 (got %d)", c->warmup);
-    if (!(c->weight_decay >= 0.0f))
-        return ns_fail(err, "--weight-decay must be >= 0 (got %g)", (double)c->weight_decay);
-    if (!(c->clip >= 0.0f))
-        return ns_fail(err, "--clip must be >= 0 (0 = off), got %g", (double)c->clip);
+    if (!(c->weight_decay >= 0.0f && isfinite(c->weight_decay)))
+        return ns_fail(err, "--weight-decay must be a finite number >= 0 (got %g)",
+                       (double)c->weight_decay);
+    if (!(c->clip >= 0.0f && isfinite(c->clip)))
+        return ns_fail(err, "--clip must be a finite number >= 0 (0 = off), got %g",
+                       (double)c->clip);
     return 0;
 }

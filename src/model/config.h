@@ -63,6 +63,8 @@ void ns_optim_config_default(NsOptimConfig *c);
 /* Checks sizes and combinations; on failure writes one line naming the offending flag. */
 /* Bytes of memory the training engine needs for this configuration (an upper bound). */
 double ns_model_config_memory(const NsModelConfig *c);
+/* Parameters of the model (an upper bound: the vocabulary is at most its cap). */
+double ns_model_param_count(const NsModelConfig *c);
 /* Checks sizes and settings, and that the memory the configuration needs (computed before
  * anything is allocated) fits in this machine's; errors name the flags. */
 int ns_model_config_validate(const NsModelConfig *c, char *err);

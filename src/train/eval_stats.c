@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "train.h"
 #include "util.h"
 
 double ns_evaluate_batches(const NsCorpus *corpus, NsBatching batching, int B, int T,
@@ -19,7 +20,8 @@ double ns_evaluate_batches(const NsCorpus *corpus, NsBatching batching, int B, i
     uint8_t *mask = ns_xcalloc((size_t)B * T, 1);
     double total = 0.0;
     long count = 0;
-    for (int i = 0; i < n; i++) {
+    int stopped = 0;
+    for (int i = 0; i < n && !(stopped = ns_stop_agreed(ns_comm_world())); i++) {
         int real = ns_batcher_next(&b, tokens, mask);
         if (real == 0)
             continue;
@@ -29,6 +31,10 @@ double ns_evaluate_batches(const NsCorpus *corpus, NsBatching batching, int B, i
     free(tokens);
     free(mask);
     ns_batcher_free(&b);
+    if (stopped) {
+        ns_fail(err, "%s", NS_EVAL_STOPPED);
+        return NAN;
+    }
     if (count == 0) {
         ns_fail(err, "evaluation text yields no tokens to predict");
         return NAN;

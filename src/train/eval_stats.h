@@ -13,6 +13,9 @@
 /* The loop every evaluation shares: the corpus's first max_batches batches (all when <= 0) of
  * B rows of T positions in file order, each scored by loss(ctx, tokens, mask) (the mean over
  * its real positions); returns the mean over all real positions, NAN with err on error. */
+/* A stop signal (ns_stop_agreed, checked before every batch) abandons the pass: NAN with
+ * NS_EVAL_STOPPED in err. */
+#define NS_EVAL_STOPPED "stopped by signal during evaluation"
 typedef double (*NsBatchLoss)(void *ctx, const int32_t *tokens, const uint8_t *mask);
 double ns_evaluate_batches(const NsCorpus *corpus, NsBatching batching, int B, int T,
                            int max_batches, uint64_t seed, NsBatchLoss loss, void *ctx, char *err);

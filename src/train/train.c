@@ -11,6 +11,7 @@
 #include "checkpoint.h"
 #include "eval_stats.h"
 #include "fileguard.h"
+#include "run_binding.h"
 #include "util.h"
 
 /* ------------------------------------------------------------ stop signals */
@@ -33,7 +34,7 @@ int ns_stop_requested(void) { return stop_signal != 0; }
 
 /* Every rank stops after the same step: a signal may reach the ranks during different steps,
  * so they agree on it (a one-number allreduce per step). */
-static int stop_agreed(NsComm *comm)
+int ns_stop_agreed(NsComm *comm)
 {
     int64_t stop = stop_signal != 0;
     if (comm->size > 1)
@@ -142,6 +143,10 @@ int ns_trainer_init_resume(NsTrainer *tr, const NsRunConfig *cfg, const NsCheckp
     ns_run_config_finish(&tr->cfg);
     tr->comm = ns_comm_world();
     tr->cfg.world_size = tr->comm->size;
+    /* a new run, or a resumed one from before run_id: from here on its files carry one; a
+     * resume into a new log (--new-log) is a branch of its run, with an identity of its own */
+    if (!tr->cfg.run_id[0] || tr->cfg.new_log)
+        ns_run_id_generate(tr->cfg.run_id);
     if (check_resources(&tr->cfg, err) < 0)
         return -1;
     if (tr->comm->rank > 0) {
@@ -299,13 +304,14 @@ static void report_progress(NsTrainer *tr, const NsStepInfo *info, double mean_l
                 info->grad_norm, tps, eta);
 }
 
-/* Returns 0, -1 on error, or 1 when the validation loss is not finite (divergence). */
+/* Returns 0, -1 on error, 1 when the validation loss is not finite (divergence), or 2 when a
+ * stop signal abandoned the pass (nothing recorded). */
 static int run_eval(NsTrainer *tr, int tty, char *err)
 {
     err[0] = '\0';
     double loss = ns_trainer_evaluate(tr, err);
     if (isnan(loss) && err[0])
-        return -1;
+        return strcmp(err, NS_EVAL_STOPPED) == 0 ? 2 : -1;
     tr->last_eval_loss = loss;
     if (!tr->quiet)
         fprintf(stderr, "%sstep %lld validation loss %.4f ppl %.2f\n", tty ? "\r\033[K" : "",
@@ -403,6 +409,8 @@ int ns_trainer_run(NsTrainer *tr, char *err)
             int rc = run_eval(tr, tty, err);
             if (rc < 0)
                 return NS_EXIT_ERROR;
+            if (rc == 2)
+                return finish_early(tr, NS_EXIT_INTERRUPTED, err);
             if (rc > 0) {
                 ns_fail(err, "training diverged at step %lld: validation loss %g (training "
                              "loss %g); lower --lr or raise --warmup", (long long)tr->step,
@@ -415,7 +423,7 @@ int ns_trainer_run(NsTrainer *tr, char *err)
         if (tr->cfg.checkpoint_every > 0 && tr->step % tr->cfg.checkpoint_every == 0 &&
             save_checkpoint(tr, err) < 0)
             return stop_on_write_failure(tr, err);
-        if (stop_agreed(tr->comm) && !last)
+        if (ns_stop_agreed(tr->comm) && !last)
             return finish_early(tr, NS_EXIT_INTERRUPTED, err);
     }
     if (save_checkpoint(tr, err) < 0)

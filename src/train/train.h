@@ -110,5 +110,8 @@ int ns_private_output(char *path, size_t n);
 
 void ns_install_stop_handlers(void);
 int ns_stop_requested(void);
+/* Whether a stop signal reached any rank (a one-number sum over ranks, so every rank abandons
+ * the same work at the same point: call it at the same points on every rank). */
+int ns_stop_agreed(NsComm *comm);
 
 #endif
