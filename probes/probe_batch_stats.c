@@ -39,6 +39,7 @@ typedef struct {
     int step, dist[3], rel_dist[3];
     int spread[3][3]; /* --batch-stats local, several ranks: [min, median, max][statistic] */
     int vec[V_N];
+    int penalty; /* series of the site's penalty (-1: its scheme adds none) */
     int pending; /* scaled rows or stats_all_rows: forward seen, not yet recorded */
     float *own_mean, *own_var, *own_psi2; /* the probe's running averages [d] */
     float *batch[3], *running[3];         /* this step's vectors [d] */
@@ -74,6 +75,13 @@ static const NsRunLogScalar DISTANCES[D_N] = {
                            "dist_psi2)"},
 };
 
+/* Declared at the sites of schemes that add a penalty to the objective (batch-regularized). */
+static const NsRunLogScalar PENALTY = {
+    "penalty", "nats", "this site's P of batch-regularized (model-spec.md): (lm ||running_mean - "
+                       "mu_B||^2 + lv sum_c |running_var - var_B|) / n, running values after "
+                       "this step's update, n the batch's real tokens over all ranks (--batch-stats "
+                       "local: rank 0's own statistics)"};
+
 #define SPREAD_NOTE " over the ranks of a --batch-stats local run: each rank's distance between " \
                     "its own batch statistic and the running value (rank 0's, shared by all)"
 static const NsRunLogScalar SPREAD[3][3] = {
@@ -99,6 +107,10 @@ static int declare_site(SiteSeries *s, NsProbes *set, const NsNormSite *site, in
     for (int q = 0; spread && q < 3; q++)
         if (ns_runlog_add_scalars(&set->log, group, SPREAD[q], 3, s->spread[q], err) < 0)
             return -1;
+    s->penalty = -1;
+    if (site->scheme->has_penalty &&
+        ns_runlog_add_scalars(&set->log, group, &PENALTY, 1, &s->penalty, err) < 0)
+        return -1;
     s->step = ids[D_STEP];
     for (int k = 0; k < 3; k++) {
         s->dist[k] = ids[D_MEAN + k];
@@ -275,14 +287,17 @@ static void norm_forward_begin(NsProbe *p, NsProbes *set, const NsNormSite *site
     record(set, st, s, d);
 }
 
-/* Sites whose scheme sees other rows than x: the statistics of the scaled rows (still in the
- * site's cache), or those the scheme took (stats_all_rows). */
+/* The site's penalty, where its scheme adds one. Sites whose scheme sees other rows than x: the
+ * statistics of the scaled rows (still in the site's cache), or those the scheme took
+ * (stats_all_rows). */
 static void norm_backward_end(NsProbe *p, NsProbes *set, const NsNormSite *site, int index,
                               const float *dy, const float *dx, const uint8_t *mask, int N)
 {
     (void)dy, (void)dx;
     StatsState *st = p->state;
     SiteSeries *s = &st->sites[index];
+    if (s->penalty >= 0) /* known after the site's forward */
+        ns_runlog_append_f64(&set->log, s->penalty, site->penalty);
     if (!s->pending)
         return;
     s->pending = 0;

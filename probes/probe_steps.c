@@ -11,6 +11,7 @@ enum { E_STEP, E_LOSS, E_PPL, E_N };
 
 typedef struct {
     int step_ids[S_N];
+    int penalty_id; /* -1: the scheme adds no penalty to the objective */
     int eval_ids[E_N];
 } StepsState;
 
@@ -34,6 +35,13 @@ static const NsRunLogScalar STEPS[S_N] = {
                            "is lipschitz/seconds"},
 };
 
+/* Declared for schemes that add a penalty to the objective (batch-regularized) only. */
+static const NsRunLogScalar PENALTY = {
+    "penalty", "nats", "the training objective's penalty at the step's batch, before the update: "
+                       "batch-regularized's P summed over the sites (each divided by the batch's "
+                       "real tokens over all ranks; model-spec.md); the objective is loss + "
+                       "penalty"};
+
 static const NsRunLogScalar EVALS[E_N] = {
     {"step", "step", "training steps completed when the validation pass ran"},
     {"loss", "nats", "mean cross-entropy over the validation text, inference mode"},
@@ -44,6 +52,10 @@ static int declare(NsProbe *p, NsProbes *set, char *err)
 {
     StepsState *st = p->state;
     if (ns_runlog_add_scalars(&set->log, NS_RUNLOG_STEPS, STEPS, S_N, st->step_ids, err) < 0)
+        return -1;
+    st->penalty_id = -1;
+    if (ns_norm_scheme_for(set->tr->model.cfg.norm)->has_penalty &&
+        ns_runlog_add_scalars(&set->log, NS_RUNLOG_STEPS, &PENALTY, 1, &st->penalty_id, err) < 0)
         return -1;
     return ns_runlog_add_scalars(&set->log, NS_RUNLOG_EVAL, EVALS, E_N, st->eval_ids, err);
 }
@@ -64,6 +76,8 @@ static void step_end(NsProbe *p, NsProbes *set, const NsStepInfo *info)
                          info->n_positions > 0 ? 1.0 - (double)info->n_real / info->n_positions
                                                : 0.0);
     ns_runlog_append_f64(log, st->step_ids[S_PROBES], set->probe_seconds);
+    if (st->penalty_id >= 0)
+        ns_runlog_append_f64(log, st->penalty_id, info->penalty);
     set->probe_seconds = 0.0;
 }
 

@@ -423,8 +423,8 @@ static void test_palette_stable(void **state)
     assert_int_not_equal(pv.dash, ln.dash);
     assert_int_not_equal(pv.point, ln.point);
     const char *known[] = {"layer", "batch", "batch-official", "power", "power-v",
-                           "power-official", "rms", "none"};
-    for (int i = 0; i < 8; i++) {
+                           "power-official", "rms", "none", "batch-regularized"};
+    for (int i = 0; i < 9; i++) {
         assert_true(ns_scheme_style_known(known[i]));
         for (int j = 0; j < i; j++) {
             NsSchemeStyle si, sj;
