@@ -23,7 +23,11 @@
  * --batch-stats global, over the real rows of all ranks; with local, over rank 0's own rows (rank
  * 0 writes the log). A local run also records, per site, the spread of the three distances
  * over the ranks (each rank's own statistics against the running values, which rank 0 gives to
- * all): their minimum, median and maximum over ranks. */
+ * all): their minimum, median and maximum over ranks.
+ *
+ * Beside the distances, the training-inference discrepancy (TID) of Wang, Wu, Huang (NeurIPS
+ * 2022) against the same running values, tid_mean/var/psi2, each with its sampling floor (TID
+ * below). Sites of batch-regularized also record their penalty P. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +41,8 @@ enum { V_STEP, V_BMEAN, V_BVAR, V_BPSI2, V_RMEAN, V_RVAR, V_RPSI2, V_N };
 
 typedef struct {
     int step, dist[3], rel_dist[3];
+    int tid[3], floor[3]; /* tid_mean, tid_var, tid_psi2 and their sampling floors */
+    int rows;             /* real rows the statistics ran over (over the site's ranks) */
     int spread[3][3]; /* --batch-stats local, several ranks: [min, median, max][statistic] */
     int vec[V_N];
     int penalty; /* series of the site's penalty (-1: its scheme adds none) */
@@ -82,6 +88,29 @@ static const NsRunLogScalar PENALTY = {
                        "this step's update, n the batch's real tokens over all ranks (--batch-stats "
                        "local: rank 0's own statistics)"};
 
+/* The training-inference discrepancy of Wang, Wu, Huang (NeurIPS 2022), per channel against the
+ * same running values as dist_* (before this step's update; their code compares with the values
+ * after it: docs/runlog.md), averaged over channels, eps = the site's 1e-5; and beside each its
+ * sampling floor, what the batch's own sampling noise gives with a perfect running value if the
+ * n real rows were independent normal draws (docs/runlog.md derives them; rows past the first
+ * site are not independent, so a later site's TID can sit below its floor). */
+enum { T_MEAN, T_VAR, T_PSI2, T_MEAN_FLOOR, T_VAR_FLOOR, T_PSI2_FLOOR, T_N };
+#define TID_NOTE " (same rows and running values as dist_*, before this step's update)"
+#define FLOOR_NOTE ", n the real rows of the statistic (over the site's ranks); assumes " \
+                   "independent normal rows"
+static const NsRunLogScalar TID[T_N] = {
+    {"tid_mean", "1", "mean_c |running_mean_c - mu_B,c| / sqrt(sigma2_B,c + eps)" TID_NOTE},
+    {"tid_var", "1", "mean_c |sqrt(running_var_c + eps) / sqrt(sigma2_B,c + eps) - 1|" TID_NOTE},
+    {"tid_psi2", "1", "mean_c |sqrt(running_psi2_c + eps) / sqrt(psi2_B,c + eps) - 1|" TID_NOTE},
+    {"tid_mean_floor", "1", "sqrt(2 / (pi n)): E tid_mean with a perfect running mean"
+                            FLOOR_NOTE},
+    {"tid_var_floor", "1", "1 / sqrt(pi n): E tid_var with a perfect running variance"
+                           FLOOR_NOTE},
+    {"tid_psi2_floor", "1", "mean_c sqrt((s2_c^2 + 2 m_c^2 s2_c) / (pi n)) / (psi2_B,c + eps), "
+                            "m = mu_B, s2 = sigma2_B: E tid_psi2 with a perfect running psi2, "
+                            "to first order" FLOOR_NOTE},
+};
+
 #define SPREAD_NOTE " over the ranks of a --batch-stats local run: each rank's distance between " \
                     "its own batch statistic and the running value (rank 0's, shared by all)"
 static const NsRunLogScalar SPREAD[3][3] = {
@@ -111,6 +140,13 @@ static int declare_site(SiteSeries *s, NsProbes *set, const NsNormSite *site, in
     if (site->scheme->has_penalty &&
         ns_runlog_add_scalars(&set->log, group, &PENALTY, 1, &s->penalty, err) < 0)
         return -1;
+    int tid[T_N];
+    if (ns_runlog_add_scalars(&set->log, group, TID, T_N, tid, err) < 0)
+        return -1;
+    for (int k = 0; k < 3; k++) {
+        s->tid[k] = tid[T_MEAN + k];
+        s->floor[k] = tid[T_MEAN_FLOOR + k];
+    }
     s->step = ids[D_STEP];
     for (int k = 0; k < 3; k++) {
         s->dist[k] = ids[D_MEAN + k];
@@ -179,6 +215,7 @@ static void batch_statistics(StatsState *st, SiteSeries *s, const NsNormSite *si
     st->acc[2 * d] = n;
     ns_norm_reduce(site, st->acc, 2 * d + 1);
     n = (int)st->acc[2 * d];
+    s->rows = n;
     for (int c = 0; c < d; c++) {
         double mean = n ? sum[c] / n : NAN, psi2 = n ? sq[c] / n : NAN;
         s->batch[0][c] = (float)mean;
@@ -220,6 +257,42 @@ static double relative_distance(const float *a, const float *b, int d)
     return nb > 0 ? ns_l2_distance(a, b, (size_t)d) / nb : NAN;
 }
 
+/* mean_c |a_c| over the channels, of the three TIDs, against the logged vectors. */
+static void tid_values(const SiteSeries *s, double eps, int d, double out[3])
+{
+    const float *mu = s->batch[0], *var = s->batch[1], *psi2 = s->batch[2];
+    double sum[3] = {0.0, 0.0, 0.0};
+    for (int c = 0; c < d; c++) {
+        double sd = sqrt((double)var[c] + eps);
+        sum[0] += fabs((double)s->running[0][c] - mu[c]) / sd;
+        sum[1] += fabs(sqrt((double)s->running[1][c] + eps) / sd - 1.0);
+        sum[2] += fabs(sqrt((double)s->running[2][c] + eps) / sqrt((double)psi2[c] + eps) - 1.0);
+    }
+    for (int k = 0; k < 3; k++)
+        out[k] = sum[k] / d;
+}
+
+/* The sampling floors for n independent normal rows (docs/runlog.md): a perfect running mean
+ * leaves |N(0, s2/n)| / s, mean sqrt(2/(pi n)); a perfect running variance leaves
+ * |sqrt(s2 / var_B) - 1| ~ |N(0, 1/(2n))|, mean 1/sqrt(pi n); psi2_B has variance
+ * (2 s2^2 + 4 m^2 s2) / n, so per channel sqrt((s2^2 + 2 m^2 s2) / (pi n)) / psi2, taken with
+ * the batch's own m, s2 and averaged over channels like tid_psi2. */
+static void tid_floors(const SiteSeries *s, double eps, int d, double out[3])
+{
+    double n = s->rows, sum = 0.0;
+    if (n <= 0) {
+        out[0] = out[1] = out[2] = NAN;
+        return;
+    }
+    for (int c = 0; c < d; c++) {
+        double m = s->batch[0][c], s2 = s->batch[1][c];
+        sum += sqrt((s2 * s2 + 2.0 * m * m * s2) / (M_PI * n)) / ((double)s->batch[2][c] + eps);
+    }
+    out[0] = sqrt(2.0 / (M_PI * n));
+    out[1] = 1.0 / sqrt(M_PI * n);
+    out[2] = sum / d;
+}
+
 static int compare_doubles(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -246,10 +319,17 @@ static void record_spread(NsRunLog *log, NsComm *comm, SiteSeries *s, const doub
     free(all);
 }
 
-/* Appends this step's distances (and, on the vector cadence, the vectors) of s. */
-static void record(NsProbes *set, StatsState *st, SiteSeries *s, int d)
+/* Appends this step's distances and TIDs (and, on the vector cadence, the vectors) of s. */
+static void record(NsProbes *set, StatsState *st, SiteSeries *s, int d, double eps)
 {
     NsRunLog *log = &set->log;
+    double tid[3], floor[3];
+    tid_values(s, eps, d, tid);
+    tid_floors(s, eps, d, floor);
+    for (int k = 0; k < 3; k++) {
+        ns_runlog_append_f64(log, s->tid[k], tid[k]);
+        ns_runlog_append_f64(log, s->floor[k], floor[k]);
+    }
     ns_runlog_append_i64(log, s->step, set->step);
     double dist[3];
     for (int k = 0; k < 3; k++) {
@@ -284,7 +364,7 @@ static void norm_forward_begin(NsProbe *p, NsProbes *set, const NsNormSite *site
     }
     batch_statistics(st, s, site, x, mask, N, d);
     update_own(s, d);
-    record(set, st, s, d);
+    record(set, st, s, d, site->eps);
 }
 
 /* The site's penalty, where its scheme adds one. Sites whose scheme sees other rows than x: the
@@ -305,9 +385,13 @@ static void norm_backward_end(NsProbe *p, NsProbes *set, const NsNormSite *site,
     if (!site->scheme->stats_all_rows) {
         batch_statistics(st, s, site, site->grouped, mask, N, d);
         update_own(s, d);
-        record(set, st, s, d);
+        record(set, st, s, d, site->eps);
         return;
     }
+    int real = 0; /* the rows the release's mean ran over, the independent ones */
+    for (int r = 0; r < N; r++)
+        real += mask[r] != 0;
+    s->rows = ns_norm_reduce_count(site, real);
     for (int c = 0; c < d; c++) {
         float mean = site->batch_mean[c], var = site->batch_var[c];
         s->batch[0][c] = mean;
@@ -315,7 +399,7 @@ static void norm_backward_end(NsProbe *p, NsProbes *set, const NsNormSite *site,
         s->batch[2][c] = var + mean * mean; /* mean of w^2 over the N mean-filled rows */
     }
     update_own(s, d);
-    record(set, st, s, d);
+    record(set, st, s, d, site->eps);
 }
 
 static void destroy(NsProbe *p)
