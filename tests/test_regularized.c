@@ -147,12 +147,62 @@ TEST(test_penalty_logged_and_resumed)
     H5Fclose(fa), H5Fclose(fb);
 }
 
+/* ------------------------------------------------------------ 4: the penalty's effect */
+
+/* Median of a series over steps (from, to]. */
+static double late_median(hid_t f, const char *path, int from, int to)
+{
+    double *v;
+    assert_int_equal(rd(f, path, &v, NULL), to);
+    double *late = v + from;
+    int n = to - from;
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of values */
+        for (int j = i; j > 0 && late[j] < late[j - 1]; j--) {
+            double x = late[j];
+            late[j] = late[j - 1], late[j - 1] = x;
+        }
+    double m = n % 2 ? late[n / 2] : 0.5 * (late[n / 2 - 1] + late[n / 2]);
+    free(v);
+    return m;
+}
+
+/* Mean over the sites of how far the median tid_mean of steps (from, to] exceeds its sampling
+ * floor's median: the part of the discrepancy a running mean could remove. */
+static double late_tid_excess(const char *path, int from, int to)
+{
+    hid_t f = open_ro(path);
+    double total = 0.0;
+    for (int s = 0; s < N_TINY_SITES; s++)
+        total += late_median(f, fmt("norms/%s/tid_mean", TINY_SITES[s]), from, to) -
+                 late_median(f, fmt("norms/%s/tid_mean_floor", TINY_SITES[s]), from, to);
+    H5Fclose(f);
+    return total / N_TINY_SITES;
+}
+
+TEST(test_strong_penalty_lowers_tid)
+{
+    /* 32 padded rows: about 300 real tokens a batch, so the floor (0.04) sits well below batch's
+     * TID at this learning rate */
+    const char *flags = TINY_TRAIN " --batch-size 32 --steps 40 --eval-every 0 --dropout 0 "
+                                   "--batching sentences --lr 3e-3 --warmup 10";
+    const char *a = scratch("tid-batch.h5"), *b = scratch("tid-rbn.h5");
+    assert_int_equal(run_io((Io){0}, "%s --norm batch --out %s", flags, a), 0);
+    assert_int_equal(run_io((Io){0}, "%s --norm batch-regularized --rbn-penalty-mean 2000 "
+                            "--rbn-penalty-var 0 --out %s", flags, b), 0);
+    double plain = late_tid_excess(a, 20, 40), regularized = late_tid_excess(b, 20, 40);
+    print_message("tid_mean above its floor (medians over steps 21-40, mean over sites): batch "
+                  "%.4f, batch-regularized (lm 2000) %.4f\n", plain, regularized);
+    SOFT(plain > 0.01 && regularized < 0.5 * plain, "the penalty lowers tid_mean: %.4f vs batch "
+         "%.4f above the floor\n", regularized, plain);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_penalty_flags),
         cmocka_unit_test(test_zero_penalty_is_batch),
         cmocka_unit_test(test_penalty_logged_and_resumed),
+        cmocka_unit_test(test_strong_penalty_lowers_tid),
     };
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     test_filter_from_env();
