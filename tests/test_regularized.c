@@ -2,7 +2,8 @@
  * NS_BINARY in a scratch directory (the reference debug states are test_debug_state's, the
  * finite-difference checks test_model_gradients'):
  *  1 --rbn-penalty-mean/-var: the release's defaults by position, explicit flags win, an error
- *    with other schemes and for a negative weight; --release-defaults' momentum 0.05
+ *    with other schemes (also on --resume of their checkpoints) and for a negative weight;
+ *    --release-defaults' momentum 0.05
  *  2 with both penalties 0 it trains bit for bit as `batch` (loss, gradient norm, validation)
  *  3 the logged penalty: steps/penalty is the sum of the sites' norms/<site>/penalty, positive,
  *    and a resumed run logs what an unbroken one does
@@ -50,6 +51,13 @@ TEST(test_penalty_flags)
     r = run(TINY_TRAIN " --steps 2 %s --rbn-penalty-mean -1 --out %s", rbn, scratch("x.h5"));
     SOFT(r.code == 2 && strstr(r.err, "--rbn-penalty-mean must be"), "negative: exit %d, %s\n",
          r.code, r.err);
+    /* resuming another scheme's checkpoint with a weight: the same error, nothing recorded */
+    assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 2 --norm batch --out %s",
+                            scratch("res.h5")), 0);
+    r = run("train --resume %s --steps 3 --rbn-penalty-mean 3 --out %s",
+            scratch("res.ckpt.h5"), scratch("res.h5"));
+    SOFT(r.code == 2 && strstr(r.err, "--rbn-penalty-mean applies to --norm batch-regularized"),
+         "resume with a weight: exit %d, %s\n", r.code, r.err);
     Run h = run("train --help");
     SOFT(strstr(h.out, "post 60, pre 0.1") && strstr(h.out, "post 0, pre 0.01"),
          "--help states the release's defaults\n");
