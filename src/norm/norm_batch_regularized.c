@@ -21,9 +21,10 @@ static int real_rows(const NsNormSite *s, const uint8_t *mask, int N)
 }
 
 /* P and, per channel, the coefficients backward adds to a real row's dL/dx:
- *   dP/dx_rc = dP/dmu_c / n_S + dP/dvar_c * 2 (x_rc - mu_c) / n_S
- * stored as penalty_grad[c] = dP/dmu_c / n_S and penalty_grad[d + c] = 2 dP/dvar_c / n_S, with
- * n_S the rows the statistics ran over (this rank's alone with --batch-stats local). */
+ *   dP/dx_rc = dP/dmu_c / n_S + dP/dvar_c * 2 (x_rc - mu_c) / n_S,  x_rc - mu_c = xhat_rc / inv_c
+ * stored as penalty_grad[c] = dP/dmu_c / n_S and penalty_grad[d + c] = 2 dP/dvar_c / (n_S inv_c)
+ * (the factor of xhat), with n_S the rows the statistics ran over (this rank's alone with
+ * --batch-stats local) and inv_c = 1/sqrt(var_B + eps) from batch's forward. */
 static void penalty_forward(NsNormSite *s, int stat_rows)
 {
     int d = s->d, n = s->objective_rows > 0 ? s->objective_rows : stat_rows;
@@ -36,7 +37,7 @@ static void penalty_forward(NsNormSite *s, int stat_rows)
         abs_dev += fabs(dv);
         double sign = dv > 0 ? 1.0 : dv < 0 ? -1.0 : 0.0;
         s->penalty_grad[c] = (float)(-2.0 * lm * dm * inv_n * per_row);
-        s->penalty_grad[d + c] = (float)(-lv * sign * inv_n * 2.0 * per_row);
+        s->penalty_grad[d + c] = (float)(-lv * sign * inv_n * 2.0 * per_row / s->inv_std[c]);
     }
     s->penalty = (lm * sq + lv * abs_dev) * inv_n;
 }
@@ -50,7 +51,7 @@ static void regularized_forward(NsNormSite *s, const float *x, float *y, const u
         penalty_forward(s, real_rows(s, mask, N));
 }
 
-/* batch's backward, then the penalty's part at the real rows: x - mu_B = xhat / inv_std. */
+/* batch's backward, then the penalty's part at the real rows. */
 static void regularized_backward(NsNormSite *s, const float *dy, float *dx, const uint8_t *mask,
                                  int N)
 {
@@ -63,7 +64,7 @@ static void regularized_backward(NsNormSite *s, const float *dy, float *dx, cons
         float *g = dx + (size_t)r * d;
         const float *xh = s->xhat + (size_t)r * d;
         for (int c = 0; c < d; c++)
-            g[c] += by_mean[c] + by_var[c] * xh[c] / s->inv_std[c];
+            g[c] += by_mean[c] + by_var[c] * xh[c];
     }
 }
 
