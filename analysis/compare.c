@@ -30,6 +30,9 @@
 
 #define N_DIST NS_N_DIST
 static const char *const DIST_NAMES[N_DIST] = {"dist_mean", "dist_var", "dist_psi2"};
+static const char *const TID_NAMES[N_DIST] = {"tid_mean", "tid_var", "tid_psi2"};
+static const char *const FLOOR_NAMES[N_DIST] = {"tid_mean_floor", "tid_var_floor",
+                                                "tid_psi2_floor"};
 
 typedef NsCompareRow Row;
 
@@ -64,6 +67,10 @@ static void site_measurements(const NsLog *log, const char *site, double max_ste
             ns_window_quantile(log, group, DIST_NAMES[k], max_step, WINDOW_LO, 1.0, 0, 0.5);
         r->dist_p95[k] =
             ns_window_quantile(log, group, DIST_NAMES[k], max_step, WINDOW_LO, 1.0, 0, 0.95);
+        r->tid_med[k] =
+            ns_window_quantile(log, group, TID_NAMES[k], max_step, WINDOW_LO, 1.0, 0, 0.5);
+        r->tid_floor[k] =
+            ns_window_quantile(log, group, FLOOR_NAMES[k], max_step, WINDOW_LO, 1.0, 0, 0.5);
     }
 }
 
@@ -82,7 +89,7 @@ static void compute_row(const NsLog *log, const char *site, char **sites, int ns
     for (int s = 0; site && s < nsites; s++)
         r->has_site |= strcmp(sites[s], site) == 0;
     for (int k = 0; k < N_DIST; k++)
-        r->dist_med[k] = r->dist_p95[k] = NAN;
+        r->dist_med[k] = r->dist_p95[k] = r->tid_med[k] = r->tid_floor[k] = NAN;
     if (r->has_site)
         site_measurements(log, site, max_step, r);
     r->grad_gain =
@@ -194,15 +201,20 @@ static void md_header(NsText *t, int n, const char *site)
                    "growth: median of the scheme's distance (dist_var, PN family dist_psi2) over "
                    "the last fifth of the run divided by its median over the second fifth, at "
                    "`%s` and at the site where it is largest (`compare --site all` lists every "
-                   "site). n/a: not recorded.\n\n", n, n == 1 ? "" : "s", site ? site : "(none)",
-                   site ? site : "(none)");
+                   "site); tid: the training-inference discrepancy at `%s` (Wang et al. 2022; "
+                   "docs/runlog.md), median over the same window, beside the median of its "
+                   "sampling floor, which assumes independent normal rows (past the first site "
+                   "they are not, and models with other row counts have other floors). n/a: not "
+                   "recorded.\n\n", n, n == 1 ? "" : "s", site ? site : "(none)",
+                   site ? site : "(none)", site ? site : "(none)");
     ns_text_printf(t, "| run | scheme | position | seed | steps | final ppl | best ppl (step) | "
                    "diverged at | dist_mean med | dist_mean p95 | dist_var med | dist_var p95 "
                    "| dist_psi2 med | dist_psi2 p95 | grad_gain med | beta-smoothness med | "
                    "Hessian top eig med | tokens/s med | unk train | unk valid | growth | "
-                   "largest growth (site) |\n");
+                   "largest growth (site) | tid_mean med | tid_mean floor | tid_var med | "
+                   "tid_var floor | tid_psi2 med | tid_psi2 floor |\n");
     ns_text_printf(t, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-                   "---:|---:|---:|---:|---:|---:|---|\n");
+                   "---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n");
 }
 
 /* A share as a percentage, n/a when absent. */
@@ -248,11 +260,15 @@ static void md_row(NsText *t, const NsLog *log, const Row *r)
     ns_text_printf(t, " %s |", percent(a, sizeof a, r->unk_valid));
     ns_text_printf(t, " %s |", ns_window_num(a, sizeof a, r->growth_first));
     if (r->growth_max < 0)
-        ns_text_printf(t, " n/a |\n");
+        ns_text_printf(t, " n/a |");
     else
-        ns_text_printf(t, " %s (`%s`) |\n",
+        ns_text_printf(t, " %s (`%s`) |",
                        ns_window_num(a, sizeof a, r->growth[r->growth_max].growth),
                        r->growth[r->growth_max].site);
+    for (int k = 0; k < N_DIST; k++)
+        ns_text_printf(t, " %s | %s |", ns_window_num(a, sizeof a, r->tid_med[k]),
+                       ns_window_num(b, sizeof b, r->tid_floor[k]));
+    ns_text_printf(t, "\n");
 }
 
 static void csv_row(FILE *f, const NsLog *log, const Row *r, const char *site)
@@ -281,7 +297,11 @@ static void csv_row(FILE *f, const NsLog *log, const Row *r, const char *site)
     int m = r->growth_max;
     fprintf(f, ",%s,", ns_csv_num(a, sizeof a, m < 0 ? NAN : r->growth[m].growth));
     ns_csv_text(f, m < 0 ? "" : r->growth[m].site);
-    fprintf(f, ",%d\n", r->stab.unstable ? 1 : 0);
+    fprintf(f, ",%d", r->stab.unstable ? 1 : 0);
+    for (int k = 0; k < N_DIST; k++)
+        fprintf(f, ",%s,%s", ns_csv_num(a, sizeof a, r->tid_med[k]),
+                ns_csv_num(b, sizeof b, r->tid_floor[k]));
+    fputc('\n', f);
 }
 
 static int write_csv(const char *path, NsLog *logs, const Row *rows, int n, const char *site,
@@ -294,7 +314,9 @@ static int write_csv(const char *path, NsLog *logs, const Row *rows, int n, cons
                "best_ppl_step,divergence_step,site,dist_mean_median,dist_mean_p95,"
                "dist_var_median,dist_var_p95,dist_psi2_median,dist_psi2_p95,grad_gain_median,"
                "beta_smoothness_median,hessian_top_eig_median,tokens_per_s_median,"
-               "unk_rate_train,unk_rate_valid,growth,max_growth,max_growth_site,unstable\n");
+               "unk_rate_train,unk_rate_valid,growth,max_growth,max_growth_site,unstable,"
+               "tid_mean_median,tid_mean_floor_median,tid_var_median,tid_var_floor_median,"
+               "tid_psi2_median,tid_psi2_floor_median\n");
     for (int i = 0; i < n; i++)
         csv_row(f, &logs[i], &rows[i], site);
     if (fclose(f) != 0)

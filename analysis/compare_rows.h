@@ -16,6 +16,9 @@ typedef struct {
     NsStability stab;            /* ns_run_outcome's verdict: unstable when the loss rose */
     int has_site;
     double dist_med[NS_N_DIST], dist_p95[NS_N_DIST];
+    /* the training-inference discrepancy tid_mean/var/psi2 and its sampling floor, medians over
+     * the same window */
+    double tid_med[NS_N_DIST], tid_floor[NS_N_DIST];
     double grad_gain, beta, hessian, tokens_per_s;
     double unk_train, unk_valid; /* root attributes unk_rate_train/_valid; NaN when absent */
     long seed;                   /* -1 when absent */

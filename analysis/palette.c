@@ -13,6 +13,7 @@ static const struct {
     {"layer", "#0072B2", 1, 7},           /* blue, solid, filled circle */
     {"batch", "#D55E00", 1, 5},           /* vermillion, solid, filled square */
     {"batch-official", "#E69F00", 4, 4},  /* orange, dash-dot, open square */
+    {"batch-regularized", "#B2182B", 3, 15}, /* dark red, dotted, filled pentagon */
     {"power", "#009E73", 1, 9},           /* green, solid, filled triangle */
     {"power-v", "#CC79A7", 2, 13},        /* purple, dashed, filled diamond */
     {"power-official", "#56B4E9", 5, 8},  /* sky blue, dash-dot-dot, open triangle */

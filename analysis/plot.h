@@ -20,6 +20,8 @@ typedef struct {
     int relative;            /* fluctuation, boxes (forward) and layers: the scale-free
                                 rel_dist_* = ||stat_B - running|| / ||running|| instead of the
                                 paper's (1/d)||stat_B - running|| */
+    int tid;                 /* fluctuation: the training-inference discrepancy tid_* with its
+                                sampling floors instead of the distances */
     const char *prefix;      /* file-name prefix, default: the plot kind */
     /* How the images look (--format, --size, --font of plot and study); NULL = default. */
     const char *format;      /* comma list of png, svg, pdf; default "png,svg" */

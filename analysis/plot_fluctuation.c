@@ -8,7 +8,12 @@
  * and the smoothing is stated in the title. Both y axes are logarithmic, as in the paper, and
  * fitted to the data. Runs that differ only in seed are drawn as one curve, the mean of their
  * moving averages, with a band from their minimum to their maximum (the runs' own rows stay in
- * the data file). */
+ * the data file).
+ *
+ * --tid draws the training-inference discrepancy instead (Wang, Wu, Huang, NeurIPS 2022:
+ * tid_mean and tid_var or tid_psi2, in units of the batch's own spread), each run with its
+ * sampling floor dashed: what a perfect running value leaves if the rows were independent normal
+ * draws (docs/runlog.md), so a reader sees whether a discrepancy exceeds the batch's noise. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,51 +27,76 @@
 typedef struct {
     int ok;
     const char *stat; /* "var" or "psi2" */
-    const char *rel;  /* "rel_" with --relative, else "" */
+    char name[2][40]; /* the two series: [rel_]dist_mean and [rel_]dist_<stat>, or tid_* */
     NsSeries mean, dist;
+    NsSeries floor[2]; /* --tid: the two series' sampling floors */
     double *avg[2];   /* moving averages of mean and dist */
+    double *floor_avg[2]; /* --tid: moving averages of the floors */
     int lead, size;   /* seed group: ns_seed_bands */
     int band;         /* block of the group's band (lead only) */
 } Run;
 
-/* Loads a run's two distances at the site; 0 (after a warning) when it lacks them. */
+/* Loads series `name` of the site into *out (after a warning when the run lacks it). */
+static int load_site_series(NsSeries *out, const NsLog *log, const char *site, const char *name)
+{
+    char x[600], y[600];
+    ns_runlog_site_path(x, sizeof x, site, NS_RUNLOG_STEP);
+    ns_runlog_site_path(y, sizeof y, site, name);
+    return ns_series_load(out, log, x, y, FIG, NS_HINT_BATCH_STATS);
+}
+
+/* Loads a run's two distances (and with --tid their floors) at the site; 0 (after a warning)
+ * when it lacks them. */
 static int load_run(Run *r, const NsLog *log, const char *site, const NsPlotOptions *opt)
 {
-    char x[600], y[600], dist[64];
     if (!ns_plot_site_check(log, site, FIG))
         return 0;
     r->stat = ns_plot_stat(log, opt);
-    ns_runlog_site_path(x, sizeof x, site, NS_RUNLOG_STEP);
-    r->rel = opt->relative ? "rel_" : "";
-    snprintf(dist, sizeof dist, "%sdist_mean", r->rel);
-    ns_runlog_site_path(y, sizeof y, site, dist);
-    if (!ns_series_load(&r->mean, log, x, y, FIG, NS_HINT_BATCH_STATS))
-        return 0;
-    snprintf(dist, sizeof dist, "%sdist_%s", r->rel, r->stat);
-    ns_runlog_site_path(y, sizeof y, site, dist);
-    if (!ns_series_load(&r->dist, log, x, y, FIG, NS_HINT_BATCH_STATS)) {
-        ns_series_free(&r->mean);
-        return 0;
+    const char *rel = opt->relative ? "rel_" : "";
+    if (opt->tid) {
+        snprintf(r->name[0], sizeof r->name[0], "tid_mean");
+        snprintf(r->name[1], sizeof r->name[1], "tid_%s", r->stat);
+    } else {
+        snprintf(r->name[0], sizeof r->name[0], "%sdist_mean", rel);
+        snprintf(r->name[1], sizeof r->name[1], "%sdist_%s", rel, r->stat);
     }
-    return 1;
+    int ok = load_site_series(&r->mean, log, site, r->name[0]) &&
+             load_site_series(&r->dist, log, site, r->name[1]);
+    for (int k = 0; ok && opt->tid && k < 2; k++) {
+        char floor[48];
+        snprintf(floor, sizeof floor, "%s_floor", r->name[k]);
+        ok = load_site_series(&r->floor[k], log, site, floor);
+    }
+    return ok;
 }
 
-/* One block per run: step, both distances, and their moving averages. Returns its index. */
-static int write_block(NsFig *f, int run, const NsLog *log, Run *r, size_t w)
+/* One block per run: step, both distances, their moving averages, and with --tid the moving
+ * averages of the two floors. Returns its index. */
+static int write_block(NsFig *f, int run, const NsLog *log, Run *r, size_t w, int tid)
 {
-    char cols[200];
-    snprintf(cols, sizeof cols, "step %sdist_mean %sdist_%s %sdist_mean_avg%zu %sdist_%s_avg%zu",
-             r->rel, r->rel, r->stat, r->rel, w, r->rel, r->stat, w);
+    char cols[300];
+    snprintf(cols, sizeof cols, "step %s %s %s_avg%zu %s_avg%zu", r->name[0], r->name[1],
+             r->name[0], w, r->name[1], w);
+    if (tid)
+        snprintf(cols + strlen(cols), sizeof cols - strlen(cols), " %s_floor_avg%zu "
+                 "%s_floor_avg%zu", r->name[0], w, r->name[1], w);
     int block = ns_fig_block(f, run, log, NULL, cols);
     size_t n = r->mean.n < r->dist.n ? r->mean.n : r->dist.n;
+    for (int k = 0; tid && k < 2; k++)
+        n = r->floor[k].n < n ? r->floor[k].n : n;
     r->mean.n = r->dist.n = n;
-    r->avg[0] = ns_xmalloc(sizeof(double) * (n ? n : 1));
-    r->avg[1] = ns_xmalloc(sizeof(double) * (n ? n : 1));
-    ns_moving_average(r->mean.y, n, w, r->avg[0]);
-    ns_moving_average(r->dist.y, n, w, r->avg[1]);
+    for (int k = 0; k < 2; k++) {
+        r->avg[k] = ns_xmalloc(sizeof(double) * (n ? n : 1));
+        ns_moving_average(k ? r->dist.y : r->mean.y, n, w, r->avg[k]);
+        if (!tid)
+            continue;
+        r->floor_avg[k] = ns_xmalloc(sizeof(double) * (n ? n : 1));
+        ns_moving_average(r->floor[k].y, n, w, r->floor_avg[k]);
+    }
     for (size_t i = 0; i < n; i++) {
-        double row[5] = {r->mean.x[i], r->mean.y[i], r->dist.y[i], r->avg[0][i], r->avg[1][i]};
-        ns_fig_row(f, row, 5);
+        double row[7] = {r->mean.x[i], r->mean.y[i], r->dist.y[i], r->avg[0][i], r->avg[1][i],
+                         tid ? r->floor_avg[0][i] : 0.0, tid ? r->floor_avg[1][i] : 0.0};
+        ns_fig_row(f, row, tid ? 7 : 5);
     }
     ns_fig_end_block(f);
     return block;
@@ -103,7 +133,7 @@ static int write_band(NsFig *f, const NsLog *logs, Run *runs, int n, int lead)
 }
 
 /* y label of the bottom panel: one statistic when every run uses the same, else both. */
-static const char *dist_label(const Run *runs, int n, int relative)
+static const char *dist_label(const Run *runs, int n, int relative, int tid)
 {
     int var = 0, psi2 = 0;
     for (int i = 0; i < n; i++)
@@ -111,6 +141,10 @@ static const char *dist_label(const Run *runs, int n, int relative)
             var |= strcmp(runs[i].stat, "var") == 0;
             psi2 |= strcmp(runs[i].stat, "psi2") == 0;
         }
+    if (tid && var && psi2)
+        return "mean_c |σ_run/σ_B − 1|  or  mean_c |ψ_run/ψ_B − 1| (see key)";
+    if (tid)
+        return var ? "mean_c |σ_run/σ_B − 1|" : "mean_c |ψ_run/ψ_B − 1|";
     if (relative && var && psi2)
         return "||σ²_B − σ²_run|| / ||σ²_run||  or  ||ψ²_B − ψ²_run|| / ||ψ²_run|| (see key)";
     if (relative)
@@ -121,9 +155,10 @@ static const char *dist_label(const Run *runs, int n, int relative)
 }
 
 /* One panel: column `col` raw (faint) and column `col + 2` smoothed (bold), per run; a seed
- * group as its band (column `band_col`: mean, min, max) and mean. */
+ * group as its band (column `band_col`: mean, min, max) and mean; with floor_col > 0, each
+ * run's (a seed group's first run's) smoothed floor in that column, dashed. */
 static void plot_panel(FILE *gp, const Run *runs, const int *block, const NsLog *logs, int n,
-                       int col, int band_col, int stat_in_key, size_t every)
+                       int col, int band_col, int floor_col, int stat_in_key, size_t every)
 {
     char q[256], title[200], style[160];
     const char *sep = "    plot ";
@@ -158,42 +193,57 @@ static void plot_panel(FILE *gp, const Run *runs, const int *block, const NsLog 
                     sep, block[i], col, i, block[i], col + 2, style,
                     ns_gp_quote(q, sizeof q, title));
         }
+        if (floor_col > 0)
+            fprintf(gp, ", \\\n         dat index %d using 1:(pos($%d)) with lines lw 1.5 dt 2 "
+                        "lc rgb run_faint(%d) notitle", block[i], floor_col, i);
         sep = ", \\\n         ";
     }
     fprintf(gp, "\n");
 }
 
-/* The range a panel shows: the smoothed curves (and bands) of the runs drawn, and their raw
- * values, so neither is clipped. */
+/* The range a panel shows: the smoothed curves (and bands) of the runs drawn, their raw values
+ * and the floors, so none is clipped. */
 static void panel_range(FILE *gp, const Run *runs, int n, int k)
 {
     NsRange range;
     ns_range_init(&range);
     for (int i = 0; i < n; i++)
-        if (runs[i].ok)
+        if (runs[i].ok) {
             ns_range_add(&range, k ? runs[i].dist.y : runs[i].mean.y, runs[i].mean.n);
+            if (runs[i].floor_avg[k]) /* --tid: the dashed floor stays in view too */
+                ns_range_add(&range, runs[i].floor_avg[k], runs[i].mean.n);
+        }
     range.nonpos = 0; /* pos() drops values <= 0 from the log axis */
     ns_gp_yrange(gp, &range, 1);
 }
 
 static void write_script(NsFig *f, const Run *runs, const int *block, const NsLog *logs, int n,
-                         const char *site, size_t w, int relative, size_t every)
+                         const char *site, size_t w, const NsPlotOptions *opt, size_t every)
 {
     char q[1200], title[1000];
-    snprintf(title, sizeof title,
-             "Distance of batch statistics from running statistics at norm site %s "
-             "(PowerNorm paper Fig. 2)\nfaint: every step; bold: trailing mean over %zu steps",
-             site, w);
+    int relative = opt->relative, tid = opt->tid;
+    if (tid)
+        snprintf(title, sizeof title,
+                 "Training-inference discrepancy at norm site %s (Wang et al. 2022)\nfaint: "
+                 "every step; bold: trailing mean over %zu steps; dashed: sampling floor "
+                 "(assumes independent normal rows)", site, w);
+    else
+        snprintf(title, sizeof title,
+                 "Distance of batch statistics from running statistics at norm site %s "
+                 "(PowerNorm paper Fig. 2)\nfaint: every step; bold: trailing mean over %zu "
+                 "steps", site, w);
     fprintf(f->gp, "    set multiplot layout 2,1 title %s\n", ns_gp_quote(q, sizeof q, title));
     fprintf(f->gp, "    set key top right\n    set xtics format \"%%g\"\n");
     ns_gp_axes(f->gp, "batch mean vs running mean", "training step",
-               relative ? "||μ_B − μ_run|| / ||μ_run||" : "(1/d)||μ_B − μ_run||₂", 1);
+               tid        ? "mean_c |μ_run − μ_B| / σ_B"
+               : relative ? "||μ_B − μ_run|| / ||μ_run||"
+                          : "(1/d)||μ_B − μ_run||₂", 1);
     panel_range(f->gp, runs, n, 0);
-    plot_panel(f->gp, runs, block, logs, n, 2, 2, 0, every);
+    plot_panel(f->gp, runs, block, logs, n, 2, 2, tid ? 6 : 0, 0, every);
     ns_gp_axes(f->gp, "batch variance (or quadratic mean ψ² for power schemes) vs running value",
-               "training step", dist_label(runs, n, relative), 1);
+               "training step", dist_label(runs, n, relative, tid), 1);
     panel_range(f->gp, runs, n, 1);
-    plot_panel(f->gp, runs, block, logs, n, 3, 5, 1, every);
+    plot_panel(f->gp, runs, block, logs, n, 3, 5, tid ? 7 : 0, 1, every);
 }
 
 int ns_plot_fluctuation(NsPlotJob *job, NsLog *logs, int n, char *err)
@@ -226,18 +276,21 @@ int ns_plot_fluctuation(NsPlotJob *job, NsLog *logs, int n, char *err)
         size_t w = ns_smoothing_window(longest); /* one window for all runs: comparable */
         for (int i = 0; i < n; i++)
             if (runs[i].ok)
-                block[i] = write_block(&f, i, &logs[i], &runs[i], w);
+                block[i] = write_block(&f, i, &logs[i], &runs[i], w, job->opt.tid);
         for (int i = 0; i < n; i++)
             if (runs[i].ok && runs[i].size > 1 && runs[i].lead == i)
                 runs[i].band = write_band(&f, logs, runs, n, i);
-        write_script(&f, runs, block, logs, n, site, w, job->opt.relative, longest / 10 + 1);
+        write_script(&f, runs, block, logs, n, site, w, &job->opt, longest / 10 + 1);
         rc = ns_fig_close(&f, err);
     }
     for (int i = 0; i < n; i++) {
         ns_series_free(&runs[i].mean);
         ns_series_free(&runs[i].dist);
-        free(runs[i].avg[0]);
-        free(runs[i].avg[1]);
+        for (int k = 0; k < 2; k++) {
+            ns_series_free(&runs[i].floor[k]);
+            free(runs[i].avg[k]);
+            free(runs[i].floor_avg[k]);
+        }
     }
     free(runs);
     free(block);

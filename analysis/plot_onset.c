@@ -18,8 +18,9 @@
 #define MAX_PANELS 64
 
 /* Column order: the paper's pair first, then the controls and the rest as they come. */
-static const char *const SCHEME_ORDER[] = {"batch", "power-v", "batch-official", "power",
-                                           "power-official", "layer", "rms", "none"};
+static const char *const SCHEME_ORDER[] = {"batch", "power-v", "batch-regularized",
+                                           "batch-official", "power", "power-official",
+                                           "layer", "rms", "none"};
 
 typedef struct {
     const NsSweepTable *t;

@@ -92,12 +92,16 @@ class NormSite(torch.nn.Module):
         self.alpha, self.warmup = cfg["pn_alpha"], cfg["pn_warmup"]
         self.groups = cfg["pn_groups"] if kind in ("power", "power-official") else 0
         self.momentum = cfg["bn_momentum"]
+        # batch-regularized: the penalty's weights; n_objective (the batch's real tokens) is set
+        # by the model before each forward, penalty is this forward's P
+        self.lm, self.lv = cfg.get("rbn_penalty_mean", 0.0), cfg.get("rbn_penalty_var", 0.0)
+        self.n_objective, self.penalty = 1, 0.0
         self.affine = kind != "none"
         if self.affine:
             self.weight = torch.nn.Parameter(torch.ones(d))
             self.bias = torch.nn.Parameter(torch.zeros(d))
         self.state = {}
-        if kind in ("batch", "batch-official"):
+        if kind in ("batch", "batch-regularized", "batch-official"):
             self.state = {"running_mean": torch.zeros(d), "running_var": torch.ones(d)}
         elif kind == "power-v":
             self.state = {"running_psi2": torch.ones(d)}
@@ -113,7 +117,7 @@ class NormSite(torch.nn.Module):
             xhat = F.layer_norm(x, (self.d,), eps=EPS)
         elif k == "rms":
             xhat = x / torch.sqrt((x * x).mean(dim=1, keepdim=True) + EPS)
-        elif k == "batch":
+        elif k in ("batch", "batch-regularized"):
             xhat = self.batch(x, mask)
         elif k == "batch-official":
             xhat = self.batch_official(x, mask)
@@ -134,6 +138,11 @@ class NormSite(torch.nn.Module):
             unbias = n / (n - 1) if n > 1 else 1.0
             self.state["running_mean"].mul_(1 - m).add_(m * mu)
             self.state["running_var"].mul_(1 - m).add_(m * var * unbias)
+        if self.kind == "batch-regularized":
+            # after the update; the running values are constants (buffers without gradient)
+            r_mean, r_var = self.state["running_mean"], self.state["running_var"]
+            self.penalty = (self.lm * ((r_mean - mu) ** 2).sum() +
+                            self.lv * (r_var - var).abs().sum()) / self.n_objective
         return (x - mu) / torch.sqrt(var + EPS)
 
     def batch_official(self, x, mask):
@@ -229,6 +238,8 @@ class Model(torch.nn.Module):
         x = math.sqrt(self.d) * self.embed[inp] + self.pe[:T]
         x = F.dropout(x.reshape(B * T, self.d), self.dropout, self.training)
         m = mask.reshape(-1)
+        for _, site in self.sites():
+            site.n_objective, site.penalty = int(m.sum()), 0.0
         for layer in self.layers:
             if self.pre:
                 x = x + self.attention(layer, layer.norm1(x, m), B, T)
@@ -240,6 +251,11 @@ class Model(torch.nn.Module):
             x = self.final_norm(x, m)
         logits = x @ self.embed.t()
         return F.cross_entropy(logits[m], tgt.reshape(-1)[m])
+
+    def penalty(self):
+        """The sites' penalties of the last training forward (batch-regularized; else 0): the
+        objective is the cross-entropy plus this."""
+        return sum(site.penalty for _, site in self.sites())
 
     def sites(self):
         out = []
@@ -303,7 +319,7 @@ def load_state_before(model, g):
 
 def check_file(path):
     f, model = open_state(path)
-    worst = {"loss": 0.0, "grad": 0.0, "state": 0.0}
+    worst = {"loss": 0.0, "penalty": 0.0, "grad": 0.0, "state": 0.0}
     for step in sorted(k for k in f.keys() if k.startswith("step_")):
         g = f[step]
         load_params(model, g)
@@ -311,7 +327,11 @@ def check_file(path):
         model.zero_grad()
         loss = model(torch.from_numpy(g["tokens"][()].astype(np.int64)),
                      torch.from_numpy(g["mask"][()].astype(bool)))
-        loss.backward()
+        penalty = model.penalty()
+        (loss + penalty).backward()
+        if "penalty" in g:
+            ref = float(g["penalty"][()])
+            worst["penalty"] = max(worst["penalty"], abs(float(penalty) - ref) / abs(ref))
         worst["loss"] = max(worst["loss"], abs(loss.item() - float(g["loss"][()])) /
                             abs(float(g["loss"][()])))
         # Some gradients are analytically zero (attn/bk: softmax ignores a shift; a bias right
@@ -332,10 +352,11 @@ def cmd_check(args):
     bad = 0
     for path in args.files:
         w = check_file(path)
-        ok = w["loss"] < 1e-4 and w["grad"] < 2e-3 and w["state"] < 1e-3
+        ok = (w["loss"] < 1e-4 and w["penalty"] < 1e-4 and w["grad"] < 2e-3 and
+              w["state"] < 1e-3)
         bad += not ok
-        print(f"{'ok  ' if ok else 'FAIL'} {path}: loss {w['loss']:.1e} gradients "
-              f"{w['grad']:.1e} state {w['state']:.1e}")
+        print(f"{'ok  ' if ok else 'FAIL'} {path}: loss {w['loss']:.1e} penalty "
+              f"{w['penalty']:.1e} gradients {w['grad']:.1e} state {w['state']:.1e}")
     print(f"{len(args.files) - bad} passed, {bad} failed")
     return 1 if bad else 0
 

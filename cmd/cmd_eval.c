@@ -48,7 +48,7 @@ static const NsOption EVAL_OPTIONS[] = {
              "running: inference with the running statistics, as validation\npasses do | "
              "batch: each batch normalized with its own statistics,\nas a training step does "
              "(dropout off, no update). They differ only\nfor schemes with running statistics "
-             "(batch, batch-official, power,\npower-official)", NULL),
+             "(batch, batch-regularized, batch-official,\npower, power-official)", NULL),
     EVAL_ROW("--threads", INT, run.threads, "N",
              "BLAS threads; 0: 1 for small models (under 8 GFLOP a training\nstep), else the "
              "number of cores", NULL),

@@ -24,6 +24,9 @@ static const NsOption OPTIONS[] = {
     {.flag = "--relative", .kind = NS_OPT_SWITCH, .offset = offsetof(NsPlotOptions, relative),
      .help = "fluctuation, boxes, layers: the scale-free ||stat_B - running|| / ||running||\n"
              "(series rel_dist_*) instead of the paper's (1/d)||stat_B - running||"},
+    {.flag = "--tid", .kind = NS_OPT_SWITCH, .offset = offsetof(NsPlotOptions, tid),
+     .help = "fluctuation: the training-inference discrepancy (series tid_mean,\ntid_var or "
+             "tid_psi2) with its sampling floor dashed, instead of the distances"},
     {.flag = "--prefix", .kind = NS_OPT_TEXT, .offset = offsetof(NsPlotOptions, prefix),
      .metavar = "NAME", .help = "file-name prefix", .shown = "KIND"},
 };
@@ -66,6 +69,9 @@ static int check_args(const char *kind, int n_runs, const NsPlotOptions *opt)
     if (opt->stat && strcmp(opt->stat, "var") != 0 && strcmp(opt->stat, "psi2") != 0)
         return ns_cmd_error(NS_EXIT_USAGE, "plot: --stat must be var or psi2, not '%s'",
                             opt->stat);
+    if (opt->tid && opt->relative)
+        return ns_cmd_error(NS_EXIT_USAGE, "plot: --tid and --relative draw different series; "
+                                           "give one of them");
     char err[NS_ERRLEN];
     if (ns_plot_style_check(opt, err) < 0)
         return ns_cmd_error(NS_EXIT_USAGE, "plot: %s", err);
@@ -83,6 +89,8 @@ static void warn_unused_flags(const char *kind, const NsPlotOptions *opt)
     if (opt->relative && !site_kind && strcmp(kind, "layers") != 0)
         fprintf(stderr, "normscope: warning: --relative is used by fluctuation, boxes and "
                         "layers only\n");
+    if (opt->tid && strcmp(kind, "fluctuation") != 0)
+        fprintf(stderr, "normscope: warning: --tid is used by plot fluctuation only\n");
     if (opt->layers_stat && strcmp(kind, "layers") != 0)
         fprintf(stderr, "normscope: warning: --layers-stat is used by plot layers only\n");
 }

@@ -23,7 +23,11 @@
  * --batch-stats global, over the real rows of all ranks; with local, over rank 0's own rows (rank
  * 0 writes the log). A local run also records, per site, the spread of the three distances
  * over the ranks (each rank's own statistics against the running values, which rank 0 gives to
- * all): their minimum, median and maximum over ranks. */
+ * all): their minimum, median and maximum over ranks.
+ *
+ * Beside the distances, the training-inference discrepancy (TID) of Wang, Wu, Huang (NeurIPS
+ * 2022) against the same running values, tid_mean/var/psi2, each with its sampling floor (TID
+ * below). Sites of batch-regularized also record their penalty P. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +40,11 @@
 
 typedef struct {
     int step, dist[3], rel_dist[3];
+    int tid[3], floor[3]; /* tid_mean, tid_var, tid_psi2 and their sampling floors */
+    int rows;             /* real rows the statistics ran over (over the site's ranks) */
     int spread[3][3]; /* --batch-stats local, several ranks: [min, median, max][statistic] */
     int vec[NS_VECTORS_N];
+    int penalty; /* series of the site's penalty (-1: its scheme adds none) */
     int pending; /* scaled rows or stats_all_rows: forward seen, not yet recorded */
     float *own_mean, *own_var, *own_psi2; /* the probe's running averages [d] */
     float *batch[3], *running[3];         /* this step's vectors [d] */
@@ -59,6 +66,18 @@ _Static_assert(NS_SITE_DIST_PSI2 == NS_SITE_DIST_MEAN + 2 &&
                    NS_VECTORS_BATCH_PSI2 == NS_VECTORS_BATCH_MEAN + 2 &&
                    NS_VECTORS_RUNNING_PSI2 == NS_VECTORS_RUNNING_MEAN + 2,
                "runlog.schema.json: a site's statistics are mean, var, psi2 in this order");
+_Static_assert(NS_SITE_TID_PSI2 == NS_SITE_TID_MEAN + 2 &&
+                   NS_SITE_TID_PSI2_FLOOR == NS_SITE_TID_MEAN_FLOOR + 2,
+               "runlog.schema.json: a site's TIDs are mean, var, psi2 in this order");
+
+/* The training-inference discrepancy of Wang, Wu, Huang (NeurIPS 2022), per channel against the
+ * same running values as dist_* (before this step's update; their code compares with the values
+ * after it: docs/runlog.md), averaged over channels, eps = the site's 1e-5; and beside each its
+ * sampling floor, what the batch's own sampling noise gives with a perfect running value if the
+ * n real rows were independent normal draws (docs/runlog.md derives them; rows past the first
+ * site are not independent, so a later site's TID can sit below its floor). Declared in the
+ * schema's group site; a scheme that adds a penalty to the objective (batch-regularized) also
+ * records its site's penalty (group site_penalty). */
 
 /* The site's series are the schema's groups site, site_spread (several ranks, local
  * statistics) and vectors (src/io/runlog.schema.json). */
@@ -73,10 +92,16 @@ static int declare_site(SiteSeries *s, NsProbes *set, const NsNormSite *site, in
     if (spread && ns_runlog_add_group(&set->log, NS_G_SITE_SPREAD, group, NULL, spread_ids,
                                       err) < 0)
         return -1;
+    s->penalty = -1;
+    if (site->scheme->has_penalty &&
+        ns_runlog_add_group(&set->log, NS_G_SITE_PENALTY, group, NULL, &s->penalty, err) < 0)
+        return -1;
     s->step = ids[NS_SITE_STEP];
     for (int k = 0; k < 3; k++) {
         s->dist[k] = ids[NS_SITE_DIST_MEAN + k];
         s->rel_dist[k] = ids[NS_SITE_REL_DIST_MEAN + k];
+        s->tid[k] = ids[NS_SITE_TID_MEAN + k];
+        s->floor[k] = ids[NS_SITE_TID_MEAN_FLOOR + k];
         for (int q = 0; spread && q < 3; q++) /* [min, median, max][mean, var, psi2] */
             s->spread[q][k] = spread_ids[NS_SITE_SPREAD_RANK_MIN_DIST_MEAN + 3 * q + k];
     }
@@ -133,6 +158,7 @@ static void batch_statistics(StatsState *st, SiteSeries *s, const NsNormSite *si
     st->acc[2 * d] = n;
     ns_norm_reduce(site, st->acc, 2 * d + 1);
     n = (int)st->acc[2 * d];
+    s->rows = n;
     for (int c = 0; c < d; c++) {
         double mean = n ? sum[c] / n : NAN, psi2 = n ? sq[c] / n : NAN;
         s->batch[0][c] = (float)mean;
@@ -174,6 +200,42 @@ static double relative_distance(const float *a, const float *b, int d)
     return nb > 0 ? ns_l2_distance(a, b, (size_t)d) / nb : NAN;
 }
 
+/* mean_c |a_c| over the channels, of the three TIDs, against the logged vectors. */
+static void tid_values(const SiteSeries *s, double eps, int d, double out[3])
+{
+    const float *mu = s->batch[0], *var = s->batch[1], *psi2 = s->batch[2];
+    double sum[3] = {0.0, 0.0, 0.0};
+    for (int c = 0; c < d; c++) {
+        double sd = sqrt((double)var[c] + eps);
+        sum[0] += fabs((double)s->running[0][c] - mu[c]) / sd;
+        sum[1] += fabs(sqrt((double)s->running[1][c] + eps) / sd - 1.0);
+        sum[2] += fabs(sqrt((double)s->running[2][c] + eps) / sqrt((double)psi2[c] + eps) - 1.0);
+    }
+    for (int k = 0; k < 3; k++)
+        out[k] = sum[k] / d;
+}
+
+/* The sampling floors for n independent normal rows (docs/runlog.md): a perfect running mean
+ * leaves |N(0, s2/n)| / s, mean sqrt(2/(pi n)); a perfect running variance leaves
+ * |sqrt(s2 / var_B) - 1| ~ |N(0, 1/(2n))|, mean 1/sqrt(pi n); psi2_B has variance
+ * (2 s2^2 + 4 m^2 s2) / n, so per channel sqrt((s2^2 + 2 m^2 s2) / (pi n)) / psi2, taken with
+ * the batch's own m, s2 and averaged over channels like tid_psi2. */
+static void tid_floors(const SiteSeries *s, double eps, int d, double out[3])
+{
+    double n = s->rows, sum = 0.0;
+    if (n <= 0) {
+        out[0] = out[1] = out[2] = NAN;
+        return;
+    }
+    for (int c = 0; c < d; c++) {
+        double m = s->batch[0][c], s2 = s->batch[1][c];
+        sum += sqrt((s2 * s2 + 2.0 * m * m * s2) / (M_PI * n)) / ((double)s->batch[2][c] + eps);
+    }
+    out[0] = sqrt(2.0 / (M_PI * n));
+    out[1] = 1.0 / sqrt(M_PI * n);
+    out[2] = sum / d;
+}
+
 static int compare_doubles(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -200,10 +262,17 @@ static void record_spread(NsRunLog *log, NsComm *comm, SiteSeries *s, const doub
     free(all);
 }
 
-/* Appends this step's distances (and, on the vector cadence, the vectors) of s. */
-static void record(NsProbes *set, StatsState *st, SiteSeries *s, int d)
+/* Appends this step's distances and TIDs (and, on the vector cadence, the vectors) of s. */
+static void record(NsProbes *set, StatsState *st, SiteSeries *s, int d, double eps)
 {
     NsRunLog *log = &set->log;
+    double tid[3], floor[3];
+    tid_values(s, eps, d, tid);
+    tid_floors(s, eps, d, floor);
+    for (int k = 0; k < 3; k++) {
+        ns_runlog_append_f64(log, s->tid[k], tid[k]);
+        ns_runlog_append_f64(log, s->floor[k], floor[k]);
+    }
     ns_runlog_append_i64(log, s->step, set->step);
     double dist[3];
     for (int k = 0; k < 3; k++) {
@@ -238,17 +307,20 @@ static void norm_forward_begin(NsProbe *p, NsProbes *set, const NsNormSite *site
     }
     batch_statistics(st, s, site, x, mask, N, d);
     update_own(s, d);
-    record(set, st, s, d);
+    record(set, st, s, d, site->eps);
 }
 
-/* Sites whose scheme sees other rows than x: the statistics of the scaled rows (still in the
- * site's cache), or those the scheme took (stats_all_rows). */
+/* The site's penalty, where its scheme adds one. Sites whose scheme sees other rows than x: the
+ * statistics of the scaled rows (still in the site's cache), or those the scheme took
+ * (stats_all_rows). */
 static void norm_backward_end(NsProbe *p, NsProbes *set, const NsNormSite *site, int index,
                               const float *dy, const float *dx, const uint8_t *mask, int N)
 {
     (void)dy, (void)dx;
     StatsState *st = p->state;
     SiteSeries *s = &st->sites[index];
+    if (s->penalty >= 0) /* known after the site's forward */
+        ns_runlog_append_f64(&set->log, s->penalty, site->penalty);
     if (!s->pending)
         return;
     s->pending = 0;
@@ -256,9 +328,13 @@ static void norm_backward_end(NsProbe *p, NsProbes *set, const NsNormSite *site,
     if (!site->scheme->stats_all_rows) {
         batch_statistics(st, s, site, site->grouped, mask, N, d);
         update_own(s, d);
-        record(set, st, s, d);
+        record(set, st, s, d, site->eps);
         return;
     }
+    int real = 0; /* the rows the release's mean ran over, the independent ones */
+    for (int r = 0; r < N; r++)
+        real += mask[r] != 0;
+    s->rows = ns_norm_reduce_count(site, real);
     for (int c = 0; c < d; c++) {
         float mean = site->batch_mean[c], var = site->batch_var[c];
         s->batch[0][c] = mean;
@@ -266,7 +342,7 @@ static void norm_backward_end(NsProbe *p, NsProbes *set, const NsNormSite *site,
         s->batch[2][c] = var + mean * mean; /* mean of w^2 over the N mean-filled rows */
     }
     update_own(s, d);
-    record(set, st, s, d);
+    record(set, st, s, d, site->eps);
 }
 
 static void destroy(NsProbe *p)

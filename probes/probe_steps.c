@@ -8,6 +8,7 @@
 /* The series are the schema's groups `steps` and `eval` (src/io/runlog.schema.json). */
 typedef struct {
     int step_ids[NS_STEPS_N];
+    int penalty_id; /* -1: the scheme adds no penalty to the objective (group steps_penalty) */
     int eval_ids[NS_EVAL_N];
 } StepsState;
 
@@ -15,6 +16,11 @@ static int declare(NsProbe *p, NsProbes *set, char *err)
 {
     StepsState *st = p->state;
     if (ns_runlog_add_group(&set->log, NS_G_STEPS, NS_RUNLOG_STEPS, NULL, st->step_ids, err) < 0)
+        return -1;
+    st->penalty_id = -1;
+    if (ns_norm_scheme_for(set->tr->model.cfg.norm)->has_penalty &&
+        ns_runlog_add_group(&set->log, NS_G_STEPS_PENALTY, NS_RUNLOG_STEPS, NULL, &st->penalty_id,
+                            err) < 0)
         return -1;
     return ns_runlog_add_group(&set->log, NS_G_EVAL, NS_RUNLOG_EVAL, NULL, st->eval_ids, err);
 }
@@ -35,6 +41,8 @@ static void step_end(NsProbe *p, NsProbes *set, const NsStepInfo *info)
                          info->n_positions > 0 ? 1.0 - (double)info->n_real / info->n_positions
                                                : 0.0);
     ns_runlog_append_f64(log, st->step_ids[NS_STEPS_PROBE_SECONDS], set->probe_seconds);
+    if (st->penalty_id >= 0)
+        ns_runlog_append_f64(log, st->penalty_id, info->penalty);
     set->probe_seconds = 0.0;
 }
 

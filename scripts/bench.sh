@@ -18,7 +18,7 @@ adamw_bin="$(dirname "$bin")/adamw_cost"
 out="${BENCH_OUT:-$root/bench-results}"
 steps="${BENCH_STEPS:-30}"
 rounds="${BENCH_ROUNDS:-2}"
-schemes="${BENCH_SCHEMES:-layer batch batch-official power-v power power-official rms none}"
+schemes="${BENCH_SCHEMES:-layer batch batch-regularized batch-official power-v power power-official rms none}"
 sections="${BENCH_SECTIONS:-speed probes padding}"
 skip=6
 # The statistic of a run's step times (after the first $skip): a low quantile, not the median,

@@ -147,6 +147,21 @@ void close_logs(NsLog *logs, int n)
         ns_log_close(&logs[i]);
 }
 
+double trained_attr(const char *flags, const char *name)
+{
+    static int k;
+    const char *out = scratch(fmt("attr%d.h5", k++));
+    assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 2 --eval-every 0 --probes none %s "
+                            "--out %s", flags, out), 0);
+    NsLog log;
+    char err[NS_ERRLEN];
+    assert_int_equal(ns_log_open(&log, out, err), 0);
+    double v = NAN;
+    ns_log_attr_double(&log, name, &v);
+    ns_log_close(&log);
+    return v;
+}
+
 /* ------------------------------------------------------------------ edited copies */
 
 void craft_nan_loss(const char *from, const char *to, long index)

@@ -46,6 +46,10 @@ double window_median_of(const NsLog *log, const char *group, const char *name, d
 void open_logs(NsLog *logs, const char *const *paths, int n); /* fails the test on an error */
 void close_logs(NsLog *logs, int n);
 
+/* Trains 2 steps of TINY_TRAIN with `flags` (no probes) and returns the log's root attribute
+ * `name` (NaN if absent): what a run records of its settings. */
+double trained_attr(const char *flags, const char *name);
+
 /* ------------------------------------------------------------------ edited copies */
 
 /* A copy of `from` whose /steps/loss row `index` (-1: the last) is NaN. */

@@ -228,6 +228,13 @@ static void check_row(const Csv *c, int row, const NsLog *log, const char *site)
         snprintf(col, sizeof col, "%s_p95", names[k]);
         check_num(c, row, col, late(log, group, names[k], 0.95, 0));
     }
+    const char *tids[] = {"tid_mean", "tid_var", "tid_psi2", "tid_mean_floor", "tid_var_floor",
+                          "tid_psi2_floor"};
+    for (int k = 0; k < 6; k++) {
+        char col[64];
+        snprintf(col, sizeof col, "%s_median", tids[k]);
+        check_num(c, row, col, late(log, group, tids[k], 0.5, 0));
+    }
     check_num(c, row, "grad_gain_median", pooled_late_median(log, "grad_gain"));
     check_num(c, row, "beta_smoothness_median", late(log, "lipschitz", "beta_smoothness", 0.5, 1));
     check_num(c, row, "hessian_top_eig_median", late(log, "lipschitz", "hessian_top_eig", 0.5, 1));

@@ -1,7 +1,8 @@
 /* Reproduces the reference debug states in tests/data/debug-states (copies of the files computed
  * independently from the model spec in float64, one per scheme and position): for every step of every file, the loss, every gradient and the
  * norm state after the step, within debug-state.md's tolerances (relative to the largest
- * magnitude of each tensor: loss 1e-4, gradients 2e-3, state 1e-3). Steps are chained: the
+ * magnitude of each tensor: loss 1e-4, gradients 2e-3, state 1e-3; batch-regularized's penalty
+ * like the loss). Steps are chained: the
  * parameters after our AdamW update must match the next step's recorded parameters, so the
  * optimizer and the norm state carried between steps are checked too. */
 #include <dirent.h>
@@ -35,7 +36,7 @@ static double rel_err_floor(const float *a, const float *b, size_t n, double flo
 
 static double rel_err(const float *a, const float *b, size_t n) { return rel_err_floor(a, b, n, 0); }
 
-static double worst_grad, worst_state, worst_loss, worst_param;
+static double worst_grad, worst_state, worst_loss, worst_param, worst_penalty;
 
 /* Tensors whose reference gradient is round-off (see rel_err_floor): Adam turns such a gradient
  * into a step of about lr in a random direction, in either implementation, so their updated
@@ -91,6 +92,27 @@ static void compare_state(hid_t f, const char *prefix, NsModel *m, const char *f
     }
 }
 
+/* batch-regularized's files hold each step's penalty (the sites' P summed), which our forward
+ * leaves in m->penalty; every other scheme's file has none, and our penalty is 0 there. */
+static void compare_penalty(hid_t f, int k, const NsModel *m, const char *name)
+{
+    char err[NS_ERRLEN], g[64];
+    snprintf(g, sizeof g, "step_%d/penalty", k);
+    int has = ns_norm_scheme_for(m->cfg.norm)->has_penalty;
+    if (has != ns_h5_exists(f, g))
+        fail_msg("%s step %d: penalty %s in the file", name, k, has ? "missing" : "unexpected");
+    if (!has) {
+        assert_true(m->penalty == 0.0);
+        return;
+    }
+    float ref;
+    assert_int_equal(ns_h5_read(f, g, H5T_NATIVE_FLOAT, &ref, 1, err), 0);
+    double e = fabs(m->penalty - ref) / fmax(fabs(ref), 1e-30);
+    worst_penalty = fmax(worst_penalty, e);
+    if (!(e <= 1e-4) || !(ref > 0.0f))
+        fail_msg("%s step %d: penalty %.7g vs reference %.7g", name, k, m->penalty, ref);
+}
+
 static void reproduce_file(const char *path, const char *name)
 {
     char err[NS_ERRLEN], g[256];
@@ -138,6 +160,7 @@ static void reproduce_file(const char *path, const char *name)
         worst_loss = fmax(worst_loss, le);
         if (!(le <= 1e-4))
             fail_msg("%s step %d: loss %.7f vs reference %.7f", name, k, loss, ref_loss);
+        compare_penalty(f, k, &m, name);
         snprintf(g, sizeof g, "step_%d/grads", k);
         compare_tensors(f, g, &m.layout, m.grads, 2e-3, &worst_grad, name, 1);
         snprintf(g, sizeof g, "step_%d/state_after", k);
@@ -174,9 +197,9 @@ static void test_reference_debug_states(void **state)
     }
     closedir(dir);
     assert_int_equal(files, 2 * NS_NORM_COUNT); /* every scheme, post and pre */
-    print_message("reproduced %d reference files: worst relative error loss %.2e, gradients "
-                  "%.2e, state %.2e, parameters after update %.2e\n", files, worst_loss,
-                  worst_grad, worst_state, worst_param);
+    print_message("reproduced %d reference files: worst relative error loss %.2e, penalty "
+                  "%.2e, gradients %.2e, state %.2e, parameters after update %.2e\n", files,
+                  worst_loss, worst_penalty, worst_grad, worst_state, worst_param);
 }
 
 int main(void)

@@ -189,7 +189,7 @@ static void test_products_match_differences(void **state)
 {
     (void)state;
     static const char *const exact[] = {"layer", "rms", "none", "batch", "batch-official",
-                                        "power-v", "power"};
+                                        "batch-regularized", "power-v", "power"};
     for (size_t k = 0; k < sizeof exact / sizeof exact[0]; k++)
         for (int pos = 0; pos < 2; pos++)
             check_products(exact[k], (NsNormPosition)pos);

@@ -1,5 +1,6 @@
 /* Finite-difference checks (fdcheck.h) of every exact-gradient norm scheme (layer, rms, none,
- * batch, batch-official, power-v, power in warm-up, with group scaling) on sequences with padding rows, after
+ * batch, batch-regularized with its penalty in the objective, batch-official, power-v, power in
+ * warm-up, with group scaling) on sequences with padding rows, after
  * training steps have moved the state off its init, and of the whole model in both positions
  * (the objective is the loss itself; ReLU kinks are avoided). Batch-type norm schemes update
  * running statistics in every training forward and PN advances its step counter, so every
@@ -38,7 +39,8 @@ static double norm_obj(void *p)
     NormCtx *c = p;
     norm_state_restore(&c->site, &c->st);
     ns_norm_forward(&c->site, c->x, c->y, c->mask, c->N, 1);
-    return wsum(c->w, c->y, (size_t)c->N * c->d);
+    /* batch-regularized's objective has its penalty too (0 for every other scheme) */
+    return wsum(c->w, c->y, (size_t)c->N * c->d) + c->site.penalty;
 }
 
 /* One configuration of a norm or model test, passed as cmocka's initial state. */
@@ -48,7 +50,20 @@ typedef struct {
     int warmup, groups; /* PN options */
     int presteps;       /* training steps before the one checked (norm tests) */
     int mostly_padding; /* norm tests: 3 real rows of 12 instead of 9 */
+    float lm, lv;       /* batch-regularized's penalty weights */
 } Case;
+
+/* batch-regularized's gradient treats the running values in its penalty as constants
+ * (model-spec.md), while they move with mu_B and var_B through the running update; a finite
+ * difference sees that too. So its checks run with momentum 0, the running values set off
+ * their init here (the reference debug states check momentum 0.1). */
+static void freeze_running(NsNormSite *s, NsRng *rng)
+{
+    fill_normal(s->running_mean, (size_t)s->d, 0, 0.5, rng);
+    fill_uniform(s->running_var, (size_t)s->d, 0.5, 2.0, rng);
+}
+
+static int has_penalty(const Case *k) { return k->lm > 0 || k->lv > 0; }
 
 /* Per-channel offsets and scales, so that batch statistics differ from channel to channel. */
 static void norm_input(float *x, int N, int d, NsRng *rng)
@@ -71,6 +86,9 @@ static void test_norm(void **state)
     cfg.d_model = 8;
     cfg.pn_warmup = k->warmup;
     cfg.pn_groups = k->groups;
+    cfg.rbn_penalty_mean = k->lm, cfg.rbn_penalty_var = k->lv;
+    if (has_penalty(k))
+        cfg.bn_momentum = 0.0f;
     NormCtx c = {.N = 12, .d = 8};
     int B = 3, T = 4, d = c.d;
     int lens[3] = {k->mostly_padding ? 1 : 4, k->mostly_padding ? 1 : 3, k->mostly_padding ? 1 : 2};
@@ -96,6 +114,8 @@ static void test_norm(void **state)
         ns_norm_forward(&c.site, c.x, c.y, c.mask, c.N, 1);
         ns_norm_backward(&c.site, c.w, dx, c.mask, c.N);
     }
+    if (has_penalty(k))
+        freeze_running(&c.site, &rng);
     norm_state_save(&c.site, &c.st);
     norm_obj(&c);
     if (k->kind == NS_NORM_POWER) { /* the phase under test is warm-up */
@@ -146,7 +166,7 @@ static double model_obj(void *p)
         for (size_t k = 0; k < per; k++)
             if (c->mask[k / F])
                 fd_crossed |= (c->m.acts[l].ffh[k] > 0.0f) != c->relu_on[l * per + k];
-    return loss;
+    return loss + c->m.penalty; /* the objective (batch-regularized: with its penalty) */
 }
 
 static void test_model(void **state)
@@ -158,6 +178,9 @@ static void test_model(void **state)
     cfg.seq_len = 5, cfg.batch_size = 3, cfg.dropout = 0.0f;
     cfg.norm = k->kind, cfg.norm_position = k->pos;
     cfg.pn_warmup = k->warmup, cfg.pn_groups = k->groups;
+    cfg.rbn_penalty_mean = k->lm, cfg.rbn_penalty_var = k->lv;
+    if (has_penalty(k))
+        cfg.bn_momentum = 0.0f;
     ModelCtx c;
     memset(c.st, 0, sizeof c.st);
     ns_model_init(&c.m, &cfg, 42);
@@ -179,8 +202,11 @@ static void test_model(void **state)
             fill_normal(c.m.params + t->offset, t->size, strstr(t->name, "weight") ? 1.0 : 0.0,
                         0.2, &rng);
     }
-    for (int i = 0; i < c.m.n_sites; i++)
+    for (int i = 0; i < c.m.n_sites; i++) {
+        if (has_penalty(k))
+            freeze_running(&c.m.sites[i], &rng);
         norm_state_save(&c.m.sites[i], &c.st[i]);
+    }
     size_t per = (size_t)B * T * cfg.d_ff;
     c.n_relu = per * (size_t)cfg.n_layers;
     c.relu_on = calloc(c.n_relu, 1);
@@ -221,6 +247,10 @@ int main(void)
         NORM_TEST("norm batch-official", .kind = NS_NORM_BATCH_OFFICIAL, .presteps = 2),
         NORM_TEST("norm batch-official mostly padding", .kind = NS_NORM_BATCH_OFFICIAL,
                   .presteps = 2, .mostly_padding = 1),
+        NORM_TEST("norm batch-regularized", .kind = NS_NORM_BATCH_REGULARIZED, .presteps = 2,
+                  .lm = 0.7f, .lv = 0.4f),
+        NORM_TEST("norm batch-regularized mostly padding", .kind = NS_NORM_BATCH_REGULARIZED,
+                  .presteps = 2, .mostly_padding = 1, .lm = 0.7f, .lv = 0.4f),
         NORM_TEST("norm power-v", .kind = NS_NORM_POWER_V, .presteps = 2),
         NORM_TEST("norm power warm-up t=3 W=5", .kind = NS_NORM_POWER, .warmup = 5, .presteps = 2),
         NORM_TEST("norm power warm-up G=2", .kind = NS_NORM_POWER, .warmup = 5, .groups = 2,
@@ -231,6 +261,10 @@ int main(void)
         MODEL_TEST("model batch pre", .kind = NS_NORM_BATCH, .pos = NS_POS_PRE),
         MODEL_TEST("model batch-official post", .kind = NS_NORM_BATCH_OFFICIAL, .pos = NS_POS_POST),
         MODEL_TEST("model batch-official pre", .kind = NS_NORM_BATCH_OFFICIAL, .pos = NS_POS_PRE),
+        MODEL_TEST("model batch-regularized post", .kind = NS_NORM_BATCH_REGULARIZED,
+                   .pos = NS_POS_POST, .lm = 60.0f, .lv = 0.4f),
+        MODEL_TEST("model batch-regularized pre", .kind = NS_NORM_BATCH_REGULARIZED,
+                   .pos = NS_POS_PRE, .lm = 0.7f, .lv = 0.4f),
         MODEL_TEST("model rms post", .kind = NS_NORM_RMS, .pos = NS_POS_POST),
         MODEL_TEST("model rms pre", .kind = NS_NORM_RMS, .pos = NS_POS_PRE),
         MODEL_TEST("model none post", .kind = NS_NORM_NONE, .pos = NS_POS_POST),

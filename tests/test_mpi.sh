@@ -39,7 +39,7 @@ scheme_flags() { # PN schemes: warm-up ends after step 1 so the post-warm-up pat
 }
 
 parity() {
-    for norm in layer batch batch-official power-v power power-official rms none; do
+    for norm in layer batch batch-regularized batch-official power-v power power-official rms none; do
         for pos in post pre; do
             # shellcheck disable=SC2046
             args=(--norm "$norm" --norm-position "$pos" "${TINY[@]}" "${STEP[@]}" $(scheme_flags "$norm"))

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Compares two debug states (docs/debug-state.md) tensor by tensor: every dataset under step_*/
-in {loss, grads, state_before, state_after} must agree within a relative tolerance,
+in {loss, penalty (batch-regularized), grads, state_before, state_after} must agree within a relative tolerance,
 |a - b|_max <= tol * max(|a|_max, floor) per tensor. The floor is 10 % of the largest value of
 the tensor's group in that step (e.g. of all gradients of step_1): some tensors are exactly 0 in
 exact arithmetic (the gradient of a bias in front of batch norm, of the key bias) and hold only
@@ -16,7 +16,7 @@ import numpy as np
 
 # Not params: AdamW divides by sqrt(v), so a gradient that is 0 up to round-off (see below) moves
 # its parameter by ~lr in a direction the round-off picks; the gradients after it agree anyway.
-GROUPS = ["loss", "grads", "state_before", "state_after"]
+GROUPS = ["loss", "penalty", "grads", "state_before", "state_after"]
 
 
 def group_of(name):

@@ -152,6 +152,44 @@ static void test_fluctuation_values(void **state)
     close_logs(logs, 2);
 }
 
+/* --tid: the training-inference discrepancy instead of the distances (tid_var for batch,
+ * tid_psi2 for power-v), and the smoothed sampling floors, which stay within the floor
+ * series' range, drawn dashed. */
+static void test_fluctuation_tid(void **state)
+{
+    (void)state;
+    NsLog logs[2];
+    open_runs(logs, (int[]){BATCH, PV}, 2);
+    NsPlotOptions opt = {.out_dir = scratch("flu"), .tid = 1, .prefix = "tid"};
+    plot_ok("fluctuation", logs, 2, &opt, 1);
+    const char *stats[2] = {"tid_var", "tid_psi2"};
+    for (int b = 0; b < 2; b++) {
+        int rows, cols;
+        size_t n;
+        char path[128];
+        double *dat = dat_block(scratch("flu/tid.dat"), b, &rows, &cols);
+        double *mean = read_log(&logs[b], "norms/layers/0/norm1/tid_mean", &n);
+        snprintf(path, sizeof path, "norms/layers/0/norm1/%s", stats[b]);
+        double *tid = read_log(&logs[b], path, &n);
+        snprintf(path, sizeof path, "norms/layers/0/norm1/%s_floor", stats[b]);
+        double *floor = read_log(&logs[b], path, &n);
+        double lo = INFINITY, hi = -INFINITY;
+        for (size_t i = 0; i < n; i++)
+            lo = fmin(lo, floor[i]), hi = fmax(hi, floor[i]);
+        assert_int_equal(rows, (int)n);
+        assert_int_equal(cols, 7);
+        for (size_t i = 0; i < n; i++) {
+            assert_close(dat[i * 7 + 1], mean[i]);
+            assert_close(dat[i * 7 + 2], tid[i]);
+            assert_true(dat[i * 7 + 6] >= lo * (1 - 1e-9) && dat[i * 7 + 6] <= hi * (1 + 1e-9));
+        }
+        free(dat), free(mean), free(tid), free(floor);
+    }
+    assert_true(file_contains(scratch("flu/tid.gp"), "dt 2"));
+    assert_true(file_contains(scratch("flu/tid.gp"), "assumes independent normal rows"));
+    close_logs(logs, 2);
+}
+
 /* The bucket row must equal the quantiles of the log series in that 20 % of training. */
 static void check_boxes(const char *dat_path, int block, const NsLog *log, const char *series)
 {
@@ -423,8 +461,8 @@ static void test_palette_stable(void **state)
     assert_int_not_equal(pv.dash, ln.dash);
     assert_int_not_equal(pv.point, ln.point);
     const char *known[] = {"layer", "batch", "batch-official", "power", "power-v",
-                           "power-official", "rms", "none"};
-    for (int i = 0; i < 8; i++) {
+                           "power-official", "rms", "none", "batch-regularized"};
+    for (int i = 0; i < 9; i++) {
         assert_true(ns_scheme_style_known(known[i]));
         for (int j = 0; j < i; j++) {
             NsSchemeStyle si, sj;
@@ -602,6 +640,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fluctuation_values),
+        cmocka_unit_test(test_fluctuation_tid),
         cmocka_unit_test(test_boxes_values),
         cmocka_unit_test(test_boxes_power_warmup_nan),
         cmocka_unit_test(test_gradients_values),

@@ -26,22 +26,6 @@
 
 /* ------------------------------------------------------------ 1: settings */
 
-/* Trains 2 steps with `flags` and returns the log's root attribute `name` (NaN if absent). */
-static double trained_attr(const char *flags, const char *name)
-{
-    static int k;
-    const char *out = scratch(fmt("s%d.h5", k++));
-    assert_int_equal(run_io((Io){0}, TINY_TRAIN " --steps 2 --eval-every 0 --probes none %s "
-                            "--out %s", flags, out), 0);
-    NsLog log;
-    char err[NS_ERRLEN];
-    assert_int_equal(ns_log_open(&log, out, err), 0);
-    double v = NAN;
-    ns_log_attr_double(&log, name, &v);
-    ns_log_close(&log);
-    return v;
-}
-
 TEST(test_bn_momentum_default)
 {
     SOFT(trained_attr("--norm batch-official", "bn_momentum") == 0.05f, "batch-official\n");

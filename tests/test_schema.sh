@@ -54,7 +54,7 @@ TINY=(--layers 2 --d-model 16 --heads 2 --d-ff 32 --seq-len 8 --batch-size 4 --v
       --lipschitz-every 3 --hessian-iters 3 --hessian-top 2 --density-runs 2 --log-every 1000)
 train() { "$NS" train "${TINY[@]}" "$@" > train.out 2>&1 || fail "train $*: $(tail -1 train.out)"; }
 logs=()
-for norm in layer batch batch-official power-v power power-official rms none; do
+for norm in layer batch batch-regularized batch-official power-v power power-official rms none; do
     for pos in pre post; do
         train --norm "$norm" --norm-position "$pos" --out "$norm-$pos.h5"
         logs+=("$norm-$pos.h5")

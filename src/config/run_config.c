@@ -127,6 +127,27 @@ void ns_run_config_resolve_threads(NsRunConfig *c)
     c->threads = ns_threads_for_model(&c->model, cores > 0 ? (int)cores : 1);
 }
 
+/* batch-regularized's penalty weights: the scheme's defaults for the position unless given;
+ * other schemes have no penalty, so the flags there would be silent no-ops (an error) and the
+ * stored weights are 0. */
+static int resolve_penalty(NsModelConfig *m, const NsNormScheme *scheme, const NsParse *p,
+                           char *err)
+{
+    static const char *const flags[2] = {"--rbn-penalty-mean", "--rbn-penalty-var"};
+    float *weights[2] = {&m->rbn_penalty_mean, &m->rbn_penalty_var};
+    for (int k = 0; k < 2; k++) {
+        int given = ns_parse_given(p, flags[k]);
+        if (!scheme->has_penalty && given)
+            return ns_fail(err, "%s applies to --norm batch-regularized only (got --norm %s); "
+                                "drop the flag", flags[k], scheme->name);
+        if (!scheme->has_penalty)
+            *weights[k] = 0.0f;
+        else if (!given)
+            *weights[k] = scheme->penalty_defaults[m->norm_position][k];
+    }
+    return 0; /* the values themselves: ns_model_config_validate */
+}
+
 int ns_run_config_resolve(NsRunConfig *c, const NsParse *p, char *err)
 {
     ns_run_config_resolve_threads(c);
@@ -135,11 +156,15 @@ int ns_run_config_resolve(NsRunConfig *c, const NsParse *p, char *err)
     if (scheme->bn_momentum > 0 && !ns_parse_given(p, "--bn-momentum"))
         m->bn_momentum = scheme->bn_momentum;
     if (c->release_defaults) {
+        if (scheme->release_bn_momentum > 0 && !ns_parse_given(p, "--bn-momentum"))
+            m->bn_momentum = scheme->release_bn_momentum;
         if (!ns_parse_given(p, "--pn-groups"))
             m->pn_groups = m->n_heads;
         if (!ns_parse_given(p, "--pn-warmup"))
             m->pn_warmup = c->optim.warmup;
     }
+    if (resolve_penalty(m, scheme, p, err) < 0)
+        return -1;
     /* Only batch-official has layer scaling to drop; elsewhere the switch would be a silent
      * no-op and a mislabelled run. */
     if (m->no_layer_scaling && scheme->groups != NS_GROUPS_LAYER)

@@ -57,14 +57,26 @@ const NsOption NS_RUN_OPTIONS[] = {
     {.flag = "--bn-momentum", .attr = "bn_momentum", .kind = NS_OPT_FLOAT,
      .offset = offsetof(NsRunConfig, model.bn_momentum), .section = NS_SEC_MODEL,
      .commands = TDS, .help = "batch norm running-statistics momentum",
-     .shown = "the scheme's: batch 0.1,\nbatch-official 0.05 (the release's)"},
+     .shown = "the scheme's: batch 0.1,\nbatch-regularized 0.1, batch-official 0.05 (the release's)"},
+    /* Defaults by position (NsNormScheme.penalty_defaults), set by ns_run_config_resolve. Not
+     * study's: its flags reach every scheme's run, where other schemes refuse them. */
+    {.flag = "--rbn-penalty-mean", .attr = "rbn_penalty_mean", .kind = NS_OPT_FLOAT,
+     .offset = offsetof(NsRunConfig, model.rbn_penalty_mean), .section = NS_SEC_MODEL,
+     .commands = NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, .help = "batch-regularized: weight lm of the penalty on (running_mean -\n"
+     "mu_B)^2 (an error for other schemes)",
+     .shown = "the release's IWSLT14:\npost 60, pre 0.1"},
+    {.flag = "--rbn-penalty-var", .attr = "rbn_penalty_var", .kind = NS_OPT_FLOAT,
+     .offset = offsetof(NsRunConfig, model.rbn_penalty_var), .section = NS_SEC_MODEL,
+     .commands = NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, .help = "batch-regularized: weight lv of the penalty on |running_var -\n"
+     "var_B| (an error for other schemes)",
+     .shown = "the release's IWSLT14:\npost 0, pre 0.01"},
     RUN("--no-layer-scaling", "no_layer_scaling", SWITCH, model.no_layer_scaling, MODEL,
         NS_CMD_TRAIN | NS_CMD_DEBUG_STEP, NS_OPT_SHAPE,
         "batch-official without the release's layer scaling (an ablation;\nan error for other "
         "schemes)"),
     RUN("--release-defaults", "release_defaults", SWITCH, release_defaults, MODEL, TDS, 0,
         "what the authors' release does: --pn-groups = --heads, --pn-warmup =\n--warmup, "
-        "--bn-momentum 0.05 for batch-official; explicit flags win"),
+        "--bn-momentum 0.05 for batch-official and\nbatch-regularized; explicit flags win"),
     RUN(NULL, "eps", FLOAT, model.eps, MODEL, 0, NS_OPT_SHAPE, ""),
 
     RUN("--lr", "lr", FLOAT, optim.lr, OPTIM, TDS, 0, "peak learning rate"),

@@ -62,6 +62,11 @@ int ns_debug_state_record_step(hid_t f, int k, NsModel *m, NsAdamW *opt, const i
     snprintf(path, sizeof path, "%s/loss", g);
     if (ns_h5_write_scalar_f32(f, path, (float)loss, err) < 0)
         return -1;
+    if (ns_norm_scheme_for(m->cfg.norm)->has_penalty) {
+        snprintf(path, sizeof path, "%s/penalty", g);
+        if (ns_h5_write_scalar_f32(f, path, (float)m->penalty, err) < 0)
+            return -1;
+    }
     snprintf(path, sizeof path, "%s/grads", g);
     if (ns_write_tensors(f, path, &m->layout, m->grads, err) < 0)
         return -1;

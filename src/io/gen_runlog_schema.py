@@ -16,7 +16,7 @@ DTYPES = {"int64": "NS_DT_INT64", "float64": "NS_DT_FLOAT64", "float32": "NS_DT_
 WIDTHS = {None: "NS_W_SCALAR", "channels": "NS_W_CHANNELS", "grid": "NS_W_GRID",
           "hessian_top": "NS_W_HESSIAN_TOP", "density": "NS_W_DENSITY"}
 WHEN = {None: "NS_WHEN_ALWAYS", "local_ranks": "NS_WHEN_LOCAL_RANKS",
-        "running_stats": "NS_WHEN_RUNNING_STATS"}
+        "running_stats": "NS_WHEN_RUNNING_STATS", "penalty": "NS_WHEN_PENALTY"}
 
 
 def fail(msg):

@@ -39,7 +39,7 @@ typedef struct {
     /* what the root attributes say */
     int64_t steps;       /* 0: unknown */
     int probes_on[NS_G_N]; /* per group: its probe recorded */
-    int local_ranks, running_stats, scheme_known;
+    int local_ranks, running_stats, penalty, scheme_known;
     int64_t hessian_top, density; /* expected vector widths; 0: unknown */
 } Check;
 
@@ -137,6 +137,7 @@ static void read_config(Check *c)
     c->running_stats = c->scheme_known &&
                        (c->log.scheme->state & (NS_STATE_RUNNING_MEAN | NS_STATE_RUNNING_VAR |
                                                 NS_STATE_RUNNING_PSI2)) != 0;
+    c->penalty = c->scheme_known && c->log.scheme->has_penalty;
     if (ns_h5_attr_read_i64(c->h5, "steps", &c->steps) < 0 || c->steps < 0)
         c->steps = 0;
     if (ns_h5_attr_read_i64(c->h5, "hessian_iters", &iters) == 0 &&
@@ -194,6 +195,7 @@ static int groups_of(const char *parent, int *groups)
             return n;
         }
         groups[n++] = NS_G_SITE;
+        groups[n++] = NS_G_SITE_PENALTY;
         groups[n++] = NS_G_SITE_SPREAD;
         groups[n++] = NS_G_SITE_GRADS;
         return n;
@@ -252,7 +254,7 @@ static void visit_dataset(Check *c, const char *name)
     if (strcmp(name, NS_RUNLOG_DOCS_PATHS) == 0)
         return;
     const char *slash = strrchr(name, '/');
-    int groups[3], n = 0;
+    int groups[4], n = 0;
     if (slash && (size_t)(slash - name) < sizeof parent) {
         snprintf(parent, sizeof parent, "%.*s", (int)(slash - name), name);
         n = groups_of(parent, groups);
@@ -314,25 +316,23 @@ static int group_required(const Check *c, int group)
     case NS_WHEN_ALWAYS: return 1;
     case NS_WHEN_LOCAL_RANKS: return c->local_ranks;
     case NS_WHEN_RUNNING_STATS: return c->running_stats;
+    case NS_WHEN_PENALTY: return c->penalty;
     }
     return 0;
 }
 
-/* The series that counts this instance's rows: its own step series, the site's (shared by the
- * groups of a site), or /params/step for a tensor. */
+/* The series that counts this instance's rows: its own step series, or the step series of
+ * another group at its path (the groups of a site share one; /steps/penalty is indexed by
+ * /steps/step), or /params/step for a tensor. */
 static const Instance *index_of(Check *c, const Instance *in, int *k)
 {
-    int group = in->group;
-    const char *path = in->path;
-    if (group == NS_G_TENSOR) {
-        group = NS_G_PARAMS;
-        path = NS_RUNLOG_PARAMS;
-    } else if (group == NS_G_SITE_SPREAD || group == NS_G_SITE_GRADS) {
-        group = NS_G_SITE;
-    }
+    const char *path = in->group == NS_G_TENSOR ? NS_RUNLOG_PARAMS : in->path;
+    *k = series_index(in->group, NS_RUNLOG_STEP);
+    if (*k >= 0 && (in->found & (1u << *k)))
+        return in;
     for (int i = 0; i < c->n_inst; i++) {
         const Instance *x = &c->inst[i];
-        if (x->group == group && strcmp(x->path, path) == 0 && (*k = series_index(x->group, NS_RUNLOG_STEP)) >= 0 &&
+        if (strcmp(x->path, path) == 0 && (*k = series_index(x->group, NS_RUNLOG_STEP)) >= 0 &&
             (x->found & (1u << *k)))
             return x;
     }
@@ -463,7 +463,7 @@ static void check_required_groups(Check *c)
             continue;
         sites++;
         snprintf(object, sizeof object, "/%s", in->path);
-        static const int per_site[] = {NS_G_SITE_SPREAD, NS_G_SITE_GRADS};
+        static const int per_site[] = {NS_G_SITE_PENALTY, NS_G_SITE_SPREAD, NS_G_SITE_GRADS};
         for (size_t j = 0; j < sizeof per_site / sizeof per_site[0]; j++)
             if (group_required(c, per_site[j]) && !has_instance(c, per_site[j], in->path))
                 problem(c, object, "site without its '%s' series",

@@ -51,6 +51,7 @@ typedef enum {
     NS_WHEN_ALWAYS,
     NS_WHEN_LOCAL_RANKS,   /* --batch-stats local with world_size > 1 */
     NS_WHEN_RUNNING_STATS, /* the scheme normalizes with running statistics at inference */
+    NS_WHEN_PENALTY,       /* the scheme adds a penalty to the objective (batch-regularized) */
 } NsSchemaWhen;
 
 typedef struct {

@@ -183,6 +183,24 @@ static int check_memory(const NsModelConfig *c, char *err)
                    need, part[big].what, avail);
 }
 
+/* batch-regularized's weights: finite and >= 0; any other scheme has none (a weight given with
+ * --resume of another scheme's checkpoint would otherwise be recorded and do nothing). */
+static int check_penalty(const NsModelConfig *c, char *err)
+{
+    static const char *const flags[2] = {"--rbn-penalty-mean", "--rbn-penalty-var"};
+    const float weights[2] = {c->rbn_penalty_mean, c->rbn_penalty_var};
+    int has = ns_norm_scheme_for(c->norm)->has_penalty;
+    for (int k = 0; k < 2; k++) {
+        if (!(weights[k] >= 0.0f) || !isfinite(weights[k]))
+            return ns_fail(err, "%s must be a finite number >= 0 (got %g)", flags[k],
+                           (double)weights[k]);
+        if (!has && weights[k] != 0.0f)
+            return ns_fail(err, "%s applies to --norm batch-regularized only (got --norm %s); "
+                                "drop the flag", flags[k], ns_norm_name(c->norm));
+    }
+    return 0;
+}
+
 int ns_model_config_validate(const NsModelConfig *c, char *err)
 {
     struct { const char *flag; int value; } sizes[] = {
@@ -218,6 +236,8 @@ int ns_model_config_validate(const NsModelConfig *c, char *err)
         return ns_fail(err, "--bn-momentum must be in [0, 1] (got %g)", (double)c->bn_momentum);
     if (strcmp(c->batch_stats, "global") != 0 && strcmp(c->batch_stats, "local") != 0)
         return ns_fail(err, "--batch-stats must be global or local (got '%s')", c->batch_stats);
+    if (check_penalty(c, err) < 0)
+        return -1;
     int ranks = ns_comm_world()->size;
     if (c->batch_size % ranks != 0)
         return ns_fail(err, "--batch-size %d is not a multiple of the %d ranks of this run: each "

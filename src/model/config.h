@@ -36,6 +36,7 @@ typedef struct {
     int pn_warmup;     /* W, PN schemes only */
     int pn_groups;     /* G, PN schemes only; 0 = no group scaling */
     int no_layer_scaling; /* batch-official only: 1 drops its layer scaling (an ablation) */
+    float rbn_penalty_mean, rbn_penalty_var; /* batch-regularized's penalty weights (0 else) */
     float dropout;
     /* With several ranks (docs/distributed.md): "global" = batch statistics over the rows of all
      * ranks (SyncBN), "local" = over each rank's own rows (DDP's BatchNorm). */

@@ -279,6 +279,17 @@ static void share_norm_state(NsModel *m)
     }
 }
 
+/* The sites' penalties. With global statistics every rank computed the same ones (counted
+ * once); with local statistics each rank's are its own, and the objective has them all. */
+static void sum_penalties(NsModel *m)
+{
+    m->penalty = 0.0;
+    for (int i = 0; i < m->n_sites; i++)
+        m->penalty += m->sites[i].penalty;
+    if (m->comm->size > 1 && m->local_stats && ns_norm_scheme_for(m->cfg.norm)->has_penalty)
+        m->comm->sum_f64(m->comm, &m->penalty, 1);
+}
+
 double ns_model_forward(NsModel *m, const int32_t *tokens, const uint8_t *mask, int training)
 {
     const NsModelConfig *c = &m->cfg;
@@ -292,6 +303,8 @@ double ns_model_forward(NsModel *m, const int32_t *tokens, const uint8_t *mask, 
     m->last_training = training;
     if (m->local_stats && m->comm->size > 1)
         share_norm_state(m);
+    for (int i = 0; i < m->n_sites; i++)
+        m->sites[i].objective_rows = m->n_real_global;
     ns_embed_forward(m->x0, tokens, m->p.embed, m->pe, B, T, d);
     dropout_rows(m, m->x0, m->x0_keep, d, training);
     for (int l = 0; l < c->n_layers; l++)
@@ -310,6 +323,7 @@ double ns_model_forward(NsModel *m, const int32_t *tokens, const uint8_t *mask, 
                                                m->n_real_global);
     if (m->comm->size > 1)
         m->comm->sum_f64(m->comm, &loss, 1); /* the shares' parts of the batch's mean */
+    sum_penalties(m);
     return loss;
 }
 
@@ -509,5 +523,5 @@ double ns_model_loss_grad_at(const NsModel *m, const NsModelSnapshot *state, con
     ns_model_zero_grad(w);
     ns_model_backward(w);
     memcpy(grad, w->grads, bytes);
-    return loss;
+    return loss + w->penalty; /* the objective the gradient is of */
 }

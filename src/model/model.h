@@ -62,6 +62,10 @@ typedef struct {
     int B_global;   /* rows of the current batch over all ranks */
     int row0;       /* this rank's first row */
     int n_real_global; /* real positions of the last forward's whole batch */
+    /* The sites' penalties of the last training forward (batch-regularized's P, summed over
+     * sites, and over ranks with local statistics, where each rank's differ; 0 for schemes
+     * without one): the training objective is the cross-entropy plus this. */
+    double penalty;
     double grad_sum_seconds; /* wall time spent summing gradients over ranks, for benchmarks */
 
     /* Activations for the largest share (max_rows * T rows). */
@@ -91,7 +95,8 @@ typedef struct {
 void ns_model_init(NsModel *m, const NsModelConfig *cfg, uint64_t seed);
 void ns_model_free(NsModel *m);
 
-/* Forward over tokens[B][T+1] / mask[B][T]; returns the mean cross-entropy over real positions.
+/* Forward over tokens[B][T+1] / mask[B][T]; returns the mean cross-entropy over real positions
+ * (without the penalty, which is left in m->penalty).
  * training: dropout on, norm schemes use and update batch statistics. With several ranks every
  * rank passes the whole batch, runs its share, and gets the whole batch's loss. */
 double ns_model_forward(NsModel *m, const int32_t *tokens, const uint8_t *mask, int training);
@@ -132,7 +137,8 @@ typedef struct {
 void ns_model_scratch_init(NsModelScratch *scratch, const NsModel *m);
 void ns_model_scratch_free(NsModelScratch *scratch);
 
-/* Loss and gradient (into grad, layout.total floats) at `params` on the batch tokens/mask,
+/* Objective and gradient (into grad, layout.total floats) at `params` on the batch tokens/mask
+ * (the objective: the cross-entropy, plus the penalty of batch-regularized),
  * computed as a training step of m computes them (batch statistics; the norm state, and with it
  * PN's phase, taken from `state`, or m's current state when NULL) but with dropout off and
  * without firing hooks. Nothing of m is written. Returns the loss. */

@@ -54,6 +54,12 @@ typedef struct {
                               * PN schemes approximate it after warm-up) */
     float bn_momentum;       /* --bn-momentum when the user gives none (schemes keeping running
                               * mean/var; 0: the flag does not apply) */
+    float release_bn_momentum; /* --bn-momentum under --release-defaults (0: the scheme's own) */
+    /* A training-inference penalty added to the objective (batch-regularized): its default
+     * weights [position][mean, var] for --rbn-penalty-mean/-var; has_penalty 0: the flags do
+     * not apply. */
+    int has_penalty;
+    float penalty_defaults[2][2];
     int stats_all_rows;      /* the statistics are taken over all N rows of the site's scaled,
                               * mean-filled input rather than over the real rows of its input x:
                               * probes then record the site's own batch_mean/batch_var */
@@ -77,6 +83,15 @@ struct NsNormSite {
      * over rows, forward and backward, is summed over them too, so N ranks compute what one
      * process computes on the whole batch. NULL: statistics over this process's rows only. */
     NsComm *comm;
+
+    /* batch-regularized's penalty: weights lm, lv; the real rows the objective's mean runs over
+     * (the whole batch's, over all ranks, set by the model before each forward; 0: the site's
+     * own real rows); this step's P (already divided by those rows; 0 without a penalty) and
+     * its gradient with respect to mu_B and var_B, [2][d], which backward adds. */
+    float penalty_mean, penalty_var;
+    int objective_rows;
+    double penalty;
+    float *penalty_grad;
 
     /* Affine parameters and their gradients: views into the model's buffers (NULL for none). */
     float *weight, *bias, *dweight, *dbias;
@@ -145,6 +160,11 @@ void ns_affine_forward(const NsNormSite *s, float *y, int N);
 /* dweight += sum dy*xhat, dbias += sum dy over all rows; g = weight * dy. */
 void ns_affine_backward(NsNormSite *s, const float *dy, float *g, int N);
 void ns_fill_nan(float *x, int n);
+
+/* batch's forward and backward (norm_batch.c), which batch-regularized wraps. */
+void ns_batch_forward(NsNormSite *s, const float *x, float *y, const uint8_t *mask, int N,
+                      int training);
+void ns_batch_backward(NsNormSite *s, const float *dy, float *dx, const uint8_t *mask, int N);
 
 /* The quadratic-mean pieces shared by power-v and the PN schemes (norm_power_v.c):
  * psi2_B over real rows into batch_psi2 (returns n); xhat = x / sqrt(psi2 + eps) per channel for

@@ -19,8 +19,8 @@ static void normalize_rows(NsNormSite *s, const float *x, const float *mean, int
     }
 }
 
-static void batch_forward(NsNormSite *s, const float *x, float *y, const uint8_t *mask, int N,
-                          int training)
+void ns_batch_forward(NsNormSite *s, const float *x, float *y, const uint8_t *mask, int N,
+                      int training)
 {
     int d = s->d;
     if (!training) {
@@ -54,7 +54,7 @@ static void batch_forward(NsNormSite *s, const float *x, float *y, const uint8_t
  *   dL/dmu_B  = -inv * sum g          dL/dvar_B = -0.5 * inv^2 * sum g * xhat
  *   dx_i = inv * (g_i - sum(g)/n - xhat_i * sum(g*xhat)/n)   for real rows i
  *   dx_i = inv * g_i                                          for padding rows. */
-static void batch_backward(NsNormSite *s, const float *dy, float *dx, const uint8_t *mask, int N)
+void ns_batch_backward(NsNormSite *s, const float *dy, float *dx, const uint8_t *mask, int N)
 {
     int d = s->d;
     ns_affine_backward(s, dy, dx, N);
@@ -102,6 +102,6 @@ const NsNormScheme ns_scheme_batch = {
     .affine = 1,
     .exact_backward = 1,
     .bn_momentum = 0.1f,
-    .forward = batch_forward,
-    .backward = batch_backward,
+    .forward = ns_batch_forward,
+    .backward = ns_batch_backward,
 };

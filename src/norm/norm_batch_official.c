@@ -138,6 +138,7 @@ const NsNormScheme ns_scheme_batch_official = {
     .groups = NS_GROUPS_LAYER,
     .exact_backward = 1,
     .bn_momentum = 0.05f, /* the release's MaskSyncBatchNorm */
+    .release_bn_momentum = 0.05f,
     .stats_all_rows = 1,
     .forward = official_forward,
     .backward = official_backward,

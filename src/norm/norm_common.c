@@ -55,6 +55,10 @@ void ns_norm_site_init(NsNormSite *s, const char *path, const NsModelConfig *cfg
     s->alpha = cfg->pn_alpha;
     s->warmup = cfg->pn_warmup;
     s->groups = group_count(scheme, cfg);
+    s->penalty_mean = cfg->rbn_penalty_mean;
+    s->penalty_var = cfg->rbn_penalty_var;
+    if (scheme->has_penalty)
+        s->penalty_grad = ns_xcalloc(2 * (size_t)cfg->d_model, sizeof(float));
     int d = s->d;
     s->running_mean = alloc_state(scheme, NS_STATE_RUNNING_MEAN, d);
     s->running_var = alloc_state(scheme, NS_STATE_RUNNING_VAR, d);
@@ -90,6 +94,7 @@ void ns_norm_site_reset_state(NsNormSite *s)
             s->nu[c] = 0.0f;
     }
     s->step = 0;
+    s->penalty = 0.0;
     ns_fill_nan(s->batch_mean, s->d);
     ns_fill_nan(s->batch_var, s->d);
     ns_fill_nan(s->batch_psi2, s->d);
@@ -110,7 +115,8 @@ void ns_norm_site_free(NsNormSite *s)
 {
     float *bufs[] = {s->running_mean, s->running_var, s->running_psi2, s->nu, s->xhat,
                      s->inv_std, s->batch_mean, s->batch_var, s->batch_psi2, s->g_mean,
-                     s->g_var, s->g_psi2, s->grouped, s->dgrouped, s->group_inv};
+                     s->g_var, s->g_psi2, s->grouped, s->dgrouped, s->group_inv,
+                     s->penalty_grad};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     memset(s, 0, sizeof *s);

@@ -14,6 +14,7 @@
 #define NS_NORM_SCHEMES(X)                                                                     \
     X(NS_NORM_LAYER, ns_scheme_layer)                                                          \
     X(NS_NORM_BATCH, ns_scheme_batch)                                                          \
+    X(NS_NORM_BATCH_REGULARIZED, ns_scheme_batch_regularized)                                  \
     X(NS_NORM_BATCH_OFFICIAL, ns_scheme_batch_official)                                        \
     X(NS_NORM_POWER_V, ns_scheme_power_v)                                                      \
     X(NS_NORM_POWER, ns_scheme_power)                                                          \

@@ -224,6 +224,7 @@ int ns_trainer_step(NsTrainer *tr, NsStepInfo *info)
     if (tr->observer.step_begin)
         tr->observer.step_begin(tr->observer.ctx, tr, info->step);
     info->loss = ns_model_forward(m, tr->tokens, tr->mask, 1);
+    info->penalty = m->penalty;
     ns_model_zero_grad(m);
     ns_model_backward(m);
     info->lr = ns_lr_at(&tr->cfg.optim, info->step);

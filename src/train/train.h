@@ -21,6 +21,7 @@ typedef struct NsTrainer NsTrainer;
 typedef struct {
     int64_t step;        /* 1-based index of the step just taken */
     double loss;         /* training loss of this step's batch (before the update) */
+    double penalty;      /* the objective's penalty beside it (batch-regularized; else 0) */
     float lr;            /* learning rate of this step's update */
     double grad_norm;    /* global gradient norm before clipping */
     double step_seconds; /* wall time of forward + backward + update (observers excluded) */
