@@ -297,11 +297,10 @@ static void csv_row(FILE *f, const NsLog *log, const Row *r, const char *site)
     int m = r->growth_max;
     fprintf(f, ",%s,", ns_csv_num(a, sizeof a, m < 0 ? NAN : r->growth[m].growth));
     ns_csv_text(f, m < 0 ? "" : r->growth[m].site);
-    fprintf(f, ",%d", r->stab.unstable ? 1 : 0);
     for (int k = 0; k < N_DIST; k++)
         fprintf(f, ",%s,%s", ns_csv_num(a, sizeof a, r->tid_med[k]),
                 ns_csv_num(b, sizeof b, r->tid_floor[k]));
-    fputc('\n', f);
+    fprintf(f, ",%d\n", r->stab.unstable ? 1 : 0);
 }
 
 static int write_csv(const char *path, NsLog *logs, const Row *rows, int n, const char *site,
@@ -314,9 +313,9 @@ static int write_csv(const char *path, NsLog *logs, const Row *rows, int n, cons
                "best_ppl_step,divergence_step,site,dist_mean_median,dist_mean_p95,"
                "dist_var_median,dist_var_p95,dist_psi2_median,dist_psi2_p95,grad_gain_median,"
                "beta_smoothness_median,hessian_top_eig_median,tokens_per_s_median,"
-               "unk_rate_train,unk_rate_valid,growth,max_growth,max_growth_site,unstable,"
+               "unk_rate_train,unk_rate_valid,growth,max_growth,max_growth_site,"
                "tid_mean_median,tid_mean_floor_median,tid_var_median,tid_var_floor_median,"
-               "tid_psi2_median,tid_psi2_floor_median\n");
+               "tid_psi2_median,tid_psi2_floor_median,unstable\n");
     for (int i = 0; i < n; i++)
         csv_row(f, &logs[i], &rows[i], site);
     if (fclose(f) != 0)
