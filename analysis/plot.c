@@ -179,7 +179,7 @@ static int resolve_style(NsPlotJob *job, char *err)
     if (o->size && parse_size(o->size, &job->width, &job->height, err) < 0)
         return -1;
     const char *font = o->font ? o->font : "Sans,10";
-    if (!font[0] || strlen(font) >= sizeof job->font || strchr(font, '\n'))
+    if (!font[0] || strlen(font) >= sizeof job->font || ns_text_has_control(font))
         return ns_fail(err, "--font '%s': give \"Name,points\", e.g. \"Helvetica,9\"", font);
     snprintf(job->font, sizeof job->font, "%s", font);
     return 0;
@@ -209,6 +209,9 @@ static int prepare_job(NsPlotJob *job, const char *kind, const NsPlotOptions *op
     if (strchr(job->opt.prefix, '/'))
         return ns_fail(err, "plot file prefix '%s' must not contain '/' (use the output "
                             "directory)", job->opt.prefix);
+    if (ns_text_has_control(job->opt.prefix)) /* a file name one can type and list */
+        return ns_fail(err, "plot file prefix '%s' holds a control character; give a plain "
+                            "name", job->opt.prefix);
     if (job->opt.stat && strcmp(job->opt.stat, "var") != 0 && strcmp(job->opt.stat, "psi2") != 0)
         return ns_fail(err, "unknown statistic '%s' for --stat (use var or psi2)",
                        job->opt.stat);

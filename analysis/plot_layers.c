@@ -42,8 +42,11 @@ static int load_run(Run *r, const NsLog *log, const char *stat)
         char err[NS_ERRLEN];
         size_t nx = 0, ny = 0;
         r->s[k].x = ns_log_read_series(log, x, &nx, err);
-        r->s[k].y = ns_log_read_series(log, y, &ny, err);
+        r->s[k].y = r->s[k].x ? ns_log_read_series(log, y, &ny, err) : NULL;
         r->s[k].n = r->s[k].x && r->s[k].y ? (nx < ny ? nx : ny) : 0;
+        if (!r->s[k].x || !r->s[k].y) /* a damaged site is left out, saying why */
+            fprintf(stderr, "normscope: warning: %s: run '%s': site %s left out: %s\n", FIG,
+                    log->path, r->sites[k], err);
         found += ns_count_finite(r->s[k].y, r->s[k].n) > 0;
     }
     if (!found) {

@@ -1,5 +1,7 @@
 #include "seeds.h"
 
+#include "sanitize.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,13 @@ void ns_seed_label(const NsLog *logs, int n, int i, char *buf, size_t len)
         snprintf(buf, len, "%.60s seed %ld", logs[i].label, seed); /* room for the seed */
     else
         snprintf(buf, len, "%s", logs[i].label);
+}
+
+void ns_seed_label_md(const NsLog *logs, int n, int i, char *buf, size_t len)
+{
+    char label[sizeof logs[i].label + 32];
+    ns_seed_label(logs, n, i, label, sizeof label);
+    ns_md_text(buf, len, label);
 }
 
 /* vocab_size is the vocabulary built, which on the embedded corpus (generated from the seed)
