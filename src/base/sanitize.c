@@ -170,7 +170,7 @@ const char *ns_md_text(char *buf, size_t len, const char *s)
 
 static const char *py_escape(long cp, char *piece)
 {
-    if (cp == '\'' || cp == '\\') {
+    if (cp == '"' || cp == '\\') {
         snprintf(piece, 16, "\\%c", (char)cp);
         return piece;
     }
@@ -183,7 +183,7 @@ static const char *py_escape(long cp, char *piece)
 
 const char *ns_py_literal(char *buf, size_t len, const char *s)
 {
-    return sanitize(buf, len, s, "'", "'", py_escape);
+    return sanitize(buf, len, s, "\"", "\"", py_escape);
 }
 
 int ns_text_has_control(const char *s)

@@ -26,7 +26,7 @@ const char *ns_gp_quote(char *buf, size_t len, const char *s);
 /* Text for a Markdown table cell or paragraph: `|`, `[`, `]`, backquote and `\` escaped with a
  * backslash; `<`, `>` and `&` as HTML entities; a newline is a space (a cell is one line). */
 const char *ns_md_text(char *buf, size_t len, const char *s);
-/* A Python 3 string literal, quotes included ('...'): `'` and `\` escaped, every character
+/* A Python 3 string literal, quotes included ("..."): `"` and `\` escaped, every character
  * that is not printable written as \xHH. */
 const char *ns_py_literal(char *buf, size_t len, const char *s);
 
