@@ -444,8 +444,10 @@ const char *ns_gp_run_points(char *buf, size_t len, int run, size_t every)
 
 void ns_plot_warn_skip(const NsLog *log, const char *figure, const char *what)
 {
-    fprintf(stderr, "normscope: warning: %s: skipping run '%s' (%s): %s\n", figure, log->path,
-            log->label, what);
+    char line[3 * NS_PLOT_PATHLEN], shown[3 * NS_PLOT_PATHLEN]; /* one line, no escapes */
+    snprintf(line, sizeof line, "%s: skipping run '%s' (%s): %s", figure, log->path, log->label,
+             what);
+    fprintf(stderr, "normscope: warning: %s\n", ns_text_printable(shown, sizeof shown, line));
 }
 
 int ns_series_load(NsSeries *s, const NsLog *log, const char *xpath, const char *ypath,

@@ -33,6 +33,7 @@
 #include "h5util.h"
 #include "harness.h"
 #include "logs.h"
+#include "sanitize.h"
 
 #define READ_TIMEOUT 20.0 /* seconds; a reader of these logs needs well under one */
 
@@ -286,6 +287,35 @@ static void readers(const char *what, const char *log, const char *out, unsigned
 #define TEXT_READERS (7u << 7)
 #define PLOT_READER(kind) (1u << (kind))
 
+/* ------------------------------------------------------------------ the module itself */
+
+TEST(test_sanitize)
+{
+    char b[64];
+    /* a lone 0x9b is not UTF-8 (U+FFFD); C2 9B is the C1 control CSI (dropped) */
+    const char *in = "a`b\"c\\d\ne\x1b[31mf\x1b]0;title\x07g\x9bh\xc2\x9bi\xff|<j>[k]&";
+    SOFT(!strcmp(ns_gp_quote(b, sizeof b, in),
+                 "\"a\\140b\\\"c\\\\d\\nefg\xef\xbf\xbdhi\xef\xbf\xbd|<j>[k]&\""),
+         "gnuplot: %s\n", b);
+    SOFT(!strcmp(ns_md_text(b, sizeof b, in),
+                 "a\\`b\"c\\\\d efg\xef\xbf\xbdhi\xef\xbf\xbd\\|&lt;j&gt;\\[k\\]&amp;"),
+         "Markdown: %s\n", b);
+    SOFT(!strcmp(ns_text_printable(b, sizeof b, in),
+                 "a`b\"c\\d efg\xef\xbf\xbdhi\xef\xbf\xbd|<j>[k]&"), "text: %s\n", b);
+    SOFT(!strcmp(ns_py_literal(b, sizeof b, "p\"q\\r\ts\xe2\x80\xaet"), "\"p\\\"q\\\\r\\x09st\""),
+         "Python: %s\n", b);
+    /* a short buffer cuts between whole escapes and keeps the closing quote */
+    for (size_t len = 1; len < 12; len++) {
+        ns_gp_quote(b, len, "``````");
+        size_t n = strlen(b);
+        SOFT(n < len && (n < 2 || (b[0] == '"' && b[n - 1] == '"' && (n - 2) % 4 == 0)),
+             "gnuplot literal in %zu bytes: %s\n", len, b);
+    }
+    SOFT(ns_text_has_control("ok \xc3\xa9") == 0 && ns_text_has_control("a\nb") &&
+             ns_text_has_control("\x1b[2J") && ns_text_has_control("\xff"),
+         "ns_text_has_control");
+}
+
 /* ------------------------------------------------------------------ strings in a log */
 
 static void set_string_attr(const char *path, const char *name, const char *value)
@@ -476,6 +506,7 @@ TEST(test_bad_steps)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sanitize),
         cmocka_unit_test(test_log_strings),
         cmocka_unit_test(test_flag_strings),
         cmocka_unit_test(test_sweep_grid_values),
