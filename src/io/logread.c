@@ -117,12 +117,12 @@ static int bad_steps(const NsLog *log, const char *path, const double *v, size_t
     if (len < 4 || strcmp(path + len - 4, "step") != 0 || (len > 4 && path[len - 5] != '/'))
         return 0;
     for (size_t i = 0; i < n; i++) {
-        int ok = isfinite(v[i]) && v[i] >= 0 && v[i] < 9007199254740992.0 && v[i] == floor(v[i]) &&
-                 (i == 0 || v[i] >= v[i - 1]);
+        int ok = isfinite(v[i]) && v[i] >= 0 && v[i] < 9007199254740992.0 &&
+                 v[i] == floor(v[i]) && (i == 0 || v[i] >= v[i - 1]);
         if (!ok)
             return ns_fail(err, "'%s' in '%s' is damaged: row %zu holds step %.17g (steps must "
-                                "be whole numbers from 0 up, never decreasing)", path, log->path, i,
-                           v[i]);
+                                "be whole numbers from 0 up, never decreasing)", path, log->path,
+                           i, v[i]);
     }
     return 0;
 }
