@@ -382,17 +382,25 @@ TEST(test_flag_strings)
 
 /* ------------------------------------------------------------------ grid values */
 
-TEST(test_sweep_grid_values)
+/* A corpus file (its lines alternate two sentences) whose last 5 %, the validation text, fills
+ * a tiny batch. */
+static void write_corpus(const char *path)
 {
-    /* two corpora whose file names are the grid's values, and so the onset map's x tics */
-    const char *names[2] = {"a`touch PWq`\".txt", "b|<i>[x]&amp;\\.txt"};
-    static char text[2000 * 32]; /* its last 5 %, the validation text, fills a batch */
+    static char text[2000 * 32];
     size_t len = 0;
     for (int i = 0; i < 2000; i++)
         len += (size_t)sprintf(text + len, "%s\n", i % 2 ? "the cat sat on the mat" :
                                                              "a dog ran in the park");
+    write_file(path, text, len);
+}
+
+
+TEST(test_sweep_grid_values)
+{
+    /* two corpora whose file names are the grid's values, and so the onset map's x tics */
+    const char *names[2] = {"a`touch PWq`\".txt", "b|<i>[x]&amp;\\.txt"};
     for (int i = 0; i < 2; i++)
-        write_file(scratch(names[i]), text, len);
+        write_corpus(scratch(names[i]));
     const char *argv[] = {"sweep", "--grid", stable(fmt("corpus=%s,%s", names[0], names[1])),
                           "--out", "sw", "--norm", "batch", "--d-model", "32", "--heads", "2",
                           "--d-ff", "64", "--layers", "2", "--seq-len", "16", "--batch-size",
@@ -405,6 +413,25 @@ TEST(test_sweep_grid_values)
     char *csv = slurp(scratch("sw/sweep.csv"), NULL);
     SOFT(strstr(csv, "\"a`touch PWq`\"\".txt\""), "sweep.csv does not quote the value:\n%s", csv);
     free(csv);
+}
+
+TEST(test_study_strings)
+{
+    /* the corpus name reaches report.md's configuration, the notebook's table, the figures */
+    const char *corpus = "s`touch PWs`|<i>x.txt";
+    write_corpus(scratch(corpus));
+    const char *argv[] = {"study", "--schemes", "layer", "--corpus", corpus, "--out", "st",
+                          "--d-model", "32", "--heads", "2", "--d-ff", "64", "--layers", "2",
+                          "--seq-len", "16", "--batch-size", "8", "--steps", "20",
+                          "--eval-every", "10", "--log-every", "1000", "--threads", "1", NULL};
+    int code = expect_safe("hostile corpus name in a study", argv, 120.0);
+    SOFT(code == 0, "study with a hostile corpus name exits %d", code);
+    check_artifacts("study", scratch("st"));
+    check_artifacts("study figures", scratch("st/figures"));
+    char *report = slurp(scratch("st/report.md"), NULL);
+    SOFT(strstr(report, "s\\`touch PWs\\`\\|&lt;i&gt;x.txt") && !strstr(report, "<i>"),
+         "report.md does not show the corpus name as text:\n%.600s", report);
+    free(report);
 }
 
 /* ------------------------------------------------------------------ bounded readers */
@@ -510,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_log_strings),
         cmocka_unit_test(test_flag_strings),
         cmocka_unit_test(test_sweep_grid_values),
+        cmocka_unit_test(test_study_strings),
         cmocka_unit_test(test_declared_rows),
         cmocka_unit_test(test_bad_steps),
     };
