@@ -1,13 +1,12 @@
 #include "seeds.h"
 
-#include "sanitize.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "run_config.h"
+#include "sanitize.h"
 #include "util.h"
 
 long ns_log_seed(const NsLog *log)
