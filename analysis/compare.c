@@ -25,6 +25,7 @@
 #include "sweep_summary.h"
 #include "util.h"
 #include "window.h"
+#include "sanitize.h"
 
 #define WINDOW_LO 0.8 /* the last 20 % of training */
 
@@ -240,8 +241,11 @@ static void md_row(NsText *t, const NsLog *log, const Row *r)
         snprintf(seed, sizeof seed, "n/a");
     else
         snprintf(seed, sizeof seed, "%ld", r->seed);
-    ns_text_printf(t, " | %s | %s | %s | %.0f / %s | %s | ", log->norm, log->position, seed,
-                   r->steps_done, a, ns_window_num(b, sizeof b, r->final_ppl));
+    char norm[sizeof log->norm * 6], position[sizeof log->position * 6];
+    ns_text_printf(t, " | %s | %s | %s | %.0f / %s | %s | ",
+                   ns_md_text(norm, sizeof norm, log->norm),
+                   ns_md_text(position, sizeof position, log->position), seed, r->steps_done, a,
+                   ns_window_num(b, sizeof b, r->final_ppl));
     if (isnan(r->best_ppl))
         ns_text_printf(t, "n/a | ");
     else

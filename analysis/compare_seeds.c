@@ -15,6 +15,16 @@
 #include "window.h"
 
 /* The spread over group g of field `off` of the rows (a double inside NsCompareRow). */
+/* "<lead>norm | position | " of a run, both as Markdown text (a log's strings are data). */
+static void md_scheme(NsText *md, const char *lead, const NsLog *log)
+{
+    ns_text_printf(md, "%s", lead);
+    ns_text_md(md, log->norm);
+    ns_text_printf(md, " | ");
+    ns_text_md(md, log->position);
+    ns_text_printf(md, " | ");
+}
+
 static NsSpread group_spread(const NsCompareRow *rows, int n, int g, size_t off)
 {
     double *v = ns_xmalloc(sizeof(double) * (size_t)n);
@@ -123,7 +133,7 @@ void ns_compare_seeds_md(NsText *md, const NsLog *logs, const NsCompareRow *rows
         int first = group_first(rows, n, g);
         NsSpread s = group_spread(rows, n, g, FIELD(final_ppl));
         char a[64];
-        ns_text_printf(md, "| %s | %s | ", logs[first].norm, logs[first].position);
+        md_scheme(md, "| ", &logs[first]);
         seeds_list(md, rows, n, g, ", ");
         int count = 0;
         for (int i = 0; i < n; i++)
@@ -203,7 +213,7 @@ static void sites_md_runs(NsText *md, const NsLog *logs, const NsCompareRow *row
             char a[32], b[32], c[32];
             ns_text_printf(md, "| ");
             ns_text_md(md, logs[i].path);
-            ns_text_printf(md, " | %s | %s | ", logs[i].norm, logs[i].position);
+            md_scheme(md, " | ", &logs[i]);
             if (rows[i].seed < 0)
                 ns_text_printf(md, "n/a");
             else
@@ -236,7 +246,7 @@ static void sites_md_groups(NsText *md, const NsLog *logs, const NsCompareRow *r
             ns_spread(late, m, &sl);
             free(late);
             char a[64], b[64];
-            ns_text_printf(md, "| %s | %s | ", logs[first].norm, logs[first].position);
+            md_scheme(md, "| ", &logs[first]);
             seeds_list(md, rows, n, g, ", ");
             ns_text_printf(md, " | `%s` | %s | %s | %s | %s |\n", site,
                            rows[first].growth[k].stat, ns_spread_text(a, sizeof a, &sl),

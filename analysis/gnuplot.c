@@ -32,22 +32,6 @@ const char NS_HINT_LIPSCHITZ[] =
 
 /* ------------------------------------------------------------------------------ script text */
 
-const char *ns_gp_quote(char *buf, size_t len, const char *s)
-{
-    size_t o = 0;
-    if (len < 3)
-        return "\"\"";
-    buf[o++] = '"';
-    for (; *s && o + 3 < len; s++) {
-        if (*s == '"' || *s == '\\' || *s == '\n')
-            buf[o++] = '\\';
-        buf[o++] = *s == '\n' ? 'n' : *s; /* a newline stays a line break in titles */
-    }
-    buf[o++] = '"';
-    buf[o] = '\0';
-    return buf;
-}
-
 void ns_gp_axes(FILE *gp, const char *title, const char *xlabel, const char *ylabel, int logy)
 {
     char q[3][512];
@@ -91,8 +75,10 @@ static void write_run_styles(FILE *gp, const NsPlotJob *job)
     } else {
         fprintf(gp, "# One colour per scheme, the same in every normscope figure; a further run of a "
                     "scheme\n# (seed, position) has another dash type and marker. Run i:");
-        for (int i = 0; i < job->n_logs; i++)
-            fprintf(gp, "%s %d=%s", i ? "," : "", i, job->logs[i].label);
+        char label[sizeof job->logs[0].label];
+        for (int i = 0; i < job->n_logs; i++) /* a newline would end the comment */
+            fprintf(gp, "%s %d=%s", i ? "," : "", i,
+                    ns_text_printable(label, sizeof label, job->logs[i].label));
         NsSchemeStyle st[64];
         int m = job->n_logs < 64 ? job->n_logs : 64;
         for (int i = 0; i < m; i++) {
@@ -158,11 +144,16 @@ static void write_script_head(NsFig *f, const char *what)
         snprintf(files + strlen(files), sizeof files - strlen(files), "%s%.200s.%s",
                  k ? (k + 1 == job->n_formats ? " and " : ", ") : "", f->name, job->formats[k]);
     }
+    /* comments are one line each: a newline in them would start a command */
+    char c[4][NS_PLOT_PATHLEN];
     fprintf(f->gp,
             "# normscope plot %s: %s\n"
             "# Data: %s (one block per run, see its comments). Edit this file and re-run it\n"
             "# with `gnuplot %s.gp`: it makes %s next to itself.\n\n",
-            job->kind, what, dat, f->name, files);
+            job->kind, ns_text_printable(c[0], sizeof c[0], what),
+            ns_text_printable(c[1], sizeof c[1], dat),
+            ns_text_printable(c[2], sizeof c[2], f->name),
+            ns_text_printable(c[3], sizeof c[3], files));
     fprintf(f->gp,
             "# Work in this script's directory, wherever gnuplot was started.\n"
             "lastslash(s, i) = i < 1 ? 0 : (s[i:i] eq \"/\" ? i : lastslash(s, i - 1))\n"
@@ -211,15 +202,19 @@ int ns_fig_open(NsFig *f, NsPlotJob *job, const char *part, const char *what, ch
             "# normscope plot %s: %s\n"
             "# One block per run (gnuplot `index` 0, 1, ...), blocks separated by two blank "
             "lines.\n# NaN = not recorded (gnuplot skips it).\n",
-            job->kind, what);
+            job->kind, ns_text_printable(path, sizeof path, what));
     write_script_head(f, what);
     return 0;
 }
 
 int ns_fig_block(NsFig *f, int run, const NsLog *log, const char *note, const char *columns)
 {
+    /* one comment line: a newline in a path would make a data row of the rest */
+    char c[3][NS_PLOT_PATHLEN];
     fprintf(f->dat, "\n# index %d: run %d: %s, file %s%s%s\n# columns: %s\n", f->blocks, run,
-            log->label, log->path, note ? ", " : "", note ? note : "", columns);
+            ns_text_printable(c[0], sizeof c[0], log->label),
+            ns_text_printable(c[1], sizeof c[1], log->path), note ? ", " : "",
+            ns_text_printable(c[2], sizeof c[2], note ? note : ""), columns);
     return f->blocks++;
 }
 
@@ -449,8 +444,10 @@ const char *ns_gp_run_points(char *buf, size_t len, int run, size_t every)
 
 void ns_plot_warn_skip(const NsLog *log, const char *figure, const char *what)
 {
-    fprintf(stderr, "normscope: warning: %s: skipping run '%s' (%s): %s\n", figure, log->path,
-            log->label, what);
+    char line[3 * NS_PLOT_PATHLEN], shown[3 * NS_PLOT_PATHLEN]; /* one line, no escapes */
+    snprintf(line, sizeof line, "%s: skipping run '%s' (%s): %s", figure, log->path, log->label,
+             what);
+    fprintf(stderr, "normscope: warning: %s\n", ns_text_printable(shown, sizeof shown, line));
 }
 
 int ns_series_load(NsSeries *s, const NsLog *log, const char *xpath, const char *ypath,

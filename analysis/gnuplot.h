@@ -9,6 +9,7 @@
 
 #include "logread.h"
 #include "plot.h"
+#include "sanitize.h" /* ns_gp_quote: every string in a script */
 
 #define NS_PLOT_MAX_IMAGES 32
 #define NS_PLOT_MAX_FORMATS 3 /* png, svg, pdf */
@@ -59,8 +60,6 @@ void ns_fig_end_block(NsFig *f);
 int ns_fig_close(NsFig *f, char *err);
 void ns_fig_discard(NsFig *f);
 
-/* A string as a gnuplot double-quoted literal (escapes " and \, newline as \n). */
-const char *ns_gp_quote(char *buf, size_t len, const char *s);
 /* `set title/xlabel/ylabel`, the y log scale of the next panel, and its y range and tics back
  * to automatic (ns_gp_yrange fits them to the data). */
 void ns_gp_axes(FILE *gp, const char *title, const char *xlabel, const char *ylabel, int logy);

@@ -179,9 +179,21 @@ static int resolve_style(NsPlotJob *job, char *err)
     if (o->size && parse_size(o->size, &job->width, &job->height, err) < 0)
         return -1;
     const char *font = o->font ? o->font : "Sans,10";
-    if (!font[0] || strlen(font) >= sizeof job->font || strchr(font, '\n'))
+    if (!font[0] || strlen(font) >= sizeof job->font || ns_text_has_control(font))
         return ns_fail(err, "--font '%s': give \"Name,points\", e.g. \"Helvetica,9\"", font);
     snprintf(job->font, sizeof job->font, "%s", font);
+    return 0;
+}
+
+/* A file-name prefix: no folder, and a name one can type and list (no control character). */
+static int check_prefix(const char *prefix, char *err)
+{
+    if (strchr(prefix, '/'))
+        return ns_fail(err, "plot file prefix '%s' must not contain '/' (use the output "
+                            "directory)", prefix);
+    if (ns_text_has_control(prefix))
+        return ns_fail(err, "plot file prefix '%s' holds a control character; give a plain "
+                            "name", prefix);
     return 0;
 }
 
@@ -190,6 +202,8 @@ int ns_plot_style_check(const NsPlotOptions *opt, char *err)
     NsPlotJob job;
     memset(&job, 0, sizeof job);
     job.opt = *opt;
+    if (opt->prefix && check_prefix(opt->prefix, err) < 0)
+        return -1;
     return resolve_style(&job, err);
 }
 
@@ -206,9 +220,8 @@ static int prepare_job(NsPlotJob *job, const char *kind, const NsPlotOptions *op
         job->opt.out_dir = "figures";
     if (!job->opt.prefix || !job->opt.prefix[0])
         job->opt.prefix = kind;
-    if (strchr(job->opt.prefix, '/'))
-        return ns_fail(err, "plot file prefix '%s' must not contain '/' (use the output "
-                            "directory)", job->opt.prefix);
+    if (check_prefix(job->opt.prefix, err) < 0)
+        return -1;
     if (job->opt.stat && strcmp(job->opt.stat, "var") != 0 && strcmp(job->opt.stat, "psi2") != 0)
         return ns_fail(err, "unknown statistic '%s' for --stat (use var or psi2)",
                        job->opt.stat);

@@ -29,8 +29,8 @@ typedef struct {
     const char *font;        /* "Name,points" (gnuplot's font syntax); default "Sans,10" */
 } NsPlotOptions;
 
-/* Checks format, size and font of opt (what --format, --size, --font were given). Returns 0, or
- * -1 with one line in err naming the flag. */
+/* Checks format, size, font and prefix of opt (what --format, --size, --font, --prefix were
+ * given). Returns 0, or -1 with one line in err naming the flag. */
 int ns_plot_style_check(const NsPlotOptions *opt, char *err);
 
 /* The image style of every later figure whose options leave format, size or font NULL, taken

@@ -42,8 +42,15 @@ static int load_run(Run *r, const NsLog *log, const char *stat)
         char err[NS_ERRLEN];
         size_t nx = 0, ny = 0;
         r->s[k].x = ns_log_read_series(log, x, &nx, err);
-        r->s[k].y = ns_log_read_series(log, y, &ny, err);
+        r->s[k].y = r->s[k].x ? ns_log_read_series(log, y, &ny, err) : NULL;
         r->s[k].n = r->s[k].x && r->s[k].y ? (nx < ny ? nx : ny) : 0;
+        if (!r->s[k].x || !r->s[k].y) { /* a damaged site is left out, saying why */
+            char line[2 * NS_ERRLEN + 1200], shown[sizeof line];
+            snprintf(line, sizeof line, "%s: run '%s': site %s left out: %s", FIG, log->path,
+                     r->sites[k], err);
+            fprintf(stderr, "normscope: warning: %s\n",
+                    ns_text_printable(shown, sizeof shown, line));
+        }
         found += ns_count_finite(r->s[k].y, r->s[k].n) > 0;
     }
     if (!found) {

@@ -137,7 +137,8 @@ static int write_block(NsFig *f, const Map *m, const char *scheme, const char *g
             continue;
         if (rows++ == 0)
             fprintf(f->dat, "\n# index %d: %s (%s)\n# columns: x_index y_index growth "
-                            "diverged_at label log\n", f->blocks, scheme, group);
+                            "diverged_at label log\n", f->blocks, scheme,
+                    ns_text_printable(g, sizeof g, group));
         const NsSweepRow *r = &t->rows[c];
         char gr[64], dv[64], label[80];
         ns_sweep_format(gr, sizeof gr, r->growth);
@@ -151,8 +152,9 @@ static int write_block(NsFig *f, const Map *m, const char *scheme, const char *g
             snprintf(label, sizeof label, "n/a");
         int x = m->kx < 0 ? 0 : find(m->xs, m->nx, value(t, c, m->kx));
         int y = m->ky < 0 ? 0 : find(m->ys, m->ny, value(t, c, m->ky));
+        char logpath[1024]; /* the last column: one line whatever the path holds */
         fprintf(f->dat, "%d %d %s %s %s %s\n", x, y, gr[0] ? gr : "NaN", dv[0] ? dv : "NaN",
-                label, t->log_paths[c]);
+                label, ns_text_printable(logpath, sizeof logpath, t->log_paths[c]));
     }
     if (rows)
         fprintf(f->dat, "\n\n");

@@ -10,6 +10,7 @@
 #include "study_report.h"
 #include "window.h"
 #include "util.h"
+#include "sanitize.h"
 
 /* ------------------------------------------------------------------ measurements */
 
@@ -126,7 +127,9 @@ static void write_settings(FILE *f, const NsLog *logs, const char *const *names,
             snprintf(g, sizeof g, groups ? "%ld" : "0 (none)", groups);
             snprintf(w, sizeof w, "%ld", warm);
         }
-        fprintf(f, "| %s | %s | %s | %s | %s | %s | %s |\n", names[i], logs[i].norm, m,
+        char norm[sizeof logs[i].norm * 6];
+        fprintf(f, "| %s | %s | %s | %s | %s | %s | %s |\n", names[i],
+                ns_md_text(norm, sizeof norm, logs[i].norm), m,
                 has_ls ? (nols ? "off" : "on") : "-", g, w, rel ? "yes" : "no");
     }
     fprintf(f, "\n");

@@ -70,7 +70,7 @@ static void table(FILE *f, NsLog *logs, int n, Summary (*sum)[N_MEASURES])
     fprintf(f, "\n");
     for (int i = 0; i < n; i++) {
         char label[160];
-        ns_seed_label(logs, n, i, label, sizeof label);
+        ns_seed_label_md(logs, n, i, label, sizeof label);
         fprintf(f, "| %s | %zu |", label, sum[i][0].n);
         for (int m = 0; m < N_MEASURES; m++)
             fprintf(f, " %s [%s, %s] |", ns_window_num(a, sizeof a, sum[i][m].med),
@@ -98,7 +98,7 @@ static void compare(FILE *f, NsLog *logs, int n, Summary (*sum)[N_MEASURES], int
         fprintf(f, "- %s: no run recorded it.\n", MEASURES[m].what);
         return;
     }
-    ns_seed_label(logs, n, lo, label, sizeof label);
+    ns_seed_label_md(logs, n, lo, label, sizeof label);
     fprintf(f, "- Smallest %s: %s (median %s)", MEASURES[m].what, label,
             ns_window_num(a, sizeof a, sum[lo][m].med));
     if (next < 0) {
@@ -106,7 +106,7 @@ static void compare(FILE *f, NsLog *logs, int n, Summary (*sum)[N_MEASURES], int
         return;
     }
     int overlap = sum[lo][m].q3 >= sum[next][m].q1;
-    ns_seed_label(logs, n, next, label, sizeof label);
+    ns_seed_label_md(logs, n, next, label, sizeof label);
     fprintf(f, ", then %s (median %s): %s.\n", label, ns_window_num(b, sizeof b, sum[next][m].med),
             overlap ? "their interquartile ranges overlap, so the difference is within the "
                       "step-to-step variation (noise)"

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "run_config.h"
+#include "sanitize.h"
 #include "util.h"
 
 long ns_log_seed(const NsLog *log)
@@ -54,6 +55,13 @@ void ns_seed_label(const NsLog *logs, int n, int i, char *buf, size_t len)
         snprintf(buf, len, "%.60s seed %ld", logs[i].label, seed); /* room for the seed */
     else
         snprintf(buf, len, "%s", logs[i].label);
+}
+
+void ns_seed_label_md(const NsLog *logs, int n, int i, char *buf, size_t len)
+{
+    char label[sizeof logs[i].label + 32];
+    ns_seed_label(logs, n, i, label, sizeof label);
+    ns_md_text(buf, len, label);
 }
 
 /* vocab_size is the vocabulary built, which on the embedded corpus (generated from the seed)

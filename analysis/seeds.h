@@ -16,6 +16,8 @@ long ns_log_seed(const NsLog *log);
 /* Run i's label ("batch (post)"), with its seed ("batch (post) seed 2") when another of the n
  * runs shares the label: how legends, tables and the report tell repetitions apart. */
 void ns_seed_label(const NsLog *logs, int n, int i, char *buf, size_t len);
+/* The same as Markdown text (ns_md_text): what the reports' tables and sentences show. */
+void ns_seed_label_md(const NsLog *logs, int n, int i, char *buf, size_t len);
 
 /* 1 when a and b have the same configuration apart from the seed, else 0. */
 int ns_logs_same_but_seed(const NsLog *a, const NsLog *b);

@@ -13,6 +13,7 @@
 #include "sites.h"
 #include "stats.h"
 #include "util.h"
+#include "sanitize.h"
 
 #define GROWS 2.0  /* claim 1: BN's distance grows by more than this ... */
 #define ABOVE 10.0 /* ... and ends more than this many times PN-V's */
@@ -124,8 +125,8 @@ void ns_report_sites(FILE *f, const NsLog *logs, int n, const char *first, char 
         int i = group_first(&s, g);
         NsSpread at_first = site_spread(&s, g, first, GROWTH), best = {0}, late;
         int k = group_max_site(&s, g, &best);
-        char a[64], b[64], c[64];
-        fprintf(f, "| %s | ", logs[i].label);
+        char a[64], b[64], c[64], label[512];
+        fprintf(f, "| %s | ", ns_md_text(label, sizeof label, logs[i].label));
         seed_list(f, &s, logs, g);
         if (k < 0) {
             fprintf(f, " | %s | n/a | n/a | n/a |\n", ns_spread_text(a, sizeof a, &at_first));
@@ -285,8 +286,8 @@ void ns_report_training_seeds(FILE *f, const NsLog *logs, int n)
                "standard deviation:\n\n| configuration | seeds | final ppl | min | max |\n"
                "|---|---|---:|---:|---:|\n");
     for (int g = 0; g < s.n_groups; g++) {
-        char a[64];
-        fprintf(f, "| %s | ", logs[group_first(&s, g)].label);
+        char a[64], label[512];
+        fprintf(f, "| %s | ", ns_md_text(label, sizeof label, logs[group_first(&s, g)].label));
         seed_list(f, &s, logs, g);
         fprintf(f, " | %s | %.4g | %.4g |\n", ns_spread_text(a, sizeof a, &ppl[g]), ppl[g].min,
                 ppl[g].max);
@@ -296,10 +297,12 @@ void ns_report_training_seeds(FILE *f, const NsLog *logs, int n)
         for (int b = a + 1; b < s.n_groups; b++) {
             if (!ns_spread_within(&ppl[a], &ppl[b]))
                 continue;
+            char la[512], lb[512];
             fprintf(f, "- %s (%.4g) against %s (%.4g): the difference, %.3g, is **within seed "
                        "spread** (seed range up to %.3g): these runs do not tell the two "
-                       "apart.\n", logs[group_first(&s, a)].label, ppl[a].mean,
-                    logs[group_first(&s, b)].label, ppl[b].mean, fabs(ppl[a].mean - ppl[b].mean),
+                       "apart.\n", ns_md_text(la, sizeof la, logs[group_first(&s, a)].label),
+                    ppl[a].mean, ns_md_text(lb, sizeof lb, logs[group_first(&s, b)].label),
+                    ppl[b].mean, fabs(ppl[a].mean - ppl[b].mean),
                     fmax(ppl[a].max - ppl[a].min, ppl[b].max - ppl[b].min));
         }
     fprintf(f, "\n");

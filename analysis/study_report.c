@@ -14,6 +14,7 @@
 #include "study_claims.h"
 #include "table.h"
 #include "util.h"
+#include "sanitize.h"
 #include "window.h"
 
 #define BUCKETS 5
@@ -112,10 +113,13 @@ void ns_study_report_config(FILE *f, const NsLog *log)
     ns_log_attr_long(log, "seed", &seed);
     ns_log_attr_long(log, "warmup", &warmup);
     ns_log_attr_double(log, "lr", &lr);
+    char md[5][sizeof corpus * 6]; /* the log's strings as Markdown text */
     fprintf(f, "- corpus: %s (%s tokens, %s batching)\n- model: d=%ld, L=%ld, H=%ld, F=%ld, "
                "T=%ld, B=%ld, V=%ld, norm position %s\n- training: %ld steps, lr %g, warm-up "
-               "%ld, seed %ld; normscope %s\n\n", corpus, tok, batching, d, L, H, F, T, B, V,
-            log->position, steps, lr, warmup, seed, log->version);
+               "%ld, seed %ld; normscope %s\n\n", ns_md_text(md[0], sizeof md[0], corpus),
+            ns_md_text(md[1], sizeof md[1], tok), ns_md_text(md[2], sizeof md[2], batching), d,
+            L, H, F, T, B, V, ns_md_text(md[3], sizeof md[3], log->position), steps, lr, warmup,
+            seed, ns_md_text(md[4], sizeof md[4], log->version));
 }
 
 static void write_forward(FILE *f, const NsLog *logs, int n, const char *site, int largest)
@@ -135,7 +139,7 @@ static void write_forward(FILE *f, const NsLog *logs, int n, const char *site, i
     for (int i = 0; i < 2 * n; i++) {
         const NsLog *log = &logs[i / 2];
         char name[40], label[128];
-        ns_seed_label(logs, n, i / 2, label, sizeof label);
+        ns_seed_label_md(logs, n, i / 2, label, sizeof label);
         snprintf(name, sizeof name, "%s%s", i % 2 ? "rel_" : "", primary_distance(log));
         double med[BUCKETS];
         bucket_medians(log, site, name, med);
@@ -196,7 +200,7 @@ static void write_backward(FILE *f, const NsLog *logs, int n, const char *site)
         if (isnan(med))
             continue;
         char label[128];
-        ns_seed_label(logs, n, i, label, sizeof label);
+        ns_seed_label_md(logs, n, i, label, sizeof label);
         fprintf(f, "| %s | %s | %.3g | %.3g | %.3g | %.3g |\n", label,
                 primary_gradient(&logs[i]), med, p99, mx, mx / med);
     }
@@ -242,15 +246,18 @@ static void write_training(FILE *f, const NsLog *logs, int n)
     for (int i = 0; i < n; i++) {
         double ppl = final_ppl(&logs[order[i]]);
         char label[128];
-        ns_seed_label(logs, n, order[i], label, sizeof label);
+        ns_seed_label_md(logs, n, order[i], label, sizeof label);
         if (isfinite(ppl))
             fprintf(f, "%s%s %.2f", shown++ ? " < " : "", label, ppl);
     }
     fprintf(f, " (lower is better; the paper reports PN below LN below BN).");
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        char label[512];
         if (!isfinite(final_ppl(&logs[order[i]])))
             fprintf(f, " %s has no finite final validation loss: it diverged (see the table's "
-                       "\"diverged at\" column).", logs[order[i]].label);
+                       "\"diverged at\" column).",
+                    ns_md_text(label, sizeof label, logs[order[i]].label));
+    }
     fprintf(f, "\n\n");
     free(order);
     ns_report_training_seeds(f, logs, n);

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sanitize.h"
 #include "sites.h"
+#include "table.h"
 #include "util.h"
 #include "window.h"
 
@@ -99,15 +101,20 @@ static void write_csv(FILE *f, const NsSweepTable *t)
     for (int c = 0; c < t->n_cells; c++) {
         char v[N_FIELDS][64];
         row_fields(&t->rows[c], t->ok[c], v);
-        for (int k = 0; k < t->n_keys; k++)
-            fprintf(f, "%s,", t->values[c * t->n_keys + k]);
-        for (int k = 0; k < N_FIELDS; k++)
-            fprintf(f, "%s%s", v[k], k + 1 < N_FIELDS ? "," : "\n");
+        for (int k = 0; k < t->n_keys; k++) { /* a value may hold a comma or a quote */
+            ns_csv_text(f, t->values[c * t->n_keys + k]);
+            fputc(',', f);
+        }
+        for (int k = 0; k < N_FIELDS; k++) { /* growth_site is a name from the log */
+            ns_csv_text(f, v[k]);
+            fputc(k + 1 < N_FIELDS ? ',' : '\n', f);
+        }
     }
 }
 
 static void write_md(FILE *f, const NsSweepTable *t)
 {
+    char md[1024]; /* a grid value (a corpus file name...) or a path is text, not markup */
     fprintf(f, "# Sweep\n\n%d cells. growth = median distance between the batch statistic and its "
                "running value (dist_var; dist_psi2 for the PN family) over the last fifth of the "
                "run / over the second fifth, at growth_site, the site where it is largest; "
@@ -131,14 +138,15 @@ static void write_md(FILE *f, const NsSweepTable *t)
         row_fields(&t->rows[c], t->ok[c], v);
         fprintf(f, "|");
         for (int k = 0; k < t->n_keys; k++)
-            fprintf(f, " %s |", t->values[c * t->n_keys + k]);
+            fprintf(f, " %s |", ns_md_text(md, sizeof md, t->values[c * t->n_keys + k]));
         for (int k = 0; k < N_FIELDS; k++)
-            fprintf(f, " %s |", v[k]);
+            fprintf(f, " %s |", ns_md_text(md, sizeof md, v[k]));
         fprintf(f, "\n");
     }
     for (int c = 0; c < t->n_cells; c++)
         if (!t->ok[c])
-            fprintf(f, "\n- %s: the log could not be read (empty row)\n", t->log_paths[c]);
+            fprintf(f, "\n- %s: the log could not be read (empty row)\n",
+                    ns_md_text(md, sizeof md, t->log_paths[c]));
 }
 
 static int write_file(const char *path, void (*body)(FILE *, const NsSweepTable *),

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "sanitize.h"
 
 void ns_text_printf(NsText *t, const char *fmt, ...)
 {
@@ -26,8 +27,8 @@ void ns_text_printf(NsText *t, const char *fmt, ...)
 
 void ns_text_md(NsText *t, const char *s)
 {
-    for (; *s; s++)
-        ns_text_printf(t, *s == '|' ? "\\|" : "%c", *s);
+    char md[4096];
+    ns_text_printf(t, "%s", ns_md_text(md, sizeof md, s));
 }
 
 /* Warnings: printed at once and repeated under the table, where the reader of the report

@@ -13,7 +13,7 @@ typedef struct {
 } NsText;
 
 void ns_text_printf(NsText *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Markdown cell text: '|' escaped. */
+/* Markdown cell text (ns_md_text: no markup, no column, no line from the string). */
 void ns_text_md(NsText *t, const char *s);
 /* Prints "normscope: warning: <line>" and keeps "- <line>" in notes. */
 void ns_text_note(NsText *notes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -34,6 +34,7 @@
 #include "logread.h"
 #include "stats.h"
 #include "util.h"
+#include "sanitize.h"
 
 #define LOSS_WINDOW 50
 #define STALL_INTERVALS 3
@@ -191,8 +192,11 @@ static char *render(const NsLog *log, Progress *p)
     FILE *m = open_memstream(&text, &len);
     time_t now = time(NULL);
     strftime(clock, sizeof clock, "%H:%M:%S", localtime(&now));
-    fprintf(m, "normscope watch  %s  %s  L=%ld d=%ld  [%s]\n", log->path, log->label,
-            log->n_layers, log->d_model, clock);
+    char path[sizeof log->path], label[sizeof log->label]; /* no escape reaches the terminal */
+    fprintf(m, "normscope watch  %s  %s  L=%ld d=%ld  [%s]\n",
+            ns_text_printable(path, sizeof path, log->path),
+            ns_text_printable(label, sizeof label, log->label), log->n_layers, log->d_model,
+            clock);
     render_steps(m, log, p);
     render_sites(m, log);
     fclose(m);
@@ -240,8 +244,10 @@ static int open_waiting(NsLog *log, const char *path, double interval, int once,
         int fresh = !missing && difftime(time(NULL), st.st_mtime) < 5.0;
         if (once || interrupted || !((missing && waited < 60.0) || (fresh && waited < 10.0)))
             return -1;
+        char shown[4096];
         if (!said++)
-            fprintf(stderr, "normscope: watch: waiting for '%s' to become a run log...\n", path);
+            fprintf(stderr, "normscope: watch: waiting for '%s' to become a run log...\n",
+                    ns_text_printable(shown, sizeof shown, path));
         pause_for(interval);
     }
 }
@@ -328,8 +334,10 @@ static int watch_loop(NsLog *log, const WatchOptions *o)
     for (;;) {
         char *text = render(log, &p);
         if (p.damage[0]) {
+            char shown[sizeof p.damage];
             free(text);
-            fprintf(stderr, "normscope: watch: %s\n", p.damage);
+            fprintf(stderr, "normscope: watch: %s\n",
+                    ns_text_printable(shown, sizeof shown, p.damage));
             return NS_EXIT_ERROR;
         }
         if (interrupted)
@@ -346,10 +354,11 @@ static int watch_loop(NsLog *log, const WatchOptions *o)
             break;
         pause_for(o->interval);
     }
+    char shown[sizeof log->path];
     if (state == STALLED && !o->once)
         fprintf(stderr, "normscope: watch: '%s' stopped growing at step %.0f of %.0f: the run "
                         "ended without finishing (crashed, killed or interrupted?)\n",
-                log->path, p.step, p.total);
+                ns_text_printable(shown, sizeof shown, log->path), p.step, p.total);
     if (o->once)
         return NS_EXIT_OK;
     return state == DIVERGED ? NS_EXIT_DIVERGED : state == STALLED ? NS_EXIT_ERROR : NS_EXIT_OK;
@@ -371,7 +380,8 @@ int ns_watch_run(const char *file, double interval, int once)
         sigaction(SIGINT, &old, NULL);
         if (interrupted)
             return NS_EXIT_OK;
-        fprintf(stderr, "normscope: %s\n", err);
+        char shown[NS_ERRLEN];
+        fprintf(stderr, "normscope: %s\n", ns_text_printable(shown, sizeof shown, err));
         return NS_EXIT_ERROR;
     }
     rc = watch_loop(&log, &o);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sanitize.h"
 #include "util.h"
 
 static const NsCommand COMMANDS[] = {
@@ -69,12 +70,13 @@ void ns_print_commands(FILE *out)
 
 int ns_cmd_error(int code, const char *fmt, ...)
 {
+    /* an error may quote a run log's strings or a path: one line, no control character */
+    char line[4 * NS_ERRLEN], clean[4 * NS_ERRLEN];
     va_list ap;
     va_start(ap, fmt);
-    fputs("normscope: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "normscope: %s\n", ns_text_printable(clean, sizeof clean, line));
     return code;
 }
 

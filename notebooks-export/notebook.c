@@ -24,6 +24,7 @@
 #include "notebook_cells.h"
 #include "run_config.h"
 #include "util.h"
+#include "sanitize.h"
 
 typedef struct {
     const char *kind; /* PNG file prefix and cell id */
@@ -226,20 +227,11 @@ static void run_path(const char *log_path, const char *out_path, char *buf, size
         snprintf(buf, len, "%s", abs_log);
 }
 
-/* A Python string literal (double quotes; backslash, quote and control bytes escaped). */
+/* A path in a code cell is a Python string literal (ns_py_literal), never code. */
 static void python_str(FILE *m, const char *s)
 {
-    fputc('"', m);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(m, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(m, "\\x%02x", c);
-        else
-            fputc(c, m);
-    }
-    fputc('"', m);
+    char literal[4 * PATH_MAX + 3];
+    fputs(ns_py_literal(literal, sizeof literal, s), m);
 }
 
 static char *setup_code(const char *const *paths, int n, const char *out_path)
@@ -265,10 +257,9 @@ static char *setup_code(const char *const *paths, int n, const char *out_path)
 static void attr_text(const NsLog *log, const char *name, char *buf, size_t len)
 {
     double v;
-    if (ns_log_attr_str(log, name, buf, len) == 0) {
-        for (char *p = buf; *p; p++)
-            if (*p == '|' || *p == '\n')
-                *p = ' '; /* keep the Markdown table intact */
+    char raw[1024];
+    if (ns_log_attr_str(log, name, raw, sizeof raw) == 0) {
+        ns_md_text(buf, len, raw); /* text in a Markdown table: no column, no markup */
         return;
     }
     if (ns_log_attr_double(log, name, &v) == 0)
@@ -286,8 +277,12 @@ static void runs_table(FILE *m, const NsLog *logs, int n, const char *const *pat
         size_t rows = 0;
         double *step = ns_log_read_series(&logs[i], "steps/step", &rows, err);
         attr_text(&logs[i], "steps", planned, sizeof planned);
-        fprintf(m, "| %d | `%s` | %s | %s | %.0f / %s |\n", i + 1, paths[i], logs[i].norm,
-                logs[i].position, rows ? step[rows - 1] : 0.0, planned);
+        char md[3][PATH_MAX];
+        fprintf(m, "| %d | %s | %s | %s | %.0f / %s |\n", i + 1,
+                ns_md_text(md[0], sizeof md[0], paths[i]),
+                ns_md_text(md[1], sizeof md[1], logs[i].norm),
+                ns_md_text(md[2], sizeof md[2], logs[i].position), rows ? step[rows - 1] : 0.0,
+                planned);
         free(step);
     }
 }
@@ -334,8 +329,10 @@ static char *title_markdown(const NsLog *logs, int n, const char *const *paths)
     FILE *m = open_memstream(&text, &len);
     fprintf(m, "# normscope: %d run%s of the PowerNorm study\n\nSchemes (position): ", n,
             n == 1 ? "" : "s");
-    for (int i = 0; i < n; i++)
-        fprintf(m, "%s%s", i ? ", " : "", logs[i].label);
+    for (int i = 0; i < n; i++) {
+        char label[sizeof logs[i].label * 6];
+        fprintf(m, "%s%s", i ? ", " : "", ns_md_text(label, sizeof label, logs[i].label));
+    }
     fprintf(m, ".\n\n%s\n", INTRO_MD);
     runs_table(m, logs, n, paths);
     config_table(m, logs, n);

@@ -241,6 +241,8 @@ int on_path(const char *program)
 
 /* ------------------------------------------------------------------ the program as a child */
 
+static pid_t spawn_words(Io io, char *const *argv);
+
 static pid_t vspawn(Io io, const char *f, va_list ap)
 {
     char line[8192], *argv[256];
@@ -252,6 +254,12 @@ static pid_t vspawn(Io io, const char *f, va_list ap)
     for (char *tok = strtok(line, " "); tok && argc < 255; tok = strtok(NULL, " "))
         argv[argc++] = tok;
     argv[argc] = NULL;
+    return spawn_words(io, argv);
+}
+
+/* Starts the program with argv as it is (argv[0] the binary). */
+static pid_t spawn_words(Io io, char *const *argv)
+{
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -311,6 +319,29 @@ int run_io(Io io, const char *f, ...)
     pid_t pid = vspawn(io, f, ap);
     va_end(ap);
     return await(pid, RUN_TIMEOUT, NULL);
+}
+
+Run run_argv(double timeout, const char *const *words)
+{
+    char out[PATH_MAX + 256], err[PATH_MAX + 256], *argv[256];
+    if (!ns_binary())
+        fail_msg("NS_BINARY must name the normscope program (meson test sets it)");
+    int argc = 0;
+    argv[argc++] = binary;
+    for (; *words && argc < 255; words++)
+        argv[argc++] = (char *)*words;
+    argv[argc] = NULL;
+    snprintf(out, sizeof out, "%s", scratch(".stdout"));
+    snprintf(err, sizeof err, "%s", scratch(".stderr"));
+    unlink(out);
+    unlink(err);
+    Run r = {0};
+    double t0 = now();
+    r.code = await(spawn_words((Io){out, err, NULL}, argv), timeout, NULL);
+    r.seconds = now() - t0;
+    r.out = keep(slurp(out, NULL));
+    r.err = keep(slurp(err, NULL));
+    return r;
 }
 
 Run run_ex(double timeout, int interrupt, const char *f, ...)

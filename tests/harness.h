@@ -117,6 +117,9 @@ typedef struct {
 Run run_ex(double timeout, int interrupt, const char *f, ...)
     __attribute__((format(printf, 3, 4)));
 #define run(...) run_ex(RUN_TIMEOUT, 0, __VA_ARGS__)
+/* The same with the words as given (NULL-terminated): for arguments holding spaces, newlines or
+ * any other byte. */
+Run run_argv(double timeout, const char *const *words);
 
 /* For a group setup: trains n run logs at once, `normscope train FLAGS --out <scratch>/<name[i]>
  * EXTRA[i]` (stderr to <name[i]>.err); path[i] (path may be NULL) receives the log's path, which

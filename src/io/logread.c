@@ -1,10 +1,12 @@
 #include "logread.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "h5util.h"
+#include "sanitize.h"
 #include "util.h"
 
 int ns_log_open(NsLog *log, const char *path, char *err)
@@ -83,6 +85,48 @@ static hid_t open_dataset(const NsLog *log, const char *path, char *err)
     return d;
 }
 
+/* The most rows a series of this log can hold: one per step and a few more (an evaluation at
+ * step 0, the smoothness probe's rows per step), by the log's own `steps` attribute. A file can
+ * declare any extent (a few kB of compressed fill can claim millions of rows); rows past this
+ * bound are damage, and reading or drawing them would take minutes and gigabytes. No bound
+ * when the log does not say its steps. */
+static double max_rows(const NsLog *log)
+{
+    long steps = 0;
+    if (ns_log_attr_long(log, "steps", &steps) < 0 || steps < 0)
+        return INFINITY;
+    return NS_LOG_ROWS_PER_STEP * ((double)steps + 1) + NS_LOG_ROWS_SLACK;
+}
+
+static int too_many_rows(const NsLog *log, const char *path, hsize_t rows, char *err)
+{
+    double most = max_rows(log);
+    if ((double)rows <= most)
+        return 0;
+    return ns_fail(err, "'%s' in '%s' claims %.0f rows, more than the %.0f its `steps` "
+                        "attribute allows: the file is damaged", path, log->path, (double)rows,
+                   most);
+}
+
+/* A step series (a path ending in "step") counts up from 0: whole numbers in [0, 2^53),
+ * never decreasing. Anything else (negative, decreasing, fractional, huge) is a damaged or
+ * crafted file, refused before any reader does arithmetic on the steps. */
+static int bad_steps(const NsLog *log, const char *path, const double *v, size_t n, char *err)
+{
+    size_t len = strlen(path);
+    if (len < 4 || strcmp(path + len - 4, "step") != 0 || (len > 4 && path[len - 5] != '/'))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        int ok = isfinite(v[i]) && v[i] >= 0 && v[i] < 9007199254740992.0 &&
+                 v[i] == floor(v[i]) && (i == 0 || v[i] >= v[i - 1]);
+        if (!ok)
+            return ns_fail(err, "'%s' in '%s' is damaged: row %zu holds step %.17g (steps must "
+                                "be whole numbers from 0 up, never decreasing)", path, log->path,
+                           i, v[i]);
+    }
+    return 0;
+}
+
 /* Reads a whole dataset of the given rank as mtype (elem bytes each); dims gets its shape. */
 static void *read_whole(const NsLog *log, const char *path, int want_rank, hid_t mtype,
                         size_t elem, hsize_t dims[2], char *err)
@@ -97,6 +141,10 @@ static void *read_whole(const NsLog *log, const char *path, int want_rank, hid_t
     if (rank != want_rank) {
         H5Dclose(d);
         ns_fail(err, "'%s' in '%s' is not a %d-D series", path, log->path, want_rank);
+        return NULL;
+    }
+    if (too_many_rows(log, path, dims[0], err) < 0) {
+        H5Dclose(d);
         return NULL;
     }
     /* A damaged file can claim any extent: more than the machine's memory is an error, not an
@@ -126,6 +174,11 @@ double *ns_log_read_series(const NsLog *log, const char *path, size_t *n, char *
     hsize_t dims[2];
     double *out = read_whole(log, path, 1, H5T_NATIVE_DOUBLE, sizeof(double), dims, err);
     *n = out ? (size_t)dims[0] : 0;
+    if (out && bad_steps(log, path, out, *n, err) < 0) {
+        free(out);
+        *n = 0;
+        return NULL;
+    }
     return out;
 }
 
@@ -152,6 +205,8 @@ double *ns_log_read_rows(const NsLog *log, const char *path, size_t from, size_t
     double *out = NULL;
     if (rank != 1) {
         ns_fail(err, "'%s' in '%s' is not a 1-D series", path, log->path);
+    } else if (too_many_rows(log, path, dims[0], err) < 0) {
+        rank = -1;
     } else if (dims[0] > from) {
         hsize_t start[1] = {from}, count[1] = {dims[0] - from};
         hid_t mspace = H5Screate_simple(1, count, NULL);
@@ -161,6 +216,10 @@ double *ns_log_read_rows(const NsLog *log, const char *path, size_t from, size_t
             free(out);
             out = NULL;
             ns_fail(err, "cannot read '%s' in '%s' (damaged?)", path, log->path);
+        } else if (bad_steps(log, path, out, (size_t)count[0], err) < 0) {
+            free(out);
+            out = NULL;
+            rank = -1;
         } else {
             *n = (size_t)count[0];
         }
@@ -258,7 +317,14 @@ void ns_log_free_sites(char **sites, int n)
 
 int ns_log_attr_str(const NsLog *log, const char *name, char *buf, size_t len)
 {
-    return ns_h5_attr_read_str(log->file, name, buf, len);
+    /* A log may come from anyone: its strings reach terminals and comments of every artifact,
+     * so none of them carries a control character or an escape sequence (sanitize.h). What a
+     * kind of artifact needs beyond that (gnuplot, Markdown, Python) its writer adds. */
+    char raw[4096];
+    if (ns_h5_attr_read_str(log->file, name, raw, sizeof raw) < 0)
+        return -1;
+    ns_text_printable(buf, len, raw);
+    return 0;
 }
 
 int ns_log_attr_long(const NsLog *log, const char *name, long *value)

@@ -30,6 +30,13 @@ void ns_log_close(NsLog *log);
 
 int ns_log_has(const NsLog *log, const char *path);
 
+/* Every reader is bounded by the log itself: a series (or matrix) with more rows than
+ * NS_LOG_ROWS_PER_STEP x (root attribute `steps` + 1) + NS_LOG_ROWS_SLACK is refused as damaged,
+ * and so is a step series (a path ending in "step") that is not whole numbers from 0 up,
+ * never decreasing, below 2^53. */
+#define NS_LOG_ROWS_PER_STEP 4.0
+#define NS_LOG_ROWS_SLACK 1024.0
+
 /* Reads a 1-D series (float64 or int64 on disk) as doubles; malloc'd, *n rows. NULL + err if
  * absent. Re-reads the current extent (SWMR). */
 double *ns_log_read_series(const NsLog *log, const char *path, size_t *n, char *err);
