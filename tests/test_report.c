@@ -2,7 +2,8 @@
  * verdict (analysis/outcome.h) that the report, compare and the sweep share:
  *   - report on a finished study's logs writes the study's report.md byte for byte;
  *   - logs of two model sizes and a log from "another writer" (no d_model, n_layers, no
- *     /lipschitz, no /norm_gap) mixed: report runs and names what it compared and left out;
+ *     /lipschitz, no /norm_gap, no vectors, a site named conv1/bn) mixed: report runs and
+ *     names what it compared and left out; two such logs alone get the claims at conv1/bn;
  *   - a synthetic unstable log (training loss rising 4.5 -> 5.7 -> 5.4, BN's distance growing
  *     900-fold) is reported as unstable in the verdict, compare.csv, the sweep's row and the
  *     report's claims; the stable original is not; a gradient norm growing 1000-fold too;
@@ -124,8 +125,8 @@ static void delete_attr(const char *file, const char *name)
 }
 
 /* "Another writer" (a convolutional network's recorder): no d_model and n_layers, no
- * smoothness or norm-gap groups, and one norm site named conv1/bn (the first layer's site moved
- * there; the other layers' sites gone). */
+ * smoothness or norm-gap groups, no statistic vectors, and one norm site named conv1/bn (the
+ * first layer's site moved there; the other layers' sites gone). */
 static void craft_foreign(const char *from, const char *to)
 {
     copy_file(from, to);
@@ -140,6 +141,10 @@ static void craft_foreign(const char *from, const char *to)
     H5Pset_create_intermediate_group(lcpl, 1);
     assert_true(H5Lmove(f, "norms/layers/0/norm1", f, "norms/conv1/bn", lcpl, H5P_DEFAULT) >= 0);
     assert_true(H5Ldelete(f, "norms/layers", H5P_DEFAULT) >= 0);
+    static const char *const VECTORS[] = {"norms/conv1/bn/vectors", "norms/final_norm/vectors"};
+    for (int i = 0; i < 2; i++)
+        if (exists(f, VECTORS[i]))
+            assert_true(H5Ldelete(f, VECTORS[i], H5P_DEFAULT) >= 0);
     H5Pclose(lcpl);
     H5Fclose(f);
 }
