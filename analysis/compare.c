@@ -140,15 +140,17 @@ static int site_index(const SiteList *l, const char *site)
     return -1;
 }
 
-/* Picks the site (the given one, or the first site of the first run with any) and warns for
- * runs that lack it or record a different set of sites. */
-static int choose_site(NsLog *logs, const SiteList *lists, int n, const char **site, NsText *notes,
-                       char *err)
+/* Picks the site (the given one, or the first site of the first run with any, one of the
+ * compared model shape's when it has sites) and warns for runs that lack it or record a
+ * different set of sites. */
+static int choose_site(NsLog *logs, const SiteList *lists, int n, const int *in_shape,
+                       const char **site, NsText *notes, char *err)
 {
     int ref = -1;
-    for (int i = 0; i < n && ref < 0; i++)
-        if (lists[i].n > 0)
-            ref = i;
+    for (int pass = 0; pass < 2 && ref < 0; pass++)
+        for (int i = 0; i < n && ref < 0; i++)
+            if (lists[i].n > 0 && (pass == 1 || in_shape[i]))
+                ref = i;
     if (ref < 0) {
         if (*site)
             return ns_fail(err, "--site %s: none of the runs records norm sites (trained with "
@@ -412,10 +414,10 @@ int ns_compare_opts(NsLog *logs, int n, const NsCompareOptions *opt, const char 
     int *in_shape = ns_xcalloc((size_t)n, sizeof *in_shape);
     /* "/norms/layers/0/norm1" and "norms/layers/0/norm1" name the site "layers/0/norm1". */
     site = site ? ns_runlog_site_name(site) : NULL;
-    int rc = choose_site(logs, lists, n, &site, &notes, err);
+    ns_comparable_mask(logs, n, in_shape);
+    int rc = choose_site(logs, lists, n, in_shape, &site, &notes, err);
     if (rc == 0) {
         int n_groups = ns_seed_groups(logs, n, group);
-        ns_comparable_mask(logs, n, in_shape);
         for (int i = 0; i < n; i++) {
             compute_row(&logs[i], in_shape[i] ? site : NULL, lists[i].names, lists[i].n,
                         &rows[i]);

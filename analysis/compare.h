@@ -11,7 +11,10 @@
 /* Writes <out_prefix>.md and <out_prefix>.csv for logs[0..n) (already opened with ns_log_open)
  * and, when print is set, the Markdown to stdout. The distance columns use the first norm site
  * of the first run that records any. Runs whose site set differs get a warning on stderr (and
- * in the Markdown notes) and n/a where they lack the site; this is not an error. Returns 0, or
+ * in the Markdown notes) and n/a where they lack the site; this is not an error. Runs of another
+ * model shape than most (analysis/comparable.h) are left out of the distance columns (n/a), and
+ * the notes say which runs were compared and which left out; an unstable run
+ * (analysis/outcome.h) is named in the notes and has unstable = 1 in the CSV. Returns 0, or
  * -1 with one line in err (n < 1, an output file that cannot be written, an unknown site). */
 int ns_compare(NsLog *logs, int n, const char *out_prefix, int print, char *err);
 

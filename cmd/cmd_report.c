@@ -67,7 +67,8 @@ static int bn_pnv_logs(const NsLog *logs, int n, NsLog *pair)
 {
     int m = 0, bn = 0, pnv = 0;
     for (int i = 0; i < n; i++) {
-        int is_bn = strcmp(logs[i].norm, "batch") == 0, is_pnv = strcmp(logs[i].norm, "power-v") == 0;
+        int is_bn = strcmp(logs[i].norm, "batch") == 0;
+        int is_pnv = strcmp(logs[i].norm, "power-v") == 0;
         bn |= is_bn, pnv |= is_pnv;
         if (is_bn || is_pnv)
             pair[m++] = logs[i];

@@ -182,7 +182,7 @@ static const NsCommandSpec SPEC = {
     .summary = "Trains one model per scheme (default " DEFAULT_SCHEMES ") on the same corpus, "
                "seed and\nconfiguration, then writes DIR/runs/<scheme>.h5, DIR/figures/ (gnuplot "
                "PNG, SVG,\ndata and scripts), DIR/compare.md and .csv, DIR/report.md and "
-               "DIR/study.ipynb.",
+               "DIR/study.ipynb\n(what 'normscope report' writes from those logs).",
     .heading = "flags",
     .after_flags = print_study_defaults,
 };

@@ -2,7 +2,8 @@
  * verdict (analysis/outcome.h) that the report, compare and the sweep share:
  *   - report on a finished study's logs writes the study's report.md byte for byte;
  *   - logs of two model sizes and a log from "another writer" (no d_model, n_layers, no
- *     /lipschitz, no /norm_gap) mixed: report runs and names what it compared and left out;
+ *     /lipschitz, no /norm_gap, no vectors, a site named conv1/bn) mixed: report runs and
+ *     names what it compared and left out; two such logs alone get the claims at conv1/bn;
  *   - a synthetic unstable log (training loss rising 4.5 -> 5.7 -> 5.4, BN's distance growing
  *     900-fold) is reported as unstable in the verdict, compare.csv, the sweep's row and the
  *     report's claims; the stable original is not; a gradient norm growing 1000-fold too;
@@ -124,8 +125,8 @@ static void delete_attr(const char *file, const char *name)
 }
 
 /* "Another writer" (a convolutional network's recorder): no d_model and n_layers, no
- * smoothness or norm-gap groups, and one norm site named conv1/bn (the first layer's site moved
- * there; the other layers' sites gone). */
+ * smoothness or norm-gap groups, no statistic vectors, and one norm site named conv1/bn (the
+ * first layer's site moved there; the other sites gone). */
 static void craft_foreign(const char *from, const char *to)
 {
     copy_file(from, to);
@@ -140,6 +141,9 @@ static void craft_foreign(const char *from, const char *to)
     H5Pset_create_intermediate_group(lcpl, 1);
     assert_true(H5Lmove(f, "norms/layers/0/norm1", f, "norms/conv1/bn", lcpl, H5P_DEFAULT) >= 0);
     assert_true(H5Ldelete(f, "norms/layers", H5P_DEFAULT) >= 0);
+    assert_true(H5Ldelete(f, "norms/final_norm", H5P_DEFAULT) >= 0);
+    if (exists(f, "norms/conv1/bn/vectors"))
+        assert_true(H5Ldelete(f, "norms/conv1/bn/vectors", H5P_DEFAULT) >= 0);
     H5Pclose(lcpl);
     H5Fclose(f);
 }
@@ -192,12 +196,18 @@ TEST(test_report_mixed_models)
          "compare.md does not say what it compared");
     SOFT(!file_contains(md, "nan") && !file_contains(md, "inf |"), "nonsense in the report");
 
+    /* a left-out run first: the distance columns still take a site of the compared runs */
+    Run first = run("report foreign.h5 %s %s --out mixed2", g_batch, g_pv);
+    SOFT(first.code == 0 && file_contains(scratch("mixed2/compare.md"), "at norm site "
+                                                                        "`layers/0/norm1`"),
+         "left-out run first: exit %d, site of the distance columns", first.code);
+
     /* the other writer's logs alone: their sites are found and judged by their names */
     craft_foreign(g_batch, scratch("foreign-bn.h5"));
     Run alone = run("report foreign-bn.h5 foreign.h5 --out alone");
     SOFT(alone.code == 0, "foreign logs: exit %d: %s", alone.code, last_line(alone.err));
     const char *amd = scratch("alone/report.md");
-    SOFT(file_contains(amd, "| `conv1/bn` |") && file_contains(amd, "| `final_norm` |") &&
+    SOFT(file_contains(amd, "| `conv1/bn` |") &&
          !file_contains(amd, "No run records norm-site probes"), "conv1/bn not judged");
     SOFT(!file_contains(amd, "nan") && !file_contains(amd, "layers/0"), "nonsense in the report");
 }
