@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The fuzz targets of the parsers of untrusted input (issue 22; tests/fuzz): builds them with
+# clang's libFuzzer under AddressSanitizer + UBSan (build-fuzz/) and runs each for SECONDS
+# (default 15), starting from its seed corpus (tests/fuzz/corpus/<target>/) and replaying every
+# regression input (tests/fuzz/regressions/<target>/). Inputs the fuzzer finds go to a
+# temporary directory, not into tests/. Exits 1 on a finding (a crash, sanitizer report, leak,
+# timeout or memory blow-up), whose input is kept as build-fuzz/findings/<target>-*: reproduce
+# it with build-fuzz/tests/fuzz/fuzz_<target> FILE, and once fixed, add it to the regressions.
+#   scripts/fuzz.sh [SECONDS] [TARGET...]      e.g. scripts/fuzz.sh 900 logread
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+seconds="${1:-15}"
+[ $# -gt 0 ] && shift
+case "$seconds" in
+    ''|*[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number (got '$seconds')" >&2; exit 2 ;;
+esac
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(logread checkpoint corpus flags)
+
+scripts/setup.sh --fuzz
+if [ ! -f build-fuzz/build.ninja ]; then
+    CC=clang meson setup build-fuzz -Dfuzz=enabled -Dtests=disabled -Dmpi=disabled \
+        --buildtype=debugoptimized -Db_lundef=false >/dev/null
+fi
+ninja -C build-fuzz "${targets[@]/#/tests/fuzz/fuzz_}" >/dev/null
+
+findings="$root/build-fuzz/findings"
+mkdir -p "$findings"
+# libhdf5 (not ours, not instrumented) leaks a little on some damaged files (tests/fuzz/lsan.supp)
+export LSAN_OPTIONS="suppressions=$root/tests/fuzz/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="print_stacktrace=1"
+export OPENBLAS_NUM_THREADS=1
+
+status=0
+for t in "${targets[@]}"; do
+    work="$(mktemp -d)"
+    dirs=("$root/tests/fuzz/corpus/$t")
+    [ -d "$root/tests/fuzz/regressions/$t" ] && dirs+=("$root/tests/fuzz/regressions/$t")
+    log="$findings/$t.log"
+    # -close_fd_mask=3: the targets' own output (error lines, --help) is not shown; the
+    # sanitizers' reports still are. -timeout: one input taking longer is a hang.
+    if nice -n 10 "build-fuzz/tests/fuzz/fuzz_$t" "$work" "${dirs[@]}" \
+        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -close_fd_mask=3 \
+        -print_final_stats=1 -artifact_prefix="$findings/$t-" </dev/null >"$log" 2>&1; then
+        runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
+        echo "fuzz_$t: ${runs:-?} inputs in $seconds s, no finding"
+    else
+        status=1
+        echo "fuzz_$t: FINDING (log $log):" >&2
+        grep -E 'ERROR|SUMMARY|runtime error|Test unit written' "$log" | head -20 >&2 || tail -20 "$log" >&2
+    fi
+    rm -rf "$work"
+done
+exit $status
