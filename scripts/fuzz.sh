@@ -7,6 +7,9 @@
 # timeout or memory blow-up), whose input is kept as build-fuzz/findings/<target>-*: reproduce
 # it with build-fuzz/tests/fuzz/fuzz_<target> FILE, and once fixed, add it to the regressions.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      e.g. scripts/fuzz.sh 900 logread
+# FUZZ_KEEP_GOING=1: go on past findings (libFuzzer's fork mode), for long runs; every finding
+# is kept and counted. FUZZ_BUILD=DIR: build there instead of build-fuzz (a long run in the
+# background while build-fuzz is rebuilt).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -19,14 +22,18 @@ esac
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(logread checkpoint corpus flags)
 
+build="${FUZZ_BUILD:-build-fuzz}"
+keep_going=()
+[ "${FUZZ_KEEP_GOING:-0}" = 1 ] && keep_going=(-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
+
 scripts/setup.sh --fuzz
-if [ ! -f build-fuzz/build.ninja ]; then
-    CC=clang meson setup build-fuzz -Dfuzz=enabled -Dtests=disabled -Dmpi=disabled \
+if [ ! -f "$build/build.ninja" ]; then
+    CC=clang meson setup "$build" -Dfuzz=enabled -Dtests=disabled -Dmpi=disabled \
         --buildtype=debugoptimized -Db_lundef=false >/dev/null
 fi
-ninja -C build-fuzz "${targets[@]/#/tests/fuzz/fuzz_}" >/dev/null
+ninja -C "$build" "${targets[@]/#/tests/fuzz/fuzz_}" >/dev/null
 
-findings="$root/build-fuzz/findings"
+findings="$root/$build/findings"
 mkdir -p "$findings"
 # libhdf5 (not ours, not instrumented) leaks a little on some damaged files (tests/fuzz/lsan.supp)
 export LSAN_OPTIONS="suppressions=$root/tests/fuzz/lsan.supp:print_suppressions=0"
@@ -41,11 +48,19 @@ for t in "${targets[@]}"; do
     log="$findings/$t.log"
     # -close_fd_mask=3: the targets' own output (error lines, --help) is not shown; the
     # sanitizers' reports still are. -timeout: one input taking longer is a hang.
-    if nice -n 10 "build-fuzz/tests/fuzz/fuzz_$t" "$work" "${dirs[@]}" \
+    rm -f "$findings/$t-"*
+    if nice -n 10 "$build/tests/fuzz/fuzz_$t" "$work" "${dirs[@]}" "${keep_going[@]}" \
         -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -close_fd_mask=3 \
-        -print_final_stats=1 -artifact_prefix="$findings/$t-" </dev/null >"$log" 2>&1; then
+        -print_final_stats=1 -artifact_prefix="$findings/$t-" </dev/null >"$log" 2>&1 &&
+        ! ls "$findings/$t-"* >/dev/null 2>&1; then
         runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
+        [ -n "$runs" ] || runs="$(grep -oE '^#[0-9]+: cov' "$log" | tail -1 | tr -dc 0-9)"
         echo "fuzz_$t: ${runs:-?} inputs in $seconds s, no finding"
+    elif [ ${#keep_going[@]} -gt 0 ]; then
+        status=1
+        # fork mode: "#RUNS: cov: ... crash/oom/timeout counts" lines; the last is the total
+        last="$(grep -E '^#[0-9]+: cov:' "$log" | tail -1)"
+        echo "fuzz_$t: $last; findings: $(ls "$findings/$t-"* 2>/dev/null | wc -l) ($findings)" >&2
     else
         status=1
         echo "fuzz_$t: FINDING (log $log):" >&2
