@@ -40,6 +40,9 @@ export LSAN_OPTIONS="suppressions=$root/tests/fuzz/lsan.supp:print_suppressions=
 export UBSAN_OPTIONS="print_stacktrace=1"
 export OPENBLAS_NUM_THREADS=1
 
+# The inputs of findings (libFuzzer's slow-unit-* are only reports: the hang limit is -timeout).
+found() { ls "$findings/$1-"crash-* "$findings/$1-"leak-* "$findings/$1-"timeout-* "$findings/$1-"oom-* 2>/dev/null; }
+
 status=0
 for t in "${targets[@]}"; do
     work="$(mktemp -d)"
@@ -52,7 +55,7 @@ for t in "${targets[@]}"; do
     if nice -n 10 "$build/tests/fuzz/fuzz_$t" "$work" "${dirs[@]}" "${keep_going[@]}" \
         -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -close_fd_mask=3 \
         -print_final_stats=1 -artifact_prefix="$findings/$t-" </dev/null >"$log" 2>&1 &&
-        ! ls "$findings/$t-"* >/dev/null 2>&1; then
+        ! found "$t" >/dev/null; then
         runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
         [ -n "$runs" ] || runs="$(grep -oE '^#[0-9]+: cov' "$log" | tail -1 | tr -dc 0-9)"
         echo "fuzz_$t: ${runs:-?} inputs in $seconds s, no finding"
@@ -60,7 +63,7 @@ for t in "${targets[@]}"; do
         status=1
         # fork mode: "#RUNS: cov: ... crash/oom/timeout counts" lines; the last is the total
         last="$(grep -E '^#[0-9]+: cov:' "$log" | tail -1)"
-        echo "fuzz_$t: $last; findings: $(ls "$findings/$t-"* 2>/dev/null | wc -l) ($findings)" >&2
+        echo "fuzz_$t: $last; findings: $(found "$t" | wc -l) ($findings)" >&2
     else
         status=1
         echo "fuzz_$t: FINDING (log $log):" >&2
