@@ -8,7 +8,7 @@
 # it with build-fuzz/tests/fuzz/fuzz_<target> FILE, and once fixed, add it to the regressions.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      e.g. scripts/fuzz.sh 900 logread
 # FUZZ_KEEP_GOING=1: go on past findings (libFuzzer's fork mode), for long runs; every finding
-# is kept and counted. FUZZ_BUILD=DIR: build there instead of build-fuzz (a long run in the
+# is kept and counted. FUZZ_BUILD=DIR (in the checkout): build there instead of build-fuzz (a long run in the
 # background while build-fuzz is rebuilt).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,7 +33,7 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 ninja -C "$build" "${targets[@]/#/tests/fuzz/fuzz_}" >/dev/null
 
-findings="$root/$build/findings"
+findings="$root/$build/findings" # absolute: fuzz_flags changes directory
 mkdir -p "$findings"
 # libhdf5 (not ours, not instrumented) leaks a little on some damaged files (tests/fuzz/lsan.supp)
 export LSAN_OPTIONS="suppressions=$root/tests/fuzz/lsan.supp:print_suppressions=0"
@@ -52,7 +52,7 @@ for t in "${targets[@]}"; do
     # -close_fd_mask=3: the targets' own output (error lines, --help) is not shown; the
     # sanitizers' reports still are. -timeout: one input taking longer is a hang.
     rm -f "$findings/$t-"*
-    if nice -n 10 "$build/tests/fuzz/fuzz_$t" "$work" "${dirs[@]}" "${keep_going[@]}" \
+    if nice -n 10 "$root/$build/tests/fuzz/fuzz_$t" "$work" "${dirs[@]}" "${keep_going[@]}" \
         -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -close_fd_mask=3 \
         -print_final_stats=1 -artifact_prefix="$findings/$t-" </dev/null >"$log" 2>&1 &&
         ! found "$t" >/dev/null; then
