@@ -8,8 +8,8 @@
 # it with build-fuzz/tests/fuzz/fuzz_<target> FILE, and once fixed, add it to the regressions.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      e.g. scripts/fuzz.sh 900 logread
 # FUZZ_KEEP_GOING=1: go on past findings (libFuzzer's fork mode), for long runs; every finding
-# is kept and counted. FUZZ_BUILD=DIR (in the checkout): build there instead of build-fuzz (a long run in the
-# background while build-fuzz is rebuilt).
+# is kept and counted. FUZZ_BUILD=DIR (in the checkout): build there instead of build-fuzz (a
+# long run in the background while build-fuzz is rebuilt).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
