@@ -46,7 +46,10 @@ export ASAN_OPTIONS="allocator_may_return_null=1"
 export OPENBLAS_NUM_THREADS=1
 
 # The inputs of findings (libFuzzer's slow-unit-* are only reports: the hang limit is -timeout).
-found() { ls "$findings/$1-"crash-* "$findings/$1-"leak-* "$findings/$1-"timeout-* "$findings/$1-"oom-* 2>/dev/null; }
+found() {
+    ls "$findings/$1-"crash-* "$findings/$1-"leak-* "$findings/$1-"timeout-* \
+        "$findings/$1-"oom-* 2>/dev/null
+}
 
 status=0
 for t in "${targets[@]}"; do
@@ -58,8 +61,8 @@ for t in "${targets[@]}"; do
     # sanitizers' reports still are. -timeout: one input taking longer is a hang.
     rm -f "$findings/$t-"*
     if nice -n 10 "$root/$build/tests/fuzz/fuzz_$t" "$work" "${dirs[@]}" "${keep_going[@]}" \
-        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=1048576 -close_fd_mask=3 \
-        -print_final_stats=1 -artifact_prefix="$findings/$t-" </dev/null >"$log" 2>&1 &&
+        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=1048576 \
+        -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$findings/$t-" </dev/null >"$log" 2>&1 &&
         ! found "$t" >/dev/null; then
         runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
         [ -n "$runs" ] || runs="$(grep -oE '^#[0-9]+: cov' "$log" | tail -1 | tr -dc 0-9)"
@@ -72,7 +75,8 @@ for t in "${targets[@]}"; do
     else
         status=1
         echo "fuzz_$t: FINDING (log $log):" >&2
-        grep -E 'ERROR|SUMMARY|runtime error|Test unit written' "$log" | head -20 >&2 || tail -20 "$log" >&2
+        grep -E 'ERROR|SUMMARY|runtime error|Test unit written' "$log" | head -20 >&2 ||
+            tail -20 "$log" >&2
     fi
     rm -rf "$work"
 done
