@@ -64,7 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[NS_ERRLEN];
     NsCheckpointHeader h;
     ns_run_config_default(&h.cfg);
-    if (ns_checkpoint_read_header(path, &h, err) == 0 && ns_run_config_validate_all(&h.cfg, err) == 0)
+    if (ns_checkpoint_read_header(path, &h, err) == 0 &&
+        ns_run_config_validate_all(&h.cfg, err) == 0)
         load_everything(path, &h);
     ns_checkpoint_header_free(&h);
     return 0;
