@@ -24,7 +24,8 @@ targets=("$@")
 
 build="${FUZZ_BUILD:-build-fuzz}"
 keep_going=()
-[ "${FUZZ_KEEP_GOING:-0}" = 1 ] && keep_going=(-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
+[ "${FUZZ_KEEP_GOING:-0}" = 1 ] &&
+    keep_going=(-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
 
 scripts/setup.sh --fuzz
 if [ ! -f "$build/build.ninja" ]; then
@@ -62,7 +63,8 @@ for t in "${targets[@]}"; do
     rm -f "$findings/$t-"*
     if nice -n 10 "$root/$build/tests/fuzz/fuzz_$t" "$work" "${dirs[@]}" "${keep_going[@]}" \
         -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=1048576 \
-        -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$findings/$t-" </dev/null >"$log" 2>&1 &&
+        -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$findings/$t-" \
+        </dev/null >"$log" 2>&1 && 
         ! found "$t" >/dev/null; then
         runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
         [ -n "$runs" ] || runs="$(grep -oE '^#[0-9]+: cov' "$log" | tail -1 | tr -dc 0-9)"
