@@ -64,7 +64,7 @@ for t in "${targets[@]}"; do
     if nice -n 10 "$root/$build/tests/fuzz/fuzz_$t" "$work" "${dirs[@]}" "${keep_going[@]}" \
         -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=1048576 \
         -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$findings/$t-" \
-        </dev/null >"$log" 2>&1 && 
+        </dev/null >"$log" 2>&1 &&
         ! found "$t" >/dev/null; then
         runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
         [ -n "$runs" ] || runs="$(grep -oE '^#[0-9]+: cov' "$log" | tail -1 | tr -dc 0-9)"
