@@ -361,20 +361,43 @@ static int summarise(const Sweep *s, Cells *c, char *err)
     return rc;
 }
 
+/* The command line and the grid's cells, before anything runs. Returns 1 to go on, or 0 with
+ * *code set (help printed, or a usage error reported). */
+static int prepare(Sweep *s, Cells *c, int argc, char **argv, int *code)
+{
+    char err[NS_ERRLEN] = "";
+    memset(s, 0, sizeof *s);
+    memset(c, 0, sizeof *c);
+    if (!parse_sweep_args(s, argc, argv, code))
+        return 0;
+    if (check_map_key(s, "--map-x", s->map_x, err) < 0 ||
+        check_map_key(s, "--map-y", s->map_y, err) < 0 || make_cells(s, c, err) < 0) {
+        free_cells(s, c);
+        *code = ns_cmd_error(NS_EXIT_USAGE, "%s", err);
+        return 0;
+    }
+    return 1;
+}
+
+int ns_cmd_sweep_check(int argc, char **argv)
+{
+    Sweep s;
+    Cells c;
+    int code;
+    if (!prepare(&s, &c, argc, argv, &code))
+        return code;
+    free_cells(&s, &c);
+    return NS_EXIT_OK;
+}
+
 int ns_cmd_sweep(int argc, char **argv)
 {
     char err[NS_ERRLEN] = "";
     Sweep s;
+    Cells c;
     int code;
-    memset(&s, 0, sizeof s);
-    if (!parse_sweep_args(&s, argc, argv, &code))
+    if (!prepare(&s, &c, argc, argv, &code))
         return code;
-    Cells c = {0};
-    if (check_map_key(&s, "--map-x", s.map_x, err) < 0 ||
-        check_map_key(&s, "--map-y", s.map_y, err) < 0 || make_cells(&s, &c, err) < 0) {
-        free_cells(&s, &c);
-        return ns_cmd_error(NS_EXIT_USAGE, "%s", err);
-    }
     NsRunner r = {.who = "sweep", .jobs = s.jobs, .launcher = s.launcher, .reuse = 1};
     int rc = -1;
     if (ns_runner_plan(&r, c.cells, c.cfgs, c.n, err) == 0 && make_dirs(s.out_dir, err) == 0) {

@@ -33,6 +33,10 @@ int ns_cmd_plot(int argc, char **argv);
 int ns_cmd_compare(int argc, char **argv);
 int ns_cmd_study(int argc, char **argv);
 int ns_cmd_sweep(int argc, char **argv);
+/* sweep's command line and grid checked, and its cells made, without running them: the exit code
+ * ns_cmd_sweep would have at that point (0 when the grid is good). For the flag parser's fuzz
+ * target (tests/fuzz/fuzz_flags.c), which must not train. */
+int ns_cmd_sweep_check(int argc, char **argv);
 int ns_cmd_watch(int argc, char **argv);
 int ns_cmd_export_notebook(int argc, char **argv);
 int ns_cmd_check_log(int argc, char **argv);

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages normscope needs to build, test and plot, when they are
-# missing. Safe to run again: it installs nothing when everything is present.
+# missing (with --fuzz, also what the fuzz targets need). Safe to run again: it installs nothing
+# when everything is present.
 set -euo pipefail
 
 PACKAGES=(gcc pkg-config meson ninja-build libopenblas-dev libhdf5-dev hdf5-tools
           libcmocka-dev libjansson-dev gnuplot-nox python3 python3-h5py python3-numpy
           python3-nbformat openmpi-bin libopenmpi-dev man-db)
+# --fuzz (scripts/fuzz.sh): clang and its libFuzzer runtime, for the fuzz targets only
+if [ "${1:-}" = "--fuzz" ]; then
+    PACKAGES+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

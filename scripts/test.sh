@@ -18,3 +18,8 @@ echo "== release build =="
 run_suite build-test --buildtype=release
 echo "== AddressSanitizer + UBSan build =="
 run_suite build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
+# issue 22: every parser of untrusted input under libFuzzer (clang, ASan + UBSan), a few seconds
+# each, replaying the seed corpora and every regression input (tests/fuzz; scripts/fuzz.sh)
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
+echo "== fuzz ($FUZZ_SECONDS s per target) =="
+scripts/fuzz.sh "$FUZZ_SECONDS"

@@ -151,7 +151,7 @@ double ns_lane_total(const double *s)
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-__attribute__((target_clones("avx2", "default")))
+NS_CPU_CLONES
 double ns_sumsq(const float *restrict x, size_t n)
 {
     double s[LANES] = {0};
@@ -164,7 +164,7 @@ double ns_sumsq(const float *restrict x, size_t n)
     return ns_lane_total(s);
 }
 
-__attribute__((target_clones("avx2", "default")))
+NS_CPU_CLONES
 double ns_sumsq_absmax(const float *restrict x, size_t n, float *absmax)
 {
     double s[LANES] = {0};
@@ -188,7 +188,7 @@ double ns_sumsq_absmax(const float *restrict x, size_t n, float *absmax)
     return ns_lane_total(s);
 }
 
-__attribute__((target_clones("avx2", "default")))
+NS_CPU_CLONES
 double ns_l2_distance(const float *restrict a, const float *restrict b, size_t n)
 {
     double s[LANES] = {0};

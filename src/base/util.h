@@ -57,6 +57,15 @@ void ns_format_bytes(char *out, size_t n, double bytes);
 double ns_sumsq(const float *x, size_t n);
 /* ||a - b||_2 in double precision: used wherever a distance is reported. */
 double ns_l2_distance(const float *a, const float *b, size_t n);
+/* An AVX2 clone and a plain one of a hot loop, the one for this CPU chosen when the program
+ * loads. clang before 15 names the dispatcher "<function>.ifunc", which callers in other files
+ * cannot link against (the fuzz build, -Dfuzz=enabled, is clang 14 on Debian 12): there, the
+ * plain version only. */
+#if defined(__clang__) && __clang_major__ < 15
+#define NS_CPU_CLONES
+#else
+#define NS_CPU_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
 /* These sums keep NS_SUM_LANES independent double sums; ns_lane_total adds them up in the
  * one fixed order every such sum uses (also the optimizer's observed step). */
 enum { NS_SUM_LANES = 8 };

@@ -61,7 +61,7 @@ static inline void adamw_update(const AdamWCoef *k, float *restrict params,
     }
 }
 
-__attribute__((target_clones("avx2", "default")))
+NS_CPU_CLONES
 void ns_adamw_step(NsAdamW *opt, float *restrict params, const float *restrict grads, float lr)
 {
     AdamWCoef k = adamw_begin(opt, lr);
@@ -116,7 +116,7 @@ static inline void chunk_sums(const float *restrict old, const float *restrict n
     }
 }
 
-__attribute__((target_clones("avx2", "default")))
+NS_CPU_CLONES
 void ns_adamw_step_observed(NsAdamW *opt, float *restrict params, const float *restrict grads,
                             float lr, const NsParamLayout *layout, const float *init,
                             NsTensorSums *sums)
