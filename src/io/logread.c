@@ -180,6 +180,68 @@ const char *ns_log_scheme_stat(const NsLog *log)
 }
 
 /* Candidates in model order, by the site names of model-spec.md; those with a group exist. */
+/* Sites of another model (a CNN's, from the PyTorch recorder): every group under /norms that
+ * holds a `step` series, except a site's vectors group. */
+typedef struct {
+    char **names;
+    int n, cap;
+} SiteList;
+
+static herr_t collect_site(hid_t norms, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)info;
+    SiteList *list = data;
+    const char *last = strrchr(name, '/');
+    if (strcmp(last ? last + 1 : name, "vectors") == 0)
+        return 0;
+    char step[NS_RUNLOG_PATH_LEN + 8];
+    if (snprintf(step, sizeof step, "%s/%s", name, NS_RUNLOG_STEP) >= (int)sizeof step ||
+        !ns_h5_exists(norms, step) || H5Oexists_by_name(norms, name, H5P_DEFAULT) <= 0)
+        return 0;
+    if (list->n == list->cap) {
+        list->cap = list->cap ? 2 * list->cap : 16;
+        list->names = ns_xrealloc(list->names, sizeof(char *) * (size_t)list->cap);
+    }
+    list->names[list->n++] = ns_xstrdup(name);
+    return 0;
+}
+
+/* Natural order ("layer2" before "layer10"), so sites come in model order when their names
+ * number them. */
+static int natural_compare(const void *pa, const void *pb)
+{
+    const char *a = *(const char *const *)pa, *b = *(const char *const *)pb;
+    while (*a && *b) {
+        if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
+            char *ea, *eb;
+            unsigned long long x = strtoull(a, &ea, 10), y = strtoull(b, &eb, 10);
+            if (x != y)
+                return x < y ? -1 : 1;
+            a = ea, b = eb;
+            continue;
+        }
+        if (*a != *b)
+            return (unsigned char)*a - (unsigned char)*b;
+        a++, b++;
+    }
+    return (unsigned char)*a - (unsigned char)*b;
+}
+
+static int other_model_sites(const NsLog *log, char ***sites)
+{
+    SiteList list = {0};
+    hid_t norms = ns_h5_exists(log->file, NS_RUNLOG_NORMS) ?
+                      H5Gopen2(log->file, NS_RUNLOG_NORMS, H5P_DEFAULT) : H5I_INVALID_HID;
+    if (norms >= 0) {
+        H5Lvisit(norms, H5_INDEX_NAME, H5_ITER_INC, collect_site, &list);
+        H5Gclose(norms);
+    }
+    if (list.n > 1)
+        qsort(list.names, (size_t)list.n, sizeof(char *), natural_compare);
+    *sites = list.names ? list.names : ns_xcalloc(1, sizeof(char *));
+    return list.n;
+}
+
 int ns_log_sites(const NsLog *log, char ***sites)
 {
     int cap = (int)(2 * log->n_layers + 1), n = 0;
@@ -195,7 +257,10 @@ int ns_log_sites(const NsLog *log, char ***sites)
     if (ns_h5_exists(log->file, ns_runlog_site_path(path, sizeof path, "final_norm", NULL)) &&
         n < cap)
         (*sites)[n++] = ns_xstrdup("final_norm");
-    return n;
+    if (n > 0)
+        return n;
+    free(*sites);
+    return other_model_sites(log, sites);
 }
 
 void ns_log_free_sites(char **sites, int n)
