@@ -105,8 +105,8 @@ static void panel(FILE *gp, const Run *runs, const int *block, const NsLog *logs
     ns_gp_yrange(gp, &range, 1);
     char q[800], title[700], style[160];
     for (int i = 0; i < 2; i++) {
-        snprintf(title, sizeof title, "%s %s: %s", i ? "Transformer" : "vision", logs[i].label,
-                 runs[i].site);
+        snprintf(title, sizeof title, "%s %.200s: %.300s", i ? "Transformer" : "vision",
+                 logs[i].label, runs[i].site);
         ns_gp_run_points(style, sizeof style, i, runs[i].n / 10 + 1);
         fprintf(gp, "%sdat index %d using 1:(pos($%d)) with lines lw 1 lc rgb run_faint(%d) "
                     "notitle, \\\n         dat index %d using 1:(pos($%d)) with linespoints "
