@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .runlog import RunLog, RunLogError
+from .runlog import RunLog, RunLogError, check_attr_names
 from .sites import find_sites, scheme_of
 
 STATS = ("mean", "var", "psi2")
@@ -93,6 +93,7 @@ class Recorder:
         self.params = [(n, p) for n, p in params if p.requires_grad]
         self.device = self.params[0][1].device if self.params else torch.device("cpu")
         self.sites = [_SiteState(n, a, self.device) for n, a in find_sites(model)]
+        check_attr_names(config or {})  # before the file exists: a refused config leaves none
         self.log = RunLog(path, overwrite=overwrite, flush_every=flush_every)
         try:
             self._write_attrs(dict(config or {}))

@@ -88,6 +88,15 @@ def library():
                       "(meson setup build && ninja -C build) or set NORMSCOPE_RUNLOG_LIB")
 
 
+def check_attr_names(names):
+    """RunLogError naming the first name that is not a root attribute of the schema."""
+    lib = library()
+    for name in names:
+        if lib.nsrl_attr_dtype(_b(name)) < 0 or name == "format":
+            raise RunLogError(f"normscope: '{name}' is not a root attribute a writer may set "
+                              "(docs/runlog.md lists them): remove it from config")
+
+
 def _b(text):
     return str(text).encode("utf-8")
 
