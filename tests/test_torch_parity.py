@@ -56,13 +56,11 @@ def normscope(binary, *words, cwd):
 
 def noise_tensors(c):
     """Tensors whose C grad_norm stays below 1e-6 of the largest tensor's at every step."""
-    names = [n for n in c["params"] if isinstance(c["params"][n], h5py.Group)]
-    out = set()
+    out, names = set(), []
 
     def visit(name, obj):
         if isinstance(obj, h5py.Dataset) and name.endswith("/grad_norm"):
             names.append(name[:-len("/grad_norm")])
-    names = []
     c["params"].visititems(visit)
     top = np.max([c["params"][n]["grad_norm"][()] for n in names], axis=0)
     for n in names:
