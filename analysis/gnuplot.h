@@ -142,5 +142,6 @@ int ns_plot_gradients(NsPlotJob *job, NsLog *logs, int n, char *err);
 int ns_plot_lipschitz(NsPlotJob *job, NsLog *logs, int n, char *err);
 int ns_plot_training(NsPlotJob *job, NsLog *logs, int n, char *err);
 int ns_plot_layers(NsPlotJob *job, NsLog *logs, int n, char *err);
+int ns_plot_figure2(NsPlotJob *job, NsLog *logs, int n, char *err); /* plot_figure2.c */
 
 #endif

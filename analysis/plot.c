@@ -39,11 +39,15 @@ static const struct {
      "training loss (every step and a moving average) and validation perplexity vs step"},
     {"layers", ns_plot_layers,
      "heat map of a statistic (default dist_var) over norm site and step, a panel per run"},
+    {"figure2", ns_plot_figure2,
+     "two runs, a vision run then a Transformer: their first norm sites' distances of mean\n"
+     "               and variance over the percent of training, absolute and relative (Fig. 2)"},
 };
 #define N_KINDS (sizeof KINDS / sizeof KINDS[0])
 
 const char *const NS_PLOT_KINDS[] = {"fluctuation", "boxes",    "gradients", "lipschitz",
-                                     "hessian",     "training", "layers",    NULL};
+                                     "hessian",     "training", "layers",    "figure2",
+                                     NULL};
 
 void ns_plot_kinds_list(char *buf, size_t len)
 {

@@ -4,7 +4,8 @@
 # --max-tokens. `scripts/bench.sh [path/to/normscope]` or `ninja -C build bench`.
 # Results go to stdout and bench-results/ (logs). Environment: BENCH_STEPS (default 30),
 # BENCH_ROUNDS (alternating rounds, default 2), BENCH_SCHEMES (default: all eight),
-# BENCH_SECTIONS (default "speed probes padding"), BENCH_QUANTILE (default 0.2, below).
+# BENCH_SECTIONS (default "speed probes recorder padding"), BENCH_QUANTILE (default 0.2,
+# below).
 #
 # small: d=256, L=4, H=4, F=1024, T=64, B=32, V=10000, post-norm, 2 threads, stream batching
 # (no padding), word-level tinyshakespeare, dropout 0.1. Every ratio is taken inside this one
@@ -19,7 +20,7 @@ out="${BENCH_OUT:-$root/bench-results}"
 steps="${BENCH_STEPS:-30}"
 rounds="${BENCH_ROUNDS:-2}"
 schemes="${BENCH_SCHEMES:-layer batch batch-regularized batch-official power-v power power-official rms none}"
-sections="${BENCH_SECTIONS:-speed probes padding}"
+sections="${BENCH_SECTIONS:-speed probes recorder padding}"
 skip=6
 # The statistic of a run's step times (after the first $skip): a low quantile, not the median,
 # because on a shared machine other processes' bursts slow whole stretches of steps; the
@@ -165,6 +166,18 @@ echo "# per-step: two runs' step times (moves with the load); in-run: the per-st
 echo "# hook time over the rest of the step in the same run (steps/probe_seconds); params: the"
 echo "# observed AdamW update's extra time over the step; smoothness: one invocation (median)"
 echo "# over --lipschitz-every $every steps; total = in-run + params + smoothness"
+fi
+
+if section recorder; then
+echo
+echo "## PyTorch recorder at default cadences on small (bench/recorder_overhead.py, CPU)"
+printf "%-16s %10s %10s %10s\n" scheme "without s" "with s" "overhead"
+for norm in $schemes; do
+    read -r off on pct < <(NORMSCOPE_RUNLOG_LIB="$(dirname "$bin")/libnormscope-runlog.so" \
+        "$py" "$root/bench/recorder_overhead.py" --norm "$norm" --steps "$steps" \
+        --rounds "$rounds" --threads "$threads" --quantile "$quantile")
+    printf "%-16s %10s %10s %9s%%\n" "$norm" "$off" "$on" "$pct"
+done
 fi
 
 if section padding; then

@@ -60,9 +60,11 @@ for t in "${targets[@]}"; do
     log="$findings/$t.log"
     # -close_fd_mask=3: the targets' own output (error lines, --help) is not shown; the
     # sanitizers' reports still are. -timeout: one input taking longer is a hang.
+    # -seed: a fixed sample, so a run is repeatable (FUZZ_SEED=0: a random one).
     rm -f "$findings/$t-"*
     if nice -n 10 "$root/$build/tests/fuzz/fuzz_$t" "$work" "${dirs[@]}" "${keep_going[@]}" \
-        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=1048576 \
+        -max_total_time="$seconds" -seed="${FUZZ_SEED:-1}" -timeout=20 -rss_limit_mb=2048 \
+        -malloc_limit_mb=1048576 \
         -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$findings/$t-" \
         </dev/null >"$log" 2>&1 &&
         ! found "$t" >/dev/null; then

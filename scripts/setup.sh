@@ -6,7 +6,10 @@ set -euo pipefail
 
 PACKAGES=(gcc pkg-config meson ninja-build libopenblas-dev libhdf5-dev hdf5-tools
           libcmocka-dev libjansson-dev gnuplot-nox python3 python3-h5py python3-numpy
-          python3-nbformat openmpi-bin libopenmpi-dev man-db)
+          python3-nbformat openmpi-bin libopenmpi-dev man-db
+          # the PyTorch recorder (python/normscope), its parity test and examples: torch is
+          # large (about 1 GB with its dependencies), accepted for issue 21
+          python3-torch dataset-fashion-mnist)
 # --fuzz (scripts/fuzz.sh): clang and its libFuzzer runtime, for the fuzz targets only
 if [ "${1:-}" = "--fuzz" ]; then
     PACKAGES+=(clang libclang-rt-14-dev)

@@ -238,50 +238,72 @@ const char *ns_log_scheme_stat(const NsLog *log)
     return log->scheme && (log->scheme->batch_stats & NS_STAT_PSI2) ? "psi2" : "var";
 }
 
-/* Sites of another writer (e.g. "conv1/bn"): every group under /norms that holds a `step`
- * dataset, by name, unless it is inside a site already listed (a site's `vectors/`). */
+#define MAX_OTHER_SITES 4096
+
+/* Sites of another model (a CNN's, from the PyTorch recorder): every group under /norms that
+ * holds a `step` series, except a site's vectors group. */
 typedef struct {
-    char ***sites;
+    char **names;
     int n, cap;
-} SiteScan;
+} SiteList;
 
-#define MAX_OTHER_SITES 4096 /* a hostile file cannot make the list unbounded */
-
-static int inside_listed(const SiteScan *scan, const char *site)
+static herr_t collect_site(hid_t norms, const char *name, const H5L_info_t *info, void *data)
 {
-    for (int i = 0; i < scan->n; i++) {
-        size_t len = strlen((*scan->sites)[i]);
-        if (strcmp((*scan->sites)[i], site) == 0 ||
-            (strncmp((*scan->sites)[i], site, len) == 0 && site[len] == '/'))
-            return 1;
+    (void)info;
+    SiteList *list = data;
+    const char *last = strrchr(name, '/');
+    if (strcmp(last ? last + 1 : name, "vectors") == 0)
+        return 0;
+    char step[NS_RUNLOG_PATH_LEN + 8];
+    if (snprintf(step, sizeof step, "%s/%s", name, NS_RUNLOG_STEP) >= (int)sizeof step ||
+        !ns_h5_exists(norms, step) || H5Oexists_by_name(norms, name, H5P_DEFAULT) <= 0)
+        return 0;
+    if (list->n >= MAX_OTHER_SITES)
+        return 1; /* a hostile file cannot make the list unbounded */
+    if (list->n == list->cap) {
+        list->cap = list->cap ? 2 * list->cap : 16;
+        list->names = ns_xrealloc(list->names, sizeof(char *) * (size_t)list->cap);
     }
+    list->names[list->n++] = ns_xstrdup(name);
     return 0;
 }
 
-static herr_t scan_site(hid_t group, const char *name, const H5L_info_t *info, void *data)
+/* Natural order ("layer2" before "layer10"), so sites come in model order when their names
+ * number them. */
+static int natural_compare(const void *pa, const void *pb)
 {
-    (void)group;
-    SiteScan *scan = data;
-    size_t len = strlen(name);
-    if (info->type != H5L_TYPE_HARD || len <= 5 || strcmp(name + len - 5, "/step") != 0 ||
-        len - 5 >= 64)
-        return 0;
-    char site[64];
-    snprintf(site, sizeof site, "%.*s", (int)(len - 5), name);
-    if (inside_listed(scan, site))
-        return 0;
-    if (scan->n == scan->cap) {
-        if (scan->cap >= MAX_OTHER_SITES)
-            return 1; /* stop: enough */
-        scan->cap *= 2;
-        *scan->sites = ns_xrealloc(*scan->sites, sizeof(char *) * (size_t)scan->cap);
+    const char *a = *(const char *const *)pa, *b = *(const char *const *)pb;
+    while (*a && *b) {
+        if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
+            char *ea, *eb;
+            unsigned long long x = strtoull(a, &ea, 10), y = strtoull(b, &eb, 10);
+            if (x != y)
+                return x < y ? -1 : 1;
+            a = ea, b = eb;
+            continue;
+        }
+        if (*a != *b)
+            return (unsigned char)*a - (unsigned char)*b;
+        a++, b++;
     }
-    (*scan->sites)[scan->n++] = ns_xstrdup(site);
-    return 0;
+    return (unsigned char)*a - (unsigned char)*b;
 }
 
-/* Candidates in model order, by the site names of model-spec.md; those with a group exist. Then
- * any other writer's sites (scan_site). */
+static int other_model_sites(const NsLog *log, char ***sites)
+{
+    SiteList list = {0};
+    hid_t norms = ns_h5_exists(log->file, NS_RUNLOG_NORMS) ?
+                      H5Gopen2(log->file, NS_RUNLOG_NORMS, H5P_DEFAULT) : H5I_INVALID_HID;
+    if (norms >= 0) {
+        H5Lvisit(norms, H5_INDEX_NAME, H5_ITER_INC, collect_site, &list);
+        H5Gclose(norms);
+    }
+    if (list.n > 1)
+        qsort(list.names, (size_t)list.n, sizeof(char *), natural_compare);
+    *sites = list.names ? list.names : ns_xcalloc(1, sizeof(char *));
+    return list.n;
+}
+
 int ns_log_sites(const NsLog *log, char ***sites)
 {
     int cap = (int)(2 * log->n_layers + 1), n = 0;
@@ -297,15 +319,10 @@ int ns_log_sites(const NsLog *log, char ***sites)
     if (ns_h5_exists(log->file, ns_runlog_site_path(path, sizeof path, "final_norm", NULL)) &&
         n < cap)
         (*sites)[n++] = ns_xstrdup("final_norm");
-    if (!ns_h5_exists(log->file, NS_RUNLOG_NORMS))
+    if (n > 0)
         return n;
-    SiteScan scan = {sites, n, cap > 0 ? cap : 1};
-    hid_t norms = H5Gopen2(log->file, NS_RUNLOG_NORMS, H5P_DEFAULT);
-    if (norms >= 0) {
-        H5Lvisit(norms, H5_INDEX_NAME, H5_ITER_INC, scan_site, &scan);
-        H5Gclose(norms);
-    }
-    return scan.n;
+    free(*sites);
+    return other_model_sites(log, sites);
 }
 
 void ns_log_free_sites(char **sites, int n)

@@ -54,8 +54,9 @@ float *ns_log_read_matrix(const NsLog *log, const char *path, size_t *rows, size
 const char *ns_log_scheme_stat(const NsLog *log);
 
 /* Norm sites recorded under /norms, in model order (layers/0/norm1, layers/0/norm2, …,
- * final_norm), then those of another writer (e.g. conv1/bn: any group under /norms with a
- * `step` dataset, by name). Returns the count; *sites is malloc'd (free with
+ * final_norm); for a log of another model (no Transformer site: a CNN recorded by the PyTorch
+ * recorder), every group under /norms holding a `step` series, in natural order of their names
+ * ("bn", "layer1/0/bn1", …, "layer2/0/bn1"). Returns the count; *sites is malloc'd (free with
  * ns_log_free_sites). */
 int ns_log_sites(const NsLog *log, char ***sites);
 void ns_log_free_sites(char **sites, int n);
