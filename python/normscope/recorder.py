@@ -68,6 +68,37 @@ def _distances(batch, running, d):
     return [a for a, _ in out] + [b for _, b in out]
 
 
+TID_EPS = 1e-5
+
+
+def _tid(batch, running, rows):
+    """The training-inference discrepancy and its sampling floors (the C probe's tid_values and
+    tid_floors, docs/runlog.md): tid_mean, tid_var, tid_psi2, then the three floors for `rows`
+    independent normal rows (NaN when the row count is unknown), float64."""
+    mu, var, psi2 = (batch[k].double() for k in STATS)
+    r_mean, r_var, r_psi2 = (running[k].double() for k in STATS)
+    sd = torch.sqrt(var + TID_EPS)
+    tids = [((r_mean - mu).abs() / sd).mean(),
+            (torch.sqrt(r_var + TID_EPS) / sd - 1.0).abs().mean(),
+            (torch.sqrt(r_psi2 + TID_EPS) / torch.sqrt(psi2 + TID_EPS) - 1.0).abs().mean()]
+    n = float(rows) if rows else NAN
+    psi2_floor = (torch.sqrt((var * var + 2.0 * mu * mu * var) / (math.pi * n)) /
+                  (psi2 + TID_EPS)).mean()
+    floors = [torch.full_like(tids[0], math.sqrt(2.0 / (math.pi * n))),
+              torch.full_like(tids[0], 1.0 / math.sqrt(math.pi * n)), psi2_floor]
+    return tids + floors
+
+
+def _rows(data):
+    """Real rows the statistics ran over: the protocol's `rows`, else counted from x and mask."""
+    if data.get("rows") is not None:
+        return int(data["rows"])
+    if data.get("x") is None:
+        return 0
+    mask = data.get("mask")
+    return int(mask.sum()) if mask is not None else int(data["x"].shape[0])
+
+
 def _sumsq(t):
     """Sum of squares of a tensor as a float64 0-d tensor. The norm is taken in the tensor's
     own precision (torch reduces float32 in blocks: relative error ~1e-6 on millions of
@@ -155,7 +186,8 @@ class Recorder:
             s.h_step = h(g + "/step")
             s.h_rows = [h(g + "/" + k) for k in (
                 "dist_mean", "dist_var", "dist_psi2", "rel_dist_mean", "rel_dist_var",
-                "rel_dist_psi2", "g_mu", "g_sigma2", "g_psi2", "nu_norm", "correction_norm",
+                "rel_dist_psi2", "tid_mean", "tid_var", "tid_psi2", "tid_mean_floor",
+                "tid_var_floor", "tid_psi2_floor", "g_mu", "g_sigma2", "g_psi2", "nu_norm", "correction_norm",
                 "grad_out_norm", "grad_in_norm", "grad_gain", "grad_in_max")]
             s.h_vec_step = h(g + "/vectors/step")
             s.h_vec = [h(g + "/vectors/" + k) for k in (
@@ -206,8 +238,8 @@ class Recorder:
         running.update({k: v.float() for k, v in (s.running_before or {}).items()})
         for k in STATS:
             s.own[k] += PROBE_MOMENTUM * (batch[k] - s.own[k])
-        return {"dist": _distances(batch, running, s.d), "batch": batch, "running": running,
-                "data": data}
+        return {"dist": _distances(batch, running, s.d) + _tid(batch, running, _rows(data)),
+                "batch": batch, "running": running, "data": data}
 
     def _bwd_hook(self, s):
         def hook(module, grad_input, grad_output):
@@ -289,7 +321,7 @@ class Recorder:
             for s in self.sites:
                 seen = s.seen
                 if seen is None:
-                    vals += [nan] * 15
+                    vals += [nan] * 21
                     continue
                 vals += [v.to(dev) for v in seen["dist"]]
                 vals += [v.to(dev) for v in seen.get("grads", [nan] * 9)]
