@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,30 @@ static void test_help(void **state)
     }
 }
 
+/* A fatal signal (what libhdf5 raises on some damaged files, tests/fuzz/known-issues) ends the
+ * program with one line naming the crash and exit 1, not a signal (cmd/main.c). Sanitizer
+ * builds leave such signals to the sanitizer, so there the test only checks that one came. */
+static void test_fatal_signal_is_one_line(void **state)
+{
+    (void)state;
+    const char *err = scratch("crash.err");
+    pid_t pid = spawn((Io){.err = err}, TINY_TRAIN " --steps 100000 --out %s --overwrite",
+                      scratch("crash.h5"));
+    for (int i = 0; i < 100 && !file_contains(err, "normscope train:"); i++)
+        sleep_ms(50);
+    kill(pid, SIGSEGV);
+    int code = wait_exit(pid, 30.0);
+#ifdef __SANITIZE_ADDRESS__
+    if (code == 0 || code == TIMED_OUT)
+        fail_msg("SIGSEGV: exit %d", code);
+#else
+    char *text = slurp(err, NULL);
+    if (code != 1 || !strstr(text, "normscope: crashed (fatal signal)"))
+        fail_msg("SIGSEGV: exit %d, stderr ends %s", code, last_line(text));
+    free(text);
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_bom_dropped),
         cmocka_unit_test(test_short_text_is_named),
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_fatal_signal_is_one_line),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, group_teardown);
