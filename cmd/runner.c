@@ -104,6 +104,11 @@ static const NsOption *log_differs(const NsLog *log, const NsRunConfig *want, ch
     NsRunConfig got = *want;
     if (ns_read_run_attrs(log->file, &got, err) < 0)
         return NULL;
+    /* vocab_size is the vocabulary the data built (at most the cap); the cell asks for a cap,
+     * which the log keeps as vocab_cap (logs written before it existed: the built size). */
+    long cap;
+    if (ns_log_attr_long(log, "vocab_cap", &cap) == 0)
+        got.model.vocab_size = (int)cap;
     for (size_t i = 0; i < NS_N_RUN_OPTIONS; i++) {
         const NsOption *o = &NS_RUN_OPTIONS[i];
         int defines = o->section == NS_SEC_MODEL || o->section == NS_SEC_OPTIM ||
