@@ -32,7 +32,12 @@ if [ ! -f "$build/build.ninja" ]; then
     CC=clang meson setup "$build" -Dfuzz=enabled -Dtests=disabled -Dmpi=disabled \
         --buildtype=debugoptimized -Db_lundef=false >/dev/null
 fi
-ninja -C "$build" "${targets[@]/#/tests/fuzz/fuzz_}" >/dev/null
+# ninja says what failed on stdout: shown only then
+if ! built="$(ninja -C "$build" "${targets[@]/#/tests/fuzz/fuzz_}" 2>&1)"; then
+    echo "$built" | grep -v '^\[' >&2
+    echo "fuzz.sh: building the fuzz targets failed" >&2
+    exit 1
+fi
 
 findings="$root/$build/findings" # absolute: fuzz_flags changes directory
 mkdir -p "$findings"
@@ -50,6 +55,12 @@ export OPENBLAS_NUM_THREADS=1
 found() {
     ls "$findings/$1-"crash-* "$findings/$1-"leak-* "$findings/$1-"timeout-* \
         "$findings/$1-"oom-* 2>/dev/null
+}
+
+# Whether a crash report's innermost frame, past the sanitizer's own interceptors, is libhdf5's.
+inside_libhdf5() {
+    grep -E '^ +#[0-9]+ ' "$1" | grep -v -E '__interceptor_|__asan|__sanitizer|libclang_rt' |
+        head -1 | grep -q 'libhdf5'
 }
 
 status=0
@@ -76,6 +87,12 @@ for t in "${targets[@]}"; do
         # fork mode: "#RUNS: cov: ... crash/oom/timeout counts" lines; the last is the total
         last="$(grep -E '^#[0-9]+: cov:' "$log" | tail -1)"
         echo "fuzz_$t: $last; findings: $(found "$t" | wc -l) ($findings)" >&2
+    elif inside_libhdf5 "$log"; then
+        # libhdf5 1.10 over-reads or faults on some damaged files inside its own code, with
+        # arguments of ours that are right (tests/fuzz/known-issues): reported and kept, not a
+        # failure of this stage, which guards normscope's code
+        echo "fuzz_$t: a finding inside libhdf5, not in normscope (kept: $(found "$t" | head -1));" \
+             "$(grep -m1 -E 'SUMMARY' "$log")" >&2
     else
         status=1
         echo "fuzz_$t: FINDING (log $log):" >&2

@@ -26,7 +26,8 @@ typedef struct {
 
 static Settings take_settings(const uint8_t **data, size_t *size)
 {
-    Settings s = {.spec = {.corpus_path = "", .valid_path = "", .synth_bytes = 4096}};
+    Settings s = {.spec = {.corpus_path = "", .valid_path = "", .synth_bytes = 4096,
+                           .max_bytes = NS_TEXT_MAX_BYTES_DEFAULT}};
     uint32_t flags = fuzz_take(data, size, 1);
     s.spec.tokenizer = flags & 1 ? NS_TOK_CHAR : NS_TOK_WORD;
     s.spec.batching = flags & 2 ? NS_BATCH_SENTENCES : NS_BATCH_STREAM;
@@ -100,7 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_vocab_round_trip(&ds.vocab);
     if (s.two_files) {
         NsCorpus again = {0};
-        ns_load_corpus_file(s.spec.valid_path, &ds.vocab, s.spec.tokenizer, &again, err);
+        NsTextLimits lim = {.max_bytes = s.spec.max_bytes, .any_file = 0};
+        ns_load_corpus_file(s.spec.valid_path, &lim, &ds.vocab, s.spec.tokenizer, &again, err);
         ns_corpus_free(&again);
     }
     ns_dataset_free(&ds);
