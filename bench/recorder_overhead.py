@@ -2,7 +2,9 @@
 """The PyTorch recorder's cost at default cadences (vectors every 100 steps, flush every 10) on
 the spec's `small` model (d=256, L=4, H=4, F=1024, T=64, B=32, V=10000, random batches):
 training steps without and with the recorder, alternating in blocks so machine load hits both
-alike. Prints the two step times (seconds, the --quantile of each) and the overhead in percent.
+alike. Prints the two step times (seconds, the --quantile of each), the overhead in percent,
+and the cost of one smoothness measurement at the default plan (lipschitz/, on the step's
+batch: the fastest of --smooth-repeats) in training steps without the recorder.
 A benchmark (scripts/bench.sh, section recorder), never a test."""
 import argparse
 import os
@@ -26,6 +28,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quantile", type=float, default=0.2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--smooth-repeats", type=int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -62,8 +65,31 @@ def main():
                 rec.close()
                 os.remove(os.path.join(tmp, "bench.h5"))
                 rec = None
+        smooth = smoothness_seconds(model, opt, dev, tmp, a.smooth_repeats)
     off, on = (float(np.quantile(times[k], a.quantile)) for k in (False, True))
-    print(f"{off:.5f} {on:.5f} {100 * (on - off) / off:.1f}")
+    print(f"{off:.5f} {on:.5f} {100 * (on - off) / off:.1f} {smooth / off:.1f}")
+
+
+def smoothness_seconds(model, opt, dev, tmp, repeats):
+    """Seconds of one smoothness measurement at the default plan (the fastest of repeats)."""
+    path = os.path.join(tmp, "smooth.h5")
+    best = float("inf")
+    with normscope.Recorder(model, path, param_names=list(model.named_spec_params()),
+                            config={"steps": repeats}, lipschitz_every=1) as rec:
+        for _ in range(repeats):
+            tokens = torch.randint(3, 10000, (32, 65), device=dev)
+            mask = torch.ones(32, 64, dtype=torch.bool, device=dev)
+            opt.zero_grad(set_to_none=True)
+            loss = model(tokens, mask)
+            loss.backward()
+            t0 = time.perf_counter()
+            rec.smoothness(lambda: model(tokens, mask), 1e-4)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t0)
+            opt.step()
+            rec.step(loss=loss.detach(), lr=1e-4, tokens=32 * 64)
+    return best
 
 
 if __name__ == "__main__":

@@ -162,6 +162,10 @@ def main():
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--probe-vectors-every", type=int, default=100)
     p.add_argument("--flush-every", type=int, default=10)
+    p.add_argument("--lipschitz-every", type=int, default=0,
+                   help="the smoothness probe every N steps (0: off)")
+    p.add_argument("--hessian-iters", type=int, default=10)
+    p.add_argument("--hutchinson-samples", type=int, default=4)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     a = p.parse_args()
@@ -192,7 +196,9 @@ def main():
     rng = np.random.default_rng(a.seed)
     with normscope.Recorder(model, a.out, config=config, overwrite=a.overwrite,
                             probe_vectors_every=a.probe_vectors_every,
-                            flush_every=a.flush_every) as rec:
+                            flush_every=a.flush_every, lipschitz_every=a.lipschitz_every,
+                            hessian_iters=a.hessian_iters,
+                            hutchinson_samples=a.hutchinson_samples) as rec:
         t, order = 0, rng.permutation(len(x))
         while t < steps:
             k = (t % per_epoch) * a.batch_size
@@ -207,6 +213,7 @@ def main():
             opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(xb), yb)
             loss.backward()
+            rec.smoothness(lambda: F.cross_entropy(model(xb), yb), lr)
             opt.step()
             t += 1
             rec.step(loss=loss.detach(), lr=lr, tokens=len(idx))

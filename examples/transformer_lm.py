@@ -114,7 +114,7 @@ def lr_at(lr, warmup, t):
     return lr * min(t / warmup, math.sqrt(warmup / t))
 
 
-def train_step(model, opt, tokens, mask, lr, clip, device):
+def train_step(model, opt, tokens, mask, lr, clip, device, rec):
     for g in opt.param_groups:
         g["lr"] = lr
     tokens = torch.as_tensor(tokens, device=device)
@@ -122,6 +122,8 @@ def train_step(model, opt, tokens, mask, lr, clip, device):
     opt.zero_grad(set_to_none=True)
     loss = model(tokens, mask)
     loss.backward()
+    # the smoothness probe, on this batch before the update (returns at once when not due)
+    rec.smoothness(lambda: model(tokens, mask), lr)
     if clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     opt.step()
@@ -141,6 +143,18 @@ def record_config(cfg):
             "bn_momentum", "eps", "lr", "warmup", "weight_decay", "adam_beta1", "adam_beta2",
             "adam_eps", "clip", "steps", "seed", "max_tokens", "tie_embeddings")
     return {k: cfg[k] for k in keys if k in cfg}
+
+
+RECORDER_FLAGS = [("probe-vectors-every", int, 100), ("flush-every", int, 10),
+                  ("lipschitz-every", int, 0), ("hessian-iters", int, 10),
+                  ("hessian-top", int, 1), ("hutchinson-samples", int, 4),
+                  ("density-runs", int, 1), ("density-steps", int, 0)]
+
+
+def recorder_options(args):
+    """The recorder's cadences and smoothness plan from the flags of the same names."""
+    return {name.replace("-", "_"): getattr(args, name.replace("-", "_"))
+            for name, _, _ in RECORDER_FLAGS}
 
 
 def replay(args):
@@ -164,8 +178,7 @@ def replay(args):
         opt = make_optimizer(model, cfg)
         rec = normscope.Recorder(model, args.out, config=record_config(cfg),
                                  param_names=list(model.named_spec_params()),
-                                 probe_vectors_every=args.probe_vectors_every,
-                                 flush_every=args.flush_every, overwrite=args.overwrite)
+                                 overwrite=args.overwrite, **recorder_options(args))
         with rec:
             for k in steps:
                 g = f[k]
@@ -175,7 +188,8 @@ def replay(args):
                     rec.mark_parameters()
                 lr = float(g["lr"][()])
                 loss, real, positions = train_step(model, opt, g["tokens"][()].astype(np.int64),
-                                                   g["mask"][()].astype(bool), lr, 0.0, "cpu")
+                                                   g["mask"][()].astype(bool), lr, 0.0, "cpu",
+                                                   rec)
                 rec.step(loss=loss, lr=lr, tokens=real, positions=positions)
     print(f"wrote {args.out} ({len(steps)} steps replayed from {args.replay})")
 
@@ -213,13 +227,13 @@ def train(args):
                else stream_batches(train_ids, B, T, rng))
     rec = normscope.Recorder(model, args.out, config=record_config(cfg),
                              param_names=list(model.named_spec_params()),
-                             probe_vectors_every=args.probe_vectors_every,
-                             flush_every=args.flush_every, overwrite=args.overwrite)
+                             overwrite=args.overwrite, **recorder_options(args))
     with rec:
         for t in range(1, args.steps + 1):
             tokens, mask = next(batches)
             lr = lr_at(args.lr, args.warmup, t)
-            loss, real, positions = train_step(model, opt, tokens, mask, lr, args.clip, device)
+            loss, real, positions = train_step(model, opt, tokens, mask, lr, args.clip, device,
+                                               rec)
             rec.step(loss=loss, lr=lr, tokens=real, positions=positions)
             if args.eval_every and (t % args.eval_every == 0 or t == args.steps):
                 rec.evaluate(loss=evaluate(model, valid_ids, B, T, device))
@@ -263,8 +277,7 @@ def main():
                                ("clip", float, 1.0), ("dropout", float, 0.1),
                                ("pn-alpha", float, 0.9), ("pn-warmup", int, None),
                                ("pn-groups", int, None), ("bn-momentum", float, None),
-                               ("seed", int, 1), ("eval-every", int, 0),
-                               ("probe-vectors-every", int, 100), ("flush-every", int, 10)]:
+                               ("seed", int, 1), ("eval-every", int, 0)] + RECORDER_FLAGS:
         p.add_argument("--" + name, dest=name.replace("-", "_"), type=typ, default=default)
     p.add_argument("--release-defaults", dest="release_defaults", action="store_true")
     p.add_argument("--device", default="cpu", help="cpu | cuda")

@@ -24,6 +24,19 @@ batch norm): their gradient is round-off (their C grad_norm is below 1e-6 of the
 tensor's at every step), and AdamW moves them by about lr in the direction of that round-off,
 whose sign no two implementations share.
 
+The smoothness probe (lipschitz/, every 5 steps, 20 Lanczos steps): the step grid
+(grid_loss, loss_range, grad_predictiveness, beta_smoothness) within the same 1e-4 (only the
+parameters move between its evaluations: the same float32 arithmetic); the top eigenvalue
+within 2 % of the C engine's, the tolerance docs/debug-state.md states for the C engine's
+central-difference products against exact ones (the recorder's are exact, by double
+backward); for PN after warm-up 5 %: its approximate backward is not a gradient, so its
+Jacobian is not symmetric and Lanczos's Ritz values depend on the start vector, which each side
+draws from its own generator (measured up to 1.7 %, against up to 0.95 % for the exact
+schemes). Not compared by value:
+hessian_trace and the density (each side draws its own random vectors: the estimators are
+checked on Hessians known exactly in test_torch_recorder.py) and hvp_pinned (the C engine's
+pinned ReLU units; exact products pin none).
+
 Usage: test_torch_parity.py NORMSCOPE_BINARY (scratch files in a temporary directory)."""
 import os
 import subprocess
@@ -42,7 +55,15 @@ TOL = 1e-4
 FLAGS = ("--d-model 32 --heads 2 --d-ff 64 --layers 2 --seq-len 16 --batch-size 8 "
          "--vocab-size 300 --synth-bytes 60000 --threads 1 --steps 20 --dropout 0 --clip 0 "
          "--warmup 5 --lr 3e-3 --pn-warmup 8 --seed 5")
-TIMINGS = {"step_seconds", "wall_time", "tokens_per_s", "real_tokens_per_s", "probe_seconds"}
+TIMINGS = {"step_seconds", "wall_time", "tokens_per_s", "real_tokens_per_s", "probe_seconds",
+           "seconds"}
+EIG_TOL = 0.02
+EIG_TOL_APPROX = 0.05  # PN after warm-up (docstring)
+PN_WARMUP = 8
+EIGS = {"lipschitz/hessian_top_eig", "lipschitz/hessian_top_eigs"}
+RANDOM = {"lipschitz/hessian_trace", "lipschitz/density_nodes", "lipschitz/density_weights",
+          "lipschitz/hvp_pinned"}
+LIPSCHITZ = ["--lipschitz-every", "5", "--hessian-iters", "20", "--hutchinson-samples", "4"]
 CASES = [(n, p) for n in ("layer", "batch", "batch-official", "power-v", "power")
          for p in ("post", "pre")]
 
@@ -69,9 +90,16 @@ def noise_tensors(c):
     return out
 
 
-def compare(c_path, py_path):
+def eig_tolerance(c, norm):
+    """Per lipschitz/ row: 2 %, or 5 % where PN's approximate backward is in force."""
+    steps = c["lipschitz/step"][()]
+    return np.where((norm == "power") & (steps > PN_WARMUP), EIG_TOL_APPROX, EIG_TOL)
+
+
+def compare(c_path, py_path, norm):
     """Worst relative difference per compared series, and the problems found."""
     c, py = h5py.File(c_path, "r"), h5py.File(py_path, "r")
+    eig_tol = eig_tolerance(c, norm)
     skip = noise_tensors(c)
     worst, problems, n = {}, [], [0]
 
@@ -90,7 +118,20 @@ def compare(c_path, py_path):
         if np.any(np.isnan(a) != np.isnan(b)):
             problems.append(f"{name}: NaN where C has none (or the reverse)")
             return
+        if name in RANDOM:
+            if not np.all(np.isfinite(b[~np.isnan(a)])):
+                problems.append(f"{name}: not finite where C's is")
+            return
         ok = ~np.isnan(a)
+        if name in EIGS:
+            rel = np.abs(a - b) / np.abs(a)
+            rel = np.where(ok, rel.reshape(len(eig_tol), -1) if rel.ndim > 1 else rel, 0.0)
+            worst[name] = float(np.max(rel))
+            n[0] += 1
+            tol = eig_tol.reshape(-1, 1) if rel.ndim > 1 else eig_tol
+            if np.any(rel > tol):
+                problems.append(f"{name}: differs by {worst[name]:.2e} of its value")
+            return
         scale = float(np.max(np.abs(a[ok]))) if ok.any() else 0.0
         err = float(np.max(np.abs(a[ok] - b[ok]))) if ok.any() else 0.0
         rel = err / scale if scale > 0 else err
@@ -106,15 +147,17 @@ def run_case(binary, tmp, norm, position):
     tag = f"{norm}-{position}"
     flags = FLAGS.split() + ["--norm", norm, "--norm-position", position]
     normscope(binary, "debug-step", *flags, "--out", f"{tag}.dbg.h5", cwd=tmp)
-    normscope(binary, "train", *flags, "--probes", "batch-stats,gradients,params",
-              "--eval-every", "0", "--probe-vectors-every", "5", "--out", f"{tag}.c.h5",
-              cwd=tmp)
+    normscope(binary, "train", *flags, "--probes", "batch-stats,gradients,params,lipschitz",
+              *LIPSCHITZ, "--eval-every", "0", "--probe-vectors-every", "5",
+              "--out", f"{tag}.c.h5", cwd=tmp)
     args = types.SimpleNamespace(replay=os.path.join(tmp, f"{tag}.dbg.h5"), pin=True, seed=5,
                                  out=os.path.join(tmp, f"{tag}.py.h5"), overwrite=False,
-                                 probe_vectors_every=5, flush_every=10)
+                                 probe_vectors_every=5, flush_every=10, lipschitz_every=5,
+                                 hessian_iters=20, hessian_top=1, hutchinson_samples=4,
+                                 density_runs=1, density_steps=0)
     transformer_lm.replay(args)
     normscope(binary, "check-log", f"{tag}.py.h5", cwd=tmp)
-    return compare(os.path.join(tmp, f"{tag}.c.h5"), args.out)
+    return compare(os.path.join(tmp, f"{tag}.c.h5"), args.out, norm)
 
 
 def main():

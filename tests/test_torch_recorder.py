@@ -12,6 +12,15 @@
                   --once and export-notebook run clean on recorder logs
   refusals        an undeclared configuration key, an existing log without overwrite: one
                   'normscope:' line, the existing log unchanged
+  smooth_known    the smoothness probe's estimators on Hessians known exactly: a diagonal
+                  quadratic (top eigenvalues, Hutchinson's trace, which Rademacher vectors give
+                  exactly there, beta-smoothness, loss range, the density's nodes and weights)
+                  and a tanh network (top eigenvalue against the eigenvalues of the Hessian
+                  autograd builds; central-difference products against exact ones)
+  smooth_isolated training with the smoothness probe is bit for bit training without it (spec
+                  model with dropout and PN's state; a BatchNorm network with nn.Dropout); the
+                  log has lipschitz/ rows at the due steps, passes check-log, and `plot
+                  lipschitz` and `plot hessian` draw it
 
 Usage: test_torch_recorder.py NORMSCOPE_BINARY"""
 import math
@@ -202,12 +211,183 @@ def refusals(tmp):
     check(not os.path.exists(os.path.join(tmp, "new.h5")), "a refused Recorder left new.h5")
 
 
+class Quadratic(torch.nn.Module):
+    """0.5 sum_i a_i (w_i - c_i)^2: Hessian diag(a)."""
+
+    def __init__(self, a):
+        super().__init__()
+        self.a = torch.tensor(a, dtype=torch.float64)
+        self.w = torch.nn.Parameter(torch.zeros(len(a), dtype=torch.float64))
+        self.c = torch.linspace(-1.0, 2.0, len(a), dtype=torch.float64)
+
+    def forward(self):
+        return 0.5 * (self.a * (self.w - self.c) ** 2).sum()
+
+
+def close(got, want, tol):
+    return abs(got - want) <= tol * max(abs(want), 1e-12)
+
+
+def smooth_known(tmp):
+    from normscope.smoothness import Plan, Smoothness
+    a = [-7.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.5, 6.0, -0.25]
+    q = Quadratic(a)
+    P = len(a)
+    sm = Smoothness(q, list(q.parameters()), Plan(iters=P, top=3, samples=3, runs=2, steps=P),
+                    seed=7)
+    row = sm.measure(q, lr=0.01)
+    A = torch.tensor(a, dtype=torch.float64)
+    g0 = A * (q.w.detach() - q.c)
+    u = -g0 / g0.norm()
+    want_beta = float((A * u).norm())  # a quadratic's gradient moves by r*A u
+    r = [c * 0.01 * math.sqrt(P) for c in (0.5, 1.0, 2.0, 4.0)]
+    losses = [float(0.5 * (A * (r_k * u - q.c) ** 2).sum()) for r_k in [0.0] + r]
+    top = sorted(a, key=abs, reverse=True)[:3]
+    check(all(close(x, y, 1e-9) for x, y in zip(row["hessian_top_eigs"], top)),
+          f"smooth_known: top eigenvalues {row['hessian_top_eigs']}, want {top}")
+    check(close(row["hessian_trace"], sum(a), 1e-9),
+          f"smooth_known: trace {row['hessian_trace']}, want {sum(a)}")
+    check(close(row["beta_smoothness"], want_beta, 1e-9),
+          f"smooth_known: beta {row['beta_smoothness']}, want {want_beta}")
+    check(close(row["loss_range"], max(losses) - min(losses), 1e-9) and
+          np.allclose(row["grid_loss"], losses, rtol=1e-12),
+          f"smooth_known: grid {row['grid_loss']}, want {losses}")
+    nodes = row["density_nodes"].reshape(2, P)
+    weights = row["density_weights"].reshape(2, P)
+    check(np.allclose(np.sort(nodes, axis=1), np.sort(a), atol=1e-9) and
+          np.allclose(weights.sum(1), 1.0, atol=1e-12) and np.all(weights > 0),
+          f"smooth_known: density {nodes} {weights}")
+    check(float(q.w.abs().max()) == 0.0, "smooth_known: the parameters moved")
+
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    net.double()
+    x, y = torch.randn(9, 3, dtype=torch.float64), torch.randn(9, 2, dtype=torch.float64)
+    params = list(net.parameters())
+    shapes = [p.shape for p in params]
+    flat0 = torch.cat([p.detach().reshape(-1) for p in params])
+
+    def loss_of(flat):
+        out, k = x, 0
+        ws = []
+        for s_ in shapes:
+            n = int(np.prod(s_))
+            ws.append(flat[k:k + n].view(s_))
+            k += n
+        h = torch.tanh(out @ ws[0].t() + ws[1])
+        return ((h @ ws[2].t() + ws[3] - y) ** 2).mean()
+
+    H = torch.autograd.functional.hessian(loss_of, flat0)
+    eig = torch.linalg.eigvalsh(H)
+    want = float(eig[torch.argmax(eig.abs())])
+    closure = lambda: ((net(x) - y) ** 2).mean()  # noqa: E731
+    for hvp, tol in (("autograd", 1e-8), ("central", 1e-3)):
+        sm = Smoothness(net, params, Plan(iters=len(flat0), top=1, samples=0, runs=0),
+                        seed=1, hvp=hvp)
+        got = sm.measure(closure, lr=0.01)["hessian_top_eig"]
+        check(close(got, want, tol), f"smooth_known: tanh net top eigenvalue {got} with "
+                                     f"{hvp} products, Hessian's {want}")
+
+
+def spec_model_run(lipschitz_every, path, steps=6):
+    """A small spec model (PN, dropout 0.1) trained a few steps; its parameters and state."""
+    from normscope.spec_model import Model
+    cfg = {"vocab_size": 40, "d_model": 16, "d_ff": 32, "n_layers": 2, "n_heads": 2,
+           "seq_len": 8, "norm": "power", "norm_position": "post", "dropout": 0.1,
+           "pn_alpha": 0.9, "pn_warmup": 3, "pn_groups": 0, "bn_momentum": 0.1}
+    torch.manual_seed(4)
+    model = Model(cfg)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(9)
+    losses = []
+    with normscope.Recorder(model, path, config={"steps": steps, "seed": 4},
+                            param_names=list(model.named_spec_params()),
+                            lipschitz_every=lipschitz_every, hessian_iters=4,
+                            hutchinson_samples=2) as rec:
+        for t in range(steps):
+            tokens = torch.randint(3, 40, (4, 9), generator=gen)
+            mask = torch.ones(4, 8, dtype=torch.bool)
+            mask[0, 5:] = False
+            opt.zero_grad()
+            loss = model(tokens, mask)
+            loss.backward()
+            rec.smoothness(lambda: model(tokens, mask), 3e-3)
+            opt.step()
+            rec.step(loss=loss.detach(), lr=3e-3, tokens=int(mask.sum()))
+            losses.append(float(loss))
+    state = [v.clone() for _, site in model.sites() for v in site.state.values()]
+    return losses, [p.detach().clone() for p in model.parameters()], state
+
+
+class FunctionalDropout(torch.nn.Module):
+    """Dropout the probe cannot switch off: its closure draws from torch's generator."""
+
+    def forward(self, x):
+        return torch.nn.functional.dropout(x, 0.1, self.training)
+
+
+def bn_net_run(lipschitz_every, path):
+    torch.manual_seed(6)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.BatchNorm1d(8),
+                                torch.nn.ReLU(), torch.nn.Dropout(0.2), FunctionalDropout(),
+                                torch.nn.Linear(8, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    gen = torch.Generator().manual_seed(1)
+    with normscope.Recorder(model, path, config={"steps": 5}, lipschitz_every=lipschitz_every,
+                            hessian_iters=3, hutchinson_samples=1, density_runs=0) as rec:
+        for _ in range(5):
+            x = torch.randn(16, 5, generator=gen)
+            opt.zero_grad()
+            loss = (model(x) ** 2).mean()
+            loss.backward()
+            rec.smoothness(lambda: (model(x) ** 2).mean(), 0.05)
+            opt.step()
+            rec.step(loss=loss.detach(), lr=0.05, tokens=16)
+    return [t.detach().clone() for t in list(model.parameters()) + list(model.buffers())]
+
+
+def same(xs, ys):
+    return len(xs) == len(ys) and all(torch.equal(x, y) for x, y in zip(xs, ys))
+
+
+def smooth_isolated(tmp):
+    torch.manual_seed(0)
+    without = spec_model_run(0, os.path.join(tmp, "pn0.h5"))
+    torch.manual_seed(0)
+    with_probe = spec_model_run(2, os.path.join(tmp, "pn2.h5"))
+    check(without[0] == with_probe[0], f"smooth_isolated: losses {without[0]} became "
+                                       f"{with_probe[0]} with the probe")
+    check(same(without[1], with_probe[1]) and same(without[2], with_probe[2]),
+          "smooth_isolated: parameters or PN state differ with the probe")
+    check(same(bn_net_run(0, os.path.join(tmp, "bn0.h5")),
+               bn_net_run(2, os.path.join(tmp, "bn2.h5"))),
+          "smooth_isolated: a BatchNorm network trains differently with the probe")
+    for name, steps in (("pn2.h5", [2, 4, 6]), ("bn2.h5", [2, 4])):
+        ns("check-log", name, cwd=tmp)
+        with h5py.File(os.path.join(tmp, name), "r") as f:
+            check(list(f["lipschitz/step"][()]) == steps, f"{name}: lipschitz steps "
+                                                          f"{f['lipschitz/step'][()]}")
+            for k in ("beta_smoothness", "hessian_top_eig", "hessian_trace"):
+                v = f["lipschitz/" + k][()]
+                check(np.all(np.isfinite(v)), f"{name}: lipschitz/{k} = {v}")
+            check("lipschitz" in str(f.attrs["probes"]), f"{name}: probes attribute")
+    with h5py.File(os.path.join(tmp, "pn0.h5"), "r") as f:
+        check("lipschitz" not in f, "pn0.h5: a lipschitz group without the probe")
+    for kind in ("lipschitz", "hessian"):
+        ns("plot", kind, "pn2.h5", "bn2.h5", "--out", "smooth-plots", "--format", "svg",
+           cwd=tmp)
+        check(os.path.exists(os.path.join(tmp, "smooth-plots", kind + ".svg")),
+              f"no {kind}.svg")
+
+
 def main():
     global BIN
     BIN = os.path.abspath(sys.argv[1])
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="ns-recorder-") as tmp:
-        for test in (cnn_smoke, bn_exact, other_sites, analysis, refusals):
+        for test in (cnn_smoke, bn_exact, other_sites, analysis, refusals, smooth_known,
+                     smooth_isolated):
             n = len(FAILURES)
             test(tmp)
             print(f"{'ok  ' if len(FAILURES) == n else 'FAIL'} {test.__name__}")

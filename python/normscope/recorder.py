@@ -26,10 +26,14 @@ import torch
 from . import __version__
 from .runlog import RunLog, RunLogError, check_attr_names
 from .sites import find_sites, scheme_of
+from .smoothness import Plan, Smoothness, module_state
 
 STATS = ("mean", "var", "psi2")
 PROBE_MOMENTUM = 0.1
 PROBES = "batch-stats,gradients,params"
+LIPSCHITZ = ("loss_range", "grad_predictiveness", "beta_smoothness", "hessian_top_eig",
+             "hessian_trace", "hvp_pinned")
+LIPSCHITZ_VECTORS = ("grid_loss", "hessian_top_eigs", "density_nodes", "density_weights")
 NAN = float("nan")
 
 
@@ -41,6 +45,7 @@ class _SiteState:
         self.own = {"mean": torch.zeros(d, device=device), "var": torch.ones(d, device=device),
                     "psi2": torch.ones(d, device=device)}
         self.running_before = None
+        self.state_start = None  # the module's state before a measured step's forward
         self.seen = None     # this step's forward, awaiting its backward
         self.done = False    # this step's rows are taken
 
@@ -120,12 +125,20 @@ class Recorder:
       seed; anything else is an error. norm defaults to the sites' scheme ("batch" for BN).
     param_names: (name, parameter) pairs to record (default model.named_parameters(), names
       with '.' -> '/'); probe_vectors_every: statistic vectors every N steps (and at step 1;
-      0: never); flush_every: steps between flushes; overwrite: replace an existing log."""
+      0: never); flush_every: steps between flushes; overwrite: replace an existing log.
+    lipschitz_every: the smoothness probe every N steps (0: off), measured by smoothness(),
+      which the training loop calls between backward and optimizer step; hessian_iters,
+      hessian_top, hutchinson_samples, density_runs, density_steps: its plan (the C engine's
+      flags and defaults); hvp: "auto" (exact autograd products unless a site says its
+      backward is not its forward's gradient), "autograd" or "central" (smoothness.py)."""
 
     def __init__(self, model, path, config=None, param_names=None, probe_vectors_every=100,
-                 flush_every=10, overwrite=False):
-        if flush_every <= 0 or probe_vectors_every < 0:
-            raise ValueError("normscope: flush_every must be > 0 and probe_vectors_every >= 0")
+                 flush_every=10, overwrite=False, lipschitz_every=0, hessian_iters=10,
+                 hessian_top=1, hutchinson_samples=4, density_runs=1, density_steps=0,
+                 hvp="auto"):
+        if flush_every <= 0 or probe_vectors_every < 0 or lipschitz_every < 0:
+            raise ValueError("normscope: flush_every must be > 0, probe_vectors_every and "
+                             "lipschitz_every >= 0")
         self.model, self.flush_every, self.vectors_every = model, flush_every, probe_vectors_every
         params = list(param_names if param_names is not None else
                       ((n.replace(".", "/"), p) for n, p in model.named_parameters()))
@@ -133,6 +146,11 @@ class Recorder:
         self.device = self.params[0][1].device if self.params else torch.device("cpu")
         self.sites = [_SiteState(n, a, self.device) for n, a in find_sites(model)]
         check_attr_names(config or {})  # before the file exists: a refused config leaves none
+        self.lipschitz_every = lipschitz_every
+        self.plan = Plan(hessian_iters, hessian_top, hutchinson_samples, density_runs,
+                         density_steps)
+        self.smooth = None
+        self.measuring = False
         self.log = RunLog(path, overwrite=overwrite, flush_every=flush_every)
         try:
             self._write_attrs(dict(config or {}))
@@ -142,6 +160,9 @@ class Recorder:
             self.log.close()
             raise
         self.step_no = 0
+        if lipschitz_every:
+            self.smooth = Smoothness(model, [p for _, p in self.params], self.plan,
+                                     self.seed, hvp)
         self.t_start = self.t_last = time.perf_counter()
         self.probe_seconds = 0.0
         with torch.no_grad():
@@ -157,8 +178,20 @@ class Recorder:
         cfg.setdefault("norm", scheme_of([(s.name, s.adapter) for s in self.sites]))
         cfg.setdefault("steps", 0)
         cfg.setdefault("seed", torch.initial_seed() % (1 << 63))
-        cfg.setdefault("probes", PROBES)
+        cfg.setdefault("probes", PROBES + (",lipschitz" if self.lipschitz_every else ""))
         cfg.setdefault("probe_vectors_every", self.vectors_every)
+        if self.lipschitz_every:
+            plan = self.plan
+            for key, value in (("lipschitz_every", self.lipschitz_every),
+                               ("hessian_iters", plan.iters), ("hessian_top", plan.top),
+                               ("hutchinson_samples", plan.samples),
+                               ("density_runs", plan.runs),
+                               ("density_steps", plan.steps if plan.runs else 0)):
+                if key in cfg and int(cfg[key]) != value:
+                    raise ValueError(f"normscope: config['{key}'] = {cfg[key]} disagrees with "
+                                     f"the recorder's {key}={value}: give it once")
+                cfg[key] = value
+        self.seed, self.total_steps = int(cfg["seed"]), int(cfg["steps"])
         cfg.setdefault("flush_every", self.flush_every)
         cfg.setdefault("normscope_version", __version__ + " (python recorder)")
         for key, value in cfg.items():
@@ -176,6 +209,8 @@ class Recorder:
         log.add_group("params", "params")
         for name, _ in self.params:
             log.add_group("tensor", "params/" + name)
+        if self.lipschitz_every:
+            log.add_group("lipschitz", "lipschitz", **self.plan.widths)
         h = log.series
         self.h_steps = [h("steps/" + k) for k in (
             "step", "loss", "lr", "grad_norm", "tokens_per_s", "real_tokens_per_s",
@@ -194,6 +229,12 @@ class Recorder:
                 "batch_mean", "batch_var", "batch_psi2", "running_mean", "running_var",
                 "running_psi2")]
         self.h_params_step = h("params/step")
+        if self.lipschitz_every:
+            self.h_lip_step, self.h_lip_seconds = h("lipschitz/step"), h("lipschitz/seconds")
+            self.h_lip = [h("lipschitz/" + k) for k in LIPSCHITZ]
+            self.h_lip_vec = [h("lipschitz/" + k) if w else None for k, w in zip(
+                LIPSCHITZ_VECTORS, (1, self.plan.iters, self.plan.runs * self.plan.steps,
+                                    self.plan.runs * self.plan.steps))]
         self.h_tensor = [[h(f"params/{n}/{k}") for k in (
             "grad_norm", "param_norm", "update_norm", "dist_init")] for n, _ in self.params]
 
@@ -210,12 +251,15 @@ class Recorder:
                 self.handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(i)))
 
     def _recording(self, s):
-        return self.model.training and torch.is_grad_enabled() and not s.done
+        return (self.model.training and torch.is_grad_enabled() and not s.done
+                and not self.measuring)
 
     def _pre_hook(self, s):
         def hook(module, inputs):
             if self._recording(s) and s.seen is None:
                 s.running_before = s.adapter.running()
+                if self._smoothness_due(self.step_no + 1):
+                    s.state_start = module_state(module)
         return hook
 
     def _fwd_hook(self, s):
@@ -243,7 +287,7 @@ class Recorder:
 
     def _bwd_hook(self, s):
         def hook(module, grad_input, grad_output):
-            if s.seen is None or s.done or grad_output[0] is None:
+            if s.seen is None or s.done or self.measuring or grad_output[0] is None:
                 return
             t0 = time.perf_counter()
             with torch.no_grad():
@@ -374,7 +418,40 @@ class Recorder:
                 self.before[i].copy_(p.detach())
         self.grad_sq = [None] * len(self.params)
         for s in self.sites:
-            s.seen, s.done, s.running_before = None, False, None
+            s.seen, s.done, s.running_before, s.state_start = None, False, None, None
+
+    def _smoothness_due(self, n):
+        every = self.lipschitz_every
+        return bool(every) and (n % every == 0 or (n == self.total_steps and n < every))
+
+    def smoothness(self, closure, lr):
+        """The smoothness probe (lipschitz/), called every step between the backward and the
+        optimizer step: when this step is due (every lipschitz_every steps, and at the last
+        step of a run shorter than that), measures around the current parameters on
+        closure(), which returns the training loss of this step's batch; else returns at once.
+        Returns the row measured, or None. Training is unchanged by it (smoothness.py)."""
+        n = self.step_no + 1
+        if not self._smoothness_due(n):
+            return None
+        t0 = time.perf_counter()
+        self.measuring = True
+        start = {s.adapter.module: s.state_start for s in self.sites
+                 if s.state_start is not None}
+        try:
+            row = self.smooth.measure(closure, lr, start)
+        finally:
+            self.measuring = False
+        if row is None:  # a non-finite loss: nothing to measure, as the C probe
+            return None
+        log = self.log
+        for h, k in zip(self.h_lip, LIPSCHITZ):
+            log.append_f64(h, row[k])
+        for h, k in zip(self.h_lip_vec, LIPSCHITZ_VECTORS):
+            if h is not None:
+                log.append_f32(h, np.ascontiguousarray(row[k], dtype=np.float32))
+        log.append_i64(self.h_lip_step, n)
+        log.append_f64(self.h_lip_seconds, time.perf_counter() - t0)
+        return row
 
     def mark_parameters(self):
         """The parameters were set outside the optimizer (a checkpoint loaded): the next step's

@@ -27,25 +27,31 @@ def group_scale(x, groups):
     return (g / torch.sqrt((g * g).mean(dim=2, keepdim=True) + EPS)).view(n, d)
 
 
+# The two approximate backwards recompute their normalized rows from the saved input (with its
+# history) and use a copy of nu (the state is updated in place only under no_grad), so a double
+# backward differentiates the approximate gradient itself, as a function of the parameters: the
+# curvature the smoothness probe measures for them (the C engine takes differences of it).
+
 class PowerPaper(torch.autograd.Function):
     """PN after warm-up as the paper states it: forward with the running psi2 r, backward
     g' = g - nu*xhat, dx = g'/sqrt(r+eps) (0 at padding), nu += (1-a) mean_S(xhat*g')."""
 
     @staticmethod
     def forward(ctx, x, r, nu, mask, alpha):
-        xhat = x / torch.sqrt(r + EPS)
-        ctx.save_for_backward(xhat, r, nu, mask)
-        ctx.alpha = alpha
-        return xhat
+        ctx.save_for_backward(x, r, nu.clone(), mask)
+        ctx.nu, ctx.alpha = nu, alpha
+        return x / torch.sqrt(r + EPS)
 
     @staticmethod
     def backward(ctx, g):
-        xhat, r, nu, mask = ctx.saved_tensors
+        x, r, nu, mask = ctx.saved_tensors
+        xhat = x / torch.sqrt(r + EPS)
         gp = g - nu * xhat
         real = mask.unsqueeze(1)
         dx = gp / torch.sqrt(r + EPS) * real
-        n = mask.sum()
-        nu.add_((1 - ctx.alpha) * (xhat * gp * real).sum(0) / n)
+        with torch.no_grad():
+            n = mask.sum()
+            ctx.nu.add_((1 - ctx.alpha) * (xhat * gp * real).sum(0) / n)
         return dx, None, None, None, None
 
 
@@ -55,16 +61,19 @@ class PowerOfficial(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, denom_fwd, psi2_b, nu, alpha):
-        z = x / torch.sqrt(denom_fwd + EPS)
-        ctx.save_for_backward(z, psi2_b, nu)
-        ctx.alpha = alpha
-        return z
+        ctx.save_for_backward(x, denom_fwd, psi2_b, nu.clone())
+        ctx.nu, ctx.alpha = nu, alpha
+        return x / torch.sqrt(denom_fwd + EPS)
 
     @staticmethod
     def backward(ctx, g):
-        z, psi2_b, nu = ctx.saved_tensors
+        x, denom_fwd, psi2_b, nu = ctx.saved_tensors
+        z = x / torch.sqrt(denom_fwd + EPS)
         gp = g - (1 - ctx.alpha) * nu * z
-        nu.add_((gp * z).mean(0))
+        with torch.no_grad():
+            ctx.nu.add_((gp * z).mean(0))
+        # psi2_b (and the warm-up's divisor) arrive with their history: no gradient flows
+        # through them here, but a double backward sees how they move with the parameters
         return gp / torch.sqrt(psi2_b + EPS), None, None, None, None
 
 
@@ -117,6 +126,15 @@ class NormSite(torch.nn.Module):
         st = self.state
         keys = {"running_mean": "mean", "running_var": "var", "running_psi2": "psi2"}
         return {keys[k]: v.detach().clone() for k, v in st.items() if k in keys}
+
+    def normscope_state(self):
+        """The state a smoothness measurement starts every evaluation from."""
+        return {"state": {k: v.detach().clone() for k, v in self.state.items()},
+                "step": self.step}
+
+    def normscope_load_state(self, saved):
+        self.state = {k: v.clone() for k, v in saved["state"].items()}
+        self.step = saved["step"]
 
     def normscope_forward(self):
         """Rows normalized by the last training forward (after any row scaling), their mask, the
@@ -222,7 +240,8 @@ class NormSite(torch.nn.Module):
             return x / torch.sqrt(r + EPS)
         self.step += 1
         t, a = self.step, self.alpha
-        psi2 = (x[mask].detach() ** 2).mean(0)
+        psi2_live = (x[mask] ** 2).mean(0)  # with its history: see PowerOfficial
+        psi2 = psi2_live.detach()
         in_warmup = self.kind == "power" and t <= self.warmup
         self._remember(x, mask, grads=("psi2", x, None, psi2) if in_warmup else None,
                        nu=self.state["nu"], correction=self._correction_scale(in_warmup))
@@ -236,12 +255,12 @@ class NormSite(torch.nn.Module):
             with torch.no_grad():
                 r.mul_(a).add_((1 - a) * psi2)
             return PowerPaper.apply(x, r_before, self.state["nu"], mask, a)
-        denom = psi2 if t <= self.warmup else r.clone()
+        denom = psi2_live if t <= self.warmup else r.clone()
         with torch.no_grad():
             if t < self.warmup:
                 r.mul_((t - 1) / t).add_(psi2 / t)
             r.mul_(a).add_((1 - a) * psi2)
-        return PowerOfficial.apply(x, denom, psi2, self.state["nu"], a)
+        return PowerOfficial.apply(x, denom, psi2_live, self.state["nu"], a)
 
 
 # ----------------------------------------------------------------------------- the model
@@ -251,7 +270,8 @@ class Model(torch.nn.Module):
         super().__init__()
         V, d, F_, L = cfg["vocab_size"], cfg["d_model"], cfg["d_ff"], cfg["n_layers"]
         self.cfg, self.d, self.H, self.pre = cfg, d, cfg["n_heads"], cfg["norm_position"] == "pre"
-        self.dropout = cfg.get("dropout", 0.0)
+        # a module, not F.dropout: the recorder's smoothness probe switches nn.Dropout off
+        self.drop = torch.nn.Dropout(cfg.get("dropout", 0.0))
         self.embed = torch.nn.Parameter(torch.randn(V, d) * 0.02)
         self.layers = torch.nn.ModuleList()
         for _ in range(L):
@@ -278,16 +298,16 @@ class Model(torch.nn.Module):
         causal = torch.ones(T, T, dtype=torch.bool).tril()
         scores = scores.masked_fill(~causal, float("-inf"))
         c = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B * T, d)
-        return F.dropout(layer.attn["o"](c), self.dropout, self.training)
+        return self.drop(layer.attn["o"](c))
 
     def ffn(self, layer, x):
-        return F.dropout(layer.w2(F.relu(layer.w1(x))), self.dropout, self.training)
+        return self.drop(layer.w2(F.relu(layer.w1(x))))
 
     def forward(self, tokens, mask):
         B, T = mask.shape
         inp, tgt = tokens[:, :T], tokens[:, 1:]
         x = math.sqrt(self.d) * self.embed[inp] + self.pe[:T]
-        x = F.dropout(x.reshape(B * T, self.d), self.dropout, self.training)
+        x = self.drop(x.reshape(B * T, self.d))
         m = mask.reshape(-1)
         for _, site in self.sites():
             site.n_objective, site.penalty = int(m.sum()), 0.0
