@@ -1,10 +1,18 @@
 #!/usr/bin/python3
 """The PyTorch recorder's cost at default cadences (vectors every 100 steps, flush every 10) on
-the spec's `small` model (d=256, L=4, H=4, F=1024, T=64, B=32, V=10000, random batches):
-training steps without and with the recorder, alternating in blocks so machine load hits both
-alike. Prints the two step times (seconds, the --quantile of each), the overhead in percent,
+the spec's `small` model (d=256, L=4, H=4, F=1024, T=64, B=32, V=10000, random batches).
+
+Two measures, both within this one run:
+  A/B      training steps alternate, one by one, between the recorder attached (its hooks on,
+           step() called) and detached (no hooks), so machine load hits both alike; the
+           --quantile of each side's step times and their difference in percent. On a shared
+           machine step times scatter by several percent, so this needs many steps.
+  own      the recorder's own time per step (the log's probe_seconds: its hooks and its
+           step(), the C writer included) over the median step without it: what the
+           recorder adds, without the scatter of the step times.
 and the cost of one smoothness measurement at the default plan (lipschitz/, on the step's
-batch: the fastest of --smooth-repeats) in training steps without the recorder.
+batch, the fastest of --smooth-repeats) in training steps without the recorder.
+Prints: without_s with_s ab_percent own_percent smooth_steps.
 A benchmark (scripts/bench.sh, section recorder), never a test."""
 import argparse
 import os
@@ -12,6 +20,7 @@ import sys
 import tempfile
 import time
 
+import h5py
 import numpy as np
 import torch
 
@@ -20,11 +29,35 @@ import normscope  # noqa: E402
 from normscope.spec_model import Model  # noqa: E402
 
 
+def batch(dev):
+    tokens = torch.randint(3, 10000, (32, 65), device=dev)
+    return tokens, torch.ones(32, 64, dtype=torch.bool, device=dev)
+
+
+def train_step(model, opt, dev):
+    tokens, mask = batch(dev)
+    opt.zero_grad(set_to_none=True)
+    loss = model(tokens, mask)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def set_attached(rec, on):
+    """The recorder's hooks on or off (a benchmark's toggle, through its internals)."""
+    if on and not rec.handles:
+        rec._attach()
+    elif not on and rec.handles:
+        for h in rec.handles:
+            h.remove()
+        rec.handles = []
+        rec._next_step()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--norm", default="batch")
-    p.add_argument("--steps", type=int, default=30, help="steps per block")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--steps", type=int, default=60, help="timed steps each way")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quantile", type=float, default=0.2)
     p.add_argument("--device", default="cpu")
@@ -41,33 +74,27 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-8)
     times = {False: [], True: []}
     with tempfile.TemporaryDirectory() as tmp:
-        rec = None
-        for r in range(2 * a.rounds):
-            on = r % 2 == 1
-            if on and rec is None:
-                rec = normscope.Recorder(model, os.path.join(tmp, "bench.h5"),
-                                         param_names=list(model.named_spec_params()))
-            for step in range(a.steps):
-                tokens = torch.randint(3, 10000, (32, 65), device=dev)
-                mask = torch.ones(32, 64, dtype=torch.bool, device=dev)
-                t0 = time.perf_counter()
-                opt.zero_grad(set_to_none=True)
-                loss = model(tokens, mask)
-                loss.backward()
-                opt.step()
-                if on:
-                    rec.step(loss=loss.detach(), lr=1e-4, tokens=32 * 64)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                if step >= 3:  # warm-up steps of each block are not timed
-                    times[on].append(time.perf_counter() - t0)
-            if on:  # a fresh log per recorded block; the blocks without run with no hooks
-                rec.close()
-                os.remove(os.path.join(tmp, "bench.h5"))
-                rec = None
+        path = os.path.join(tmp, "bench.h5")
+        rec = normscope.Recorder(model, path, param_names=list(model.named_spec_params()))
+        for i in range(2 * (a.steps + 2)):
+            on = i % 2 == 1
+            set_attached(rec, on)
+            t0 = time.perf_counter()
+            loss = train_step(model, opt, dev)
+            if on:
+                rec.step(loss=loss.detach(), lr=1e-4, tokens=32 * 64)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= 4:  # the first steps warm the allocator and caches
+                times[on].append(time.perf_counter() - t0)
+        rec.close()
+        with h5py.File(path, "r") as f:
+            own = float(np.median(f["steps/probe_seconds"][2:]))
         smooth = smoothness_seconds(model, opt, dev, tmp, a.smooth_repeats)
     off, on = (float(np.quantile(times[k], a.quantile)) for k in (False, True))
-    print(f"{off:.5f} {on:.5f} {100 * (on - off) / off:.1f} {smooth / off:.1f}")
+    median_off = float(np.median(times[False]))
+    print(f"{off:.5f} {on:.5f} {100 * (on - off) / off:.1f} {100 * own / median_off:.1f} "
+          f"{smooth / median_off:.1f}")
 
 
 def smoothness_seconds(model, opt, dev, tmp, repeats):

@@ -171,13 +171,13 @@ fi
 if section recorder; then
 echo
 echo "## PyTorch recorder at default cadences on small (bench/recorder_overhead.py, CPU)"
-printf "%-16s %10s %10s %10s %16s\n" scheme "without s" "with s" "overhead" \
+printf "%-16s %10s %10s %10s %10s %16s\n" scheme "without s" "with s" "A/B" "own" \
     "lipschitz (steps)"
 for norm in $schemes; do
-    read -r off on pct smooth < <(NORMSCOPE_RUNLOG_LIB="$(dirname "$bin")/libnormscope-runlog.so" \
-        "$py" "$root/bench/recorder_overhead.py" --norm "$norm" --steps "$steps" \
-        --rounds "$rounds" --threads "$threads" --quantile "$quantile")
-    printf "%-16s %10s %10s %9s%% %16s\n" "$norm" "$off" "$on" "$pct" "$smooth"
+    read -r off on pct own smooth < <(NORMSCOPE_RUNLOG_LIB="$(dirname "$bin")/libnormscope-runlog.so" \
+        "$py" "$root/bench/recorder_overhead.py" --norm "$norm" --steps "$((steps * rounds))" \
+        --threads "$threads" --quantile "$quantile")
+    printf "%-16s %10s %10s %9s%% %9s%% %16s\n" "$norm" "$off" "$on" "$pct" "$own" "$smooth"
 done
 fi
 

@@ -9,7 +9,9 @@ PACKAGES=(gcc pkg-config meson ninja-build libopenblas-dev libhdf5-dev hdf5-tool
           python3-nbformat openmpi-bin libopenmpi-dev man-db
           # the PyTorch recorder (python/normscope), its parity test and examples: torch is
           # large (about 1 GB with its dependencies), accepted for issue 21
-          python3-torch dataset-fashion-mnist)
+          python3-torch dataset-fashion-mnist
+          # `pip install ./python` into a venv that sees Debian's torch (tested offline)
+          python3-venv python3-pip python3-setuptools)
 # --fuzz (scripts/fuzz.sh): clang and its libFuzzer runtime, for the fuzz targets only
 if [ "${1:-}" = "--fuzz" ]; then
     PACKAGES+=(clang libclang-rt-14-dev)

@@ -17,6 +17,9 @@
                   exactly there, beta-smoothness, loss range, the density's nodes and weights)
                   and a tanh network (top eigenvalue against the eigenvalues of the Hessian
                   autograd builds; central-difference products against exact ones)
+  pip_install     `pip install` of python/ into a venv that sees Debian's torch (offline, from a
+                  copy of the folder): the installed package, not the checkout's, writes a log
+                  that passes check-log, finding the writer library beside `normscope` on PATH
   smooth_isolated training with the smoothness probe is bit for bit training without it (spec
                   model with dropout and PN's state; a BatchNorm network with nn.Dropout); the
                   log has lipschitz/ rows at the due steps, passes check-log, and `plot
@@ -381,13 +384,52 @@ def smooth_isolated(tmp):
               f"no {kind}.svg")
 
 
+PIP_PROBE = """
+import os, sys, torch, normscope
+assert not normscope.__file__.startswith(sys.argv[2]), normscope.__file__
+m = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6), torch.nn.Linear(6, 1))
+opt = torch.optim.SGD(m.parameters(), lr=0.1)
+with normscope.Recorder(m, sys.argv[1], config={"steps": 3}) as rec:
+    for _ in range(3):
+        opt.zero_grad(); loss = (m(torch.randn(8, 4)) ** 2).mean(); loss.backward(); opt.step()
+        rec.step(loss=loss, lr=0.1, tokens=8)
+print(normscope.__file__)
+"""
+
+
+def pip_install(tmp):
+    import shutil
+    venv, src = os.path.join(tmp, "venv"), os.path.join(tmp, "python-src")
+    shutil.copytree(os.path.join(ROOT, "python"), src,
+                    ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    steps = [["/usr/bin/python3", "-m", "venv", "--system-site-packages", venv],
+             [os.path.join(venv, "bin", "pip"), "install", "--quiet", "--no-index",
+              "--no-build-isolation", "--no-deps", src]]
+    for cmd in steps:
+        r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        check(r.returncode == 0, f"pip_install: {' '.join(cmd)}: exit {r.returncode}\n"
+                                 f"{r.stderr[-1500:]}")
+        if r.returncode:
+            return
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NORMSCOPE_RUNLOG_LIB", "PYTHONPATH")}
+    env["PATH"] = os.path.dirname(BIN) + os.pathsep + env.get("PATH", "")
+    r = subprocess.run([os.path.join(venv, "bin", "python"), "-c", PIP_PROBE, "pip.h5",
+                        os.path.abspath(ROOT)], cwd=tmp, capture_output=True, text=True,
+                       env=env)
+    check(r.returncode == 0 and venv in r.stdout,
+          f"pip_install: the installed package: exit {r.returncode} {r.stdout}"
+          f"{r.stderr[-1500:]}")
+    ns("check-log", "pip.h5", cwd=tmp)
+
+
 def main():
     global BIN
     BIN = os.path.abspath(sys.argv[1])
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="ns-recorder-") as tmp:
         for test in (cnn_smoke, bn_exact, other_sites, analysis, refusals, smooth_known,
-                     smooth_isolated):
+                     smooth_isolated, pip_install):
             n = len(FAILURES)
             test(tmp)
             print(f"{'ok  ' if len(FAILURES) == n else 'FAIL'} {test.__name__}")

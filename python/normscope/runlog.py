@@ -3,11 +3,13 @@
 One writer for every run log: the file's layout, chunking, SWMR flushing, one-writer lock and
 crash behaviour are the C writer's, the same as `normscope train`'s. The library is found, in
 order, at $NORMSCOPE_RUNLOG_LIB, in the meson build folders of the checkout this package lives in
-(build, build-test, build-asan, builddir), then by the system's loader (an installed library).
+(build, build-test, build-asan, builddir), beside the `normscope` program on PATH (a build folder,
+or an installed prefix's lib/), then by the system's loader (an installed library).
 """
 import ctypes
 import ctypes.util
 import os
+import shutil
 
 API_VERSION = 1
 F64, I64, F32_VEC = 0, 1, 2
@@ -26,6 +28,14 @@ def _candidates():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for build in ("build", "build-test", "build-asan", "builddir"):
         yield os.path.join(root, build, "libnormscope-runlog.so")
+    program = shutil.which("normscope")
+    if program:  # a pip-installed package beside a build or an installed normscope
+        where = os.path.dirname(os.path.realpath(program))
+        prefix = os.path.dirname(where)
+        yield os.path.join(where, "libnormscope-runlog.so")
+        for lib in ("lib", "lib64", os.path.join("lib", "x86_64-linux-gnu"),
+                    os.path.join("lib", "aarch64-linux-gnu")):
+            yield os.path.join(prefix, lib, "libnormscope-runlog.so")
     found = ctypes.util.find_library("normscope-runlog")
     if found:
         yield found
