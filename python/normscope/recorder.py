@@ -178,6 +178,10 @@ class Recorder:
         with torch.no_grad():
             self.init = [p.detach().clone() for _, p in self.params]
             self.before = [p.detach().clone() for _, p in self.params]
+        # one reused buffer for p - p_init: a fresh temporary of every tensor each step costs
+        # more in page faults than the subtraction itself
+        self.scratch = torch.empty(max((p.numel() for _, p in self.params), default=0),
+                                   dtype=torch.float32, device=self.device)
         self.grad_sq = [None] * len(self.params)
         self.handles = []
         self._attach()
@@ -354,10 +358,13 @@ class Recorder:
         scalars, layout = self._gather(loss)
         host = torch.stack(scalars).cpu().numpy() if scalars else np.zeros(0)
         self._append_rows(n, host, layout, lr, tokens, positions, step_seconds, t0)
+        t_tail = time.perf_counter()
         self._append_vectors(n)
         self._next_step()
         if n % self.flush_every == 0:
             self.log.flush()
+        # counted in the next row's probe_seconds, as the C probes count their end of step
+        self.probe_seconds += time.perf_counter() - t_tail
 
     def _gather(self, loss):
         """Every scalar of the step as one list of 0-d float64 tensors (one transfer)."""
@@ -372,7 +379,15 @@ class Recorder:
                     gsq = (_sumsq(p.grad.detach()) if p.grad is not None
                            else torch.zeros((), dtype=torch.float64, device=dev))
                 cur, before = p.detach(), self.before[i]
-                vals += [gsq, _sumsq(before), _sumsq(cur - before), _sumsq(cur - self.init[i])]
+                vals += [gsq, _sumsq(before)]
+                torch.sub(cur, before, out=before)  # before holds the update until _next_step
+                vals.append(_sumsq(before))
+                if cur.dtype == self.scratch.dtype:
+                    away = self.scratch[:cur.numel()].view_as(cur)
+                    torch.sub(cur, self.init[i], out=away)
+                else:
+                    away = cur - self.init[i]
+                vals.append(_sumsq(away))
             for s in self.sites:
                 seen = s.seen
                 if seen is None:
