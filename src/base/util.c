@@ -211,6 +211,16 @@ double ns_physical_memory(void)
     return pages > 0 && size > 0 ? (double)pages * (double)size : 0.0;
 }
 
+int ns_exceeds_memory(double need, char *need_text, char *have_text, size_t n)
+{
+    double have = ns_physical_memory();
+    if (have <= 0 || need <= have)
+        return 0;
+    ns_format_bytes(need_text, n, need);
+    ns_format_bytes(have_text, n, have);
+    return 1;
+}
+
 void ns_format_bytes(char *out, size_t n, double bytes)
 {
     static const char *const units[] = {"bytes", "kB", "MB", "GB", "TB", "PB", "EB"};

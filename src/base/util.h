@@ -52,6 +52,10 @@ double ns_now_seconds(void); /* monotonic clock */
 double ns_physical_memory(void);
 /* "12.3 GB", "450 MB", … into out. */
 void ns_format_bytes(char *out, size_t n, double bytes);
+/* Whether need bytes are more than this machine's physical memory (0 when they fit or it is
+ * unknown); when they are, both amounts as text into need_text and have_text (n bytes each),
+ * for the one-line error every configuration check gives. */
+int ns_exceeds_memory(double need, char *need_text, char *have_text, size_t n);
 
 /* Sum of squares in double precision: used wherever a norm is reported. */
 double ns_sumsq(const float *x, size_t n);

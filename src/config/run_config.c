@@ -54,12 +54,9 @@ static int check_probe_memory(const NsRunConfig *c, char *err)
     double vectors = steps + 4.0 + (c->lipschitz ? c->hutchinson_samples : 0);
     double model = ns_model_config_memory(&c->model);
     double need = 4.0 * ns_model_param_count(&c->model) * vectors + 16.0 * cells + 3.0 * model;
-    double have = ns_physical_memory();
-    if (have <= 0 || need <= have)
-        return 0;
     char a[32], b[32];
-    ns_format_bytes(a, sizeof a, need);
-    ns_format_bytes(b, sizeof b, have);
+    if (!ns_exceeds_memory(need, a, b, sizeof a))
+        return 0;
     return ns_fail(err, "--hessian-iters %d --density-steps %d --density-runs %d: training with "
                         "the smoothness probe needs about %s of memory, more than this "
                         "machine's %s; give smaller values (or --lipschitz-every 0)",

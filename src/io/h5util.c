@@ -42,6 +42,12 @@ hid_t ns_h5_reader_fapl(void)
     return fapl;
 }
 
+hid_t ns_h5_open_shared_read(const char *path, hid_t fapl)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+    return f >= 0 ? f : H5Fopen(path, H5F_ACC_RDONLY, fapl);
+}
+
 hid_t ns_h5_create(const char *path, char *err)
 {
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);

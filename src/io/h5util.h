@@ -19,6 +19,11 @@ void ns_h5_skip_exit_cleanup(void);
 #define NS_H5_READ_ATTEMPTS 10
 hid_t ns_h5_reader_fapl(void);
 
+/* Opens a run log (or checkpoint) read-only with fapl: as a SWMR reader first, so a log being
+ * written, or left marked open by a killed writer, opens; then plainly, for files not written
+ * in SWMR mode. Returns a file id or H5I_INVALID_HID; reports nothing. */
+hid_t ns_h5_open_shared_read(const char *path, hid_t fapl);
+
 /* Creates (truncating) or opens a file. Returns a file id or H5I_INVALID_HID. */
 hid_t ns_h5_create(const char *path, char *err);
 hid_t ns_h5_open(const char *path, int writable, char *err);

@@ -22,9 +22,7 @@ int ns_log_open(NsLog *log, const char *path, char *err)
         return ns_fail(err, "'%s' is not an HDF5 file (expected a run log written by "
                             "'normscope train --out')", path);
     hid_t fapl = ns_h5_reader_fapl();
-    log->file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-    if (log->file < 0) /* files not written in SWMR mode open without the flag */
-        log->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    log->file = ns_h5_open_shared_read(path, fapl);
     H5Pclose(fapl);
     if (log->file < 0)
         return ns_fail(err, "cannot open HDF5 file '%s'", path);

@@ -53,9 +53,7 @@ static int read_run_id(const char *path, char *id, size_t n)
     /* a log whose writer was killed inside a flush is still marked open for writing: a SWMR
      * reader gets in (and --resume clears the mark) */
     hid_t fapl = ns_h5_reader_fapl();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-    if (f < 0)
-        f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    hid_t f = ns_h5_open_shared_read(path, fapl);
     H5Pclose(fapl);
     if (f < 0)
         return -1;

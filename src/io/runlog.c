@@ -94,9 +94,7 @@ int ns_runlog_rebuild(const char *path, char *err)
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.resume.tmp", path);
     hid_t fapl = latest_fapl();
-    hid_t src = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-    if (src < 0)
-        src = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    hid_t src = ns_h5_open_shared_read(path, fapl);
     H5Pclose(fapl);
     if (src < 0)
         return ns_fail(err, "run log '%s' to append to does not open (damaged?); give a new "

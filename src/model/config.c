@@ -172,12 +172,9 @@ static int check_memory(const NsModelConfig *c, char *err)
         return ns_fail(err, "%s: a tensor of %.3g elements is more than normscope can index; "
                             "choose smaller values of these flags", flags, largest);
     double total = part[0].bytes + part[1].bytes + part[2].bytes + part[3].bytes;
-    double have = ns_physical_memory();
-    if (have <= 0 || total <= have)
-        return 0;
     char need[32], avail[32];
-    ns_format_bytes(need, sizeof need, total);
-    ns_format_bytes(avail, sizeof avail, have);
+    if (!ns_exceeds_memory(total, need, avail, sizeof need))
+        return 0;
     return ns_fail(err, "%s: the model needs about %s of memory (mostly %s), more than this "
                         "machine's %s; choose smaller values of these flags", part[big].flags,
                    need, part[big].what, avail);

@@ -106,13 +106,10 @@ static int check_resources(const NsRunConfig *c, char *err)
     if (cores > 0 && c->threads > 4 * cores)
         return ns_fail(err, "--threads %d is more than 4 times this machine's %ld cores; give "
                             "at most %ld", c->threads, cores, 4 * cores);
-    double have = ns_physical_memory();
     double need = ns_model_config_memory(&c->model) + 12.0 * (double)c->synth_bytes;
-    if (c->corpus_path[0] || have <= 0 || need <= have)
-        return 0;
     char a[32], b[32];
-    ns_format_bytes(a, sizeof a, need);
-    ns_format_bytes(b, sizeof b, have);
+    if (c->corpus_path[0] || !ns_exceeds_memory(need, a, b, sizeof a))
+        return 0;
     return ns_fail(err, "--synth-bytes %ld: the corpus and model need about %s of memory, more "
                         "than this machine's %s; give a smaller --synth-bytes", c->synth_bytes,
                    a, b);
