@@ -11,7 +11,10 @@ run_suite() { # build-dir, meson options...
     local dir="$1"; shift
     [ -f "$dir/build.ninja" ] || meson setup "$dir" -Dtests=enabled "$@" >/dev/null
     ninja -C "$dir"
-    meson test -C "$dir" --print-errorlogs --num-processes 1
+    # one test per core: every test trains tiny models on one thread (OPENBLAS_NUM_THREADS=1,
+    # the size's default of 1 thread); MPI tests and the timing-sensitive ones run alone
+    # (is_parallel: false in tests/meson.build)
+    meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)"
 }
 
 echo "== release build =="
