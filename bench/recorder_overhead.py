@@ -104,8 +104,7 @@ def smoothness_seconds(model, opt, dev, tmp, repeats):
     with normscope.Recorder(model, path, param_names=list(model.named_spec_params()),
                             config={"steps": repeats}, lipschitz_every=1) as rec:
         for _ in range(repeats):
-            tokens = torch.randint(3, 10000, (32, 65), device=dev)
-            mask = torch.ones(32, 64, dtype=torch.bool, device=dev)
+            tokens, mask = batch(dev)
             opt.zero_grad(set_to_none=True)
             loss = model(tokens, mask)
             loss.backward()

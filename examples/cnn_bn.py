@@ -160,12 +160,7 @@ def main():
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--eval-every", type=int, default=200)
-    p.add_argument("--probe-vectors-every", type=int, default=100)
-    p.add_argument("--flush-every", type=int, default=10)
-    p.add_argument("--lipschitz-every", type=int, default=0,
-                   help="the smoothness probe every N steps (0: off)")
-    p.add_argument("--hessian-iters", type=int, default=10)
-    p.add_argument("--hutchinson-samples", type=int, default=4)
+    normscope.add_recorder_flags(p)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     a = p.parse_args()
@@ -195,10 +190,7 @@ def main():
               "lr": a.lr, "weight_decay": 5e-4, "corpus": f"{a.data} ({len(x)} images)"}
     rng = np.random.default_rng(a.seed)
     with normscope.Recorder(model, a.out, config=config, overwrite=a.overwrite,
-                            probe_vectors_every=a.probe_vectors_every,
-                            flush_every=a.flush_every, lipschitz_every=a.lipschitz_every,
-                            hessian_iters=a.hessian_iters,
-                            hutchinson_samples=a.hutchinson_samples) as rec:
+                            **normscope.recorder_options(a)) as rec:
         t, order = 0, rng.permutation(len(x))
         while t < steps:
             k = (t % per_epoch) * a.batch_size

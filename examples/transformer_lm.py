@@ -145,18 +145,6 @@ def record_config(cfg):
     return {k: cfg[k] for k in keys if k in cfg}
 
 
-RECORDER_FLAGS = [("probe-vectors-every", int, 100), ("flush-every", int, 10),
-                  ("lipschitz-every", int, 0), ("hessian-iters", int, 10),
-                  ("hessian-top", int, 1), ("hutchinson-samples", int, 4),
-                  ("density-runs", int, 1), ("density-steps", int, 0)]
-
-
-def recorder_options(args):
-    """The recorder's cadences and smoothness plan from the flags of the same names."""
-    return {name.replace("-", "_"): getattr(args, name.replace("-", "_"))
-            for name, _, _ in RECORDER_FLAGS}
-
-
 def replay(args):
     import h5py
     try:
@@ -178,7 +166,7 @@ def replay(args):
         opt = make_optimizer(model, cfg)
         rec = normscope.Recorder(model, args.out, config=record_config(cfg),
                                  param_names=list(model.named_spec_params()),
-                                 overwrite=args.overwrite, **recorder_options(args))
+                                 overwrite=args.overwrite, **normscope.recorder_options(args))
         with rec:
             for k in steps:
                 g = f[k]
@@ -227,7 +215,7 @@ def train(args):
                else stream_batches(train_ids, B, T, rng))
     rec = normscope.Recorder(model, args.out, config=record_config(cfg),
                              param_names=list(model.named_spec_params()),
-                             overwrite=args.overwrite, **recorder_options(args))
+                             overwrite=args.overwrite, **normscope.recorder_options(args))
     with rec:
         for t in range(1, args.steps + 1):
             tokens, mask = next(batches)
@@ -277,8 +265,9 @@ def main():
                                ("clip", float, 1.0), ("dropout", float, 0.1),
                                ("pn-alpha", float, 0.9), ("pn-warmup", int, None),
                                ("pn-groups", int, None), ("bn-momentum", float, None),
-                               ("seed", int, 1), ("eval-every", int, 0)] + RECORDER_FLAGS:
+                               ("seed", int, 1), ("eval-every", int, 0)]:
         p.add_argument("--" + name, dest=name.replace("-", "_"), type=typ, default=default)
+    normscope.add_recorder_flags(p)
     p.add_argument("--release-defaults", dest="release_defaults", action="store_true")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     args = p.parse_args()

@@ -16,8 +16,8 @@ sides compute in float32 with float64 sums; a step's numbers differ by the order
 reductions over at most B*T*d = 4096 terms (about sqrt(4096) * 6e-8 = 4e-6 relative) carried
 through two layers' forward and backward; the worst measured is a few 1e-6, so 1e-4 leaves a
 margin of ten and still catches any change of definition (a wrong running value, a missing
-mask, a factor 1/d, a mis-ordered update: all 1e-3 or more). Not compared: the validation pass that `train` makes at its end (a debug state holds no
-validation text), the timings
+mask, a factor 1/d, a mis-ordered update: all 1e-3 or more). Not compared: the validation
+pass that `train` makes at its end (a debug state holds no validation text), the timings
 (step_seconds, wall_time, tokens_per_s, real_tokens_per_s, probe_seconds) and the per-tensor
 series of tensors whose gradient is analytically zero (attn/bk under softmax; a bias in front of
 batch norm): their gradient is round-off (their C grad_norm is below 1e-6 of the largest

@@ -236,8 +236,8 @@ class Recorder:
             s.h_rows = [h(g + "/" + k) for k in (
                 "dist_mean", "dist_var", "dist_psi2", "rel_dist_mean", "rel_dist_var",
                 "rel_dist_psi2", "tid_mean", "tid_var", "tid_psi2", "tid_mean_floor",
-                "tid_var_floor", "tid_psi2_floor", "g_mu", "g_sigma2", "g_psi2", "nu_norm", "correction_norm",
-                "grad_out_norm", "grad_in_norm", "grad_gain", "grad_in_max")]
+                "tid_var_floor", "tid_psi2_floor", "g_mu", "g_sigma2", "g_psi2", "nu_norm",
+                "correction_norm", "grad_out_norm", "grad_in_norm", "grad_gain", "grad_in_max")]
             s.h_vec_step = h(g + "/vectors/step")
             s.h_vec = [h(g + "/vectors/" + k) for k in (
                 "batch_mean", "batch_var", "batch_psi2", "running_mean", "running_var",
@@ -246,9 +246,9 @@ class Recorder:
         if self.lipschitz_every:
             self.h_lip_step, self.h_lip_seconds = h("lipschitz/step"), h("lipschitz/seconds")
             self.h_lip = [h("lipschitz/" + k) for k in LIPSCHITZ]
-            self.h_lip_vec = [h("lipschitz/" + k) if w else None for k, w in zip(
-                LIPSCHITZ_VECTORS, (1, self.plan.iters, self.plan.runs * self.plan.steps,
-                                    self.plan.runs * self.plan.steps))]
+            w = self.plan.widths  # a series of width 0 is not declared
+            self.h_lip_vec = [h("lipschitz/" + k) if w[g] else None for k, g in zip(
+                LIPSCHITZ_VECTORS, ("grid", "hessian_top", "density", "density"))]
         self.h_tensor = [[h(f"params/{n}/{k}") for k in (
             "grad_norm", "param_norm", "update_norm", "dist_init")] for n, _ in self.params]
 

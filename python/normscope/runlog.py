@@ -1,4 +1,5 @@
-"""ctypes binding of normscope's run-log writer, libnormscope-runlog.so (include/normscope_runlog.h).
+"""ctypes binding of normscope's run-log writer, libnormscope-runlog.so
+(include/normscope_runlog.h).
 
 One writer for every run log: the file's layout, chunking, SWMR flushing, one-writer lock and
 crash behaviour are the C writer's, the same as `normscope train`'s. The library is found, in

@@ -189,7 +189,6 @@ class Smoothness:
         states to evaluate from (_Isolated)."""
         with _Isolated(self.model, self.params, start) as iso:
             theta0 = _flat([p.detach() for p in self.params]).clone()
-            iso.reset_state()
             loss0, g0 = self._loss_grad(iso, closure, theta0)
             if not (math.isfinite(float(loss0)) and bool(torch.isfinite(g0).all())):
                 return None
