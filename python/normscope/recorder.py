@@ -382,7 +382,7 @@ class Recorder:
                 vals += [gsq, _sumsq(before)]
                 torch.sub(cur, before, out=before)  # before holds the update until _next_step
                 vals.append(_sumsq(before))
-                if cur.dtype == self.scratch.dtype:
+                if cur.dtype == self.scratch.dtype and cur.device == self.scratch.device:
                     away = self.scratch[:cur.numel()].view_as(cur)
                     torch.sub(cur, self.init[i], out=away)
                 else:
