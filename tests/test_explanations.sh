@@ -11,12 +11,7 @@
 set -u
 NS=$(readlink -f "$1")
 PY=/usr/bin/python3
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-failures=0 checks=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { checks=$((checks + 1)); }
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 # Synthetic logs: a 60-step run, one norm site, every series the explanations read.
 $PY - <<'PY' || fail "making the synthetic logs"
@@ -119,5 +114,4 @@ PY
 grep "fluctuation: growth of the distance (dist_\*) | first" conf.md | grep -q "| 20 | 0.5038 | 0.06[45][0-9]* .. 0.77" && ok ||
     fail "confounded interval: $(grep 'fluctuation: growth' conf.md | head -1)"
 
-echo "$checks passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

@@ -21,12 +21,8 @@ export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_plm_rsh_agent=false
 # tests/lsan_mpi.supp suppress) what they still hold at exit.
 export OMPI_MCA_mca_base_component_disable_dlclose=1
 MPIRUN=(mpirun --oversubscribe -np)
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
 export TMPDIR="$WORK" # ranks > 0 log there (a killed rank leaves its file behind)
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 TINY=(--layers 2 --d-model 16 --heads 2 --d-ff 32 --seq-len 8 --batch-size 4 --vocab-size 50
       --batching sentences --synth-bytes 8192 --threads 1)

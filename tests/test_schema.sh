@@ -15,12 +15,7 @@ SRC=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 PY=/usr/bin/python3
 GEN="$SRC/src/io/gen_runlog_schema.py"
 SCHEMA="$SRC/src/io/runlog.schema.json"
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-failures=0 checks=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { checks=$((checks + 1)); }
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 # ---------------------------------------------------------------- docs
 $PY "$GEN" markdown "$SCHEMA" > runlog.md || fail "generator failed on the schema"
@@ -131,5 +126,4 @@ expect width "/lipschitz/hessian_top_eigs: rows of 2 values, expected 3"
 "$NS" check-log batch-pre.h5 missing.h5 > two.out
 [ $? -eq 1 ] && grep -q "batch-pre.h5: ok" two.out && ok || fail "two logs: $(cat two.out)"
 
-echo "$checks passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish
